@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "bwssl-suite",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "bwanalyze", targets: ["bwanalyze"]),
+        .library(name: "ActivationStore", targets: ["ActivationStore"]),
+        .library(name: "LinearAlgebra", targets: ["LinearAlgebra"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, each behind a tiny system-library target with a shim header.
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
+
+        .target(name: "ActivationStore", dependencies: ["CHDF5"]),
+        .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE"]),
+        .target(name: "SyntheticFixtures", dependencies: ["ActivationStore", "LinearAlgebra"]),
+        .target(name: "AnalysisCommands", dependencies: [
+            "ActivationStore", "LinearAlgebra", "SyntheticFixtures",
+        ]),
+        .executableTarget(name: "bwanalyze", dependencies: [
+            "AnalysisCommands", "ActivationStore", "SyntheticFixtures",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "ActivationStoreTests", dependencies: ["ActivationStore", "SyntheticFixtures", "LinearAlgebra"]),
+        .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
+        .testTarget(name: "bwanalyzeTests", dependencies: ["ActivationStore"]),
+    ]
+)

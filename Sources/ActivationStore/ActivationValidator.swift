@@ -1,0 +1,49 @@
+/// The outcome of validating one file.
+public struct ValidationReport: Sendable, Codable {
+    public var file: String
+    public var violations: [SchemaViolation]
+    /// Non-finite token values per depth (only depths that could be scanned).
+    public var nonFiniteCounts: [Int: Int]
+    public var isValid: Bool { violations.isEmpty }
+}
+
+/// Checks a file against bwact/1 and lists every violation found.
+public enum ActivationValidator {
+    /// Validates structure, then scans every depth's tokens (in clip batches) for NaN/Inf.
+    ///
+    /// Errors that make the file unreadable (missing, not HDF5, truncated) are reported as a
+    /// single violation rather than thrown, so a batch of files can be validated in one call.
+    public static func validate(path: String, scanValues: Bool = true) -> ValidationReport {
+        let file: HDF5File
+        do {
+            file = try ActivationFile.openHDF5(path)
+        } catch let e as ActivationStoreError {
+            return ValidationReport(file: path, violations: [SchemaViolation(e.object ?? "/", e.message)], nonFiniteCounts: [:])
+        } catch {
+            return ValidationReport(file: path, violations: [SchemaViolation("/", "\(error)")], nonFiniteCounts: [:])
+        }
+        let inspection = SchemaInspection(file)
+        var violations = inspection.violations
+        var counts: [Int: Int] = [:]
+        if scanValues, inspection.blockingViolations.isEmpty, let reader = try? ActivationFile(path: path) {
+            for depth in reader.depths {
+                var bad = 0
+                do {
+                    for r in reader.clipBatches(maxBytes: 32 << 20) {
+                        bad += try reader.tokens(depth: depth, clips: r, as: Float.self).reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+                    }
+                    counts[depth] = bad
+                    if bad > 0 {
+                        violations.append(SchemaViolation(ActivationPaths.tokens(depth),
+                                                          "\(bad) NaN/Inf value\(bad == 1 ? "" : "s")", blocksReading: false))
+                    }
+                } catch let e as ActivationStoreError {
+                    violations.append(SchemaViolation(ActivationPaths.tokens(depth), e.message))
+                } catch {
+                    violations.append(SchemaViolation(ActivationPaths.tokens(depth), "\(error)"))
+                }
+            }
+        }
+        return ValidationReport(file: path, violations: violations, nonFiniteCounts: counts)
+    }
+}

@@ -1,0 +1,417 @@
+import CHDF5
+
+/// Element types that the store reads and writes.
+public enum ElementType: String, Sendable, Codable, CaseIterable {
+    case float16, float32, float64, int64, uint8
+
+    public var byteCount: Int {
+        switch self {
+        case .float16: return 2
+        case .float32: return 4
+        case .float64: return 8
+        case .int64: return 8
+        case .uint8: return 1
+        }
+    }
+}
+
+/// What a dataset or attribute holds, as HDF5 reports it.
+struct StoredType: Equatable {
+    enum Class: Equatable { case float, integer, string, other }
+    var typeClass: Class
+    var bytes: Int
+    var isVariableString = false
+
+    var elementType: ElementType? {
+        switch (typeClass, bytes) {
+        case (.float, 2): return .float16
+        case (.float, 4): return .float32
+        case (.float, 8): return .float64
+        case (.integer, 8): return .int64
+        case (.integer, 1): return .uint8
+        default: return nil
+        }
+    }
+
+    var readable: String {
+        switch typeClass {
+        case .float: return "float\(bytes * 8)"
+        case .integer: return "int\(bytes * 8)"
+        case .string: return isVariableString ? "variable-length string" : "fixed-length string"
+        case .other: return "unsupported type"
+        }
+    }
+}
+
+/// Native memory types for Swift scalars.
+protocol HDF5MemoryScalar { static var memoryType: hid_t { get } }
+extension Float: HDF5MemoryScalar { static var memoryType: hid_t { bw_H5T_NATIVE_FLOAT() } }
+extension Double: HDF5MemoryScalar { static var memoryType: hid_t { bw_H5T_NATIVE_DOUBLE() } }
+extension Int64: HDF5MemoryScalar { static var memoryType: hid_t { bw_H5T_NATIVE_INT64() } }
+extension UInt8: HDF5MemoryScalar { static var memoryType: hid_t { bw_H5T_NATIVE_UINT8() } }
+
+/// A thin wrapper over one open HDF5 file. Internal: only the store touches HDF5.
+///
+/// Every method takes the library lock. Errors name `displayName` and the object path.
+final class HDF5File: @unchecked Sendable {
+    let displayName: String
+    private let file: H5Handle
+
+    private init(file: H5Handle, displayName: String) {
+        self.file = file
+        self.displayName = displayName
+    }
+
+    var fileID: hid_t { file.id }
+
+    func close() throws {
+        let status = file.close()
+        if status < 0 { throw error(.io, nil, "could not close the file cleanly") }
+    }
+
+    func error(_ kind: ActivationStoreError.Kind, _ object: String?, _ message: String) -> ActivationStoreError {
+        ActivationStoreError(kind, file: displayName, object: object, message)
+    }
+
+    private func hdf5Error(_ object: String?, _ what: String) -> ActivationStoreError {
+        let detail = HDF5Library.lastErrorMessage().map { " (\($0))" } ?? ""
+        return error(.io, object, what + detail)
+    }
+
+    // MARK: opening
+
+    static func create(path: String, displayName: String) throws -> HDF5File {
+        try HDF5Library.sync {
+            let fcpl = H5Handle(H5Pcreate(bw_H5P_FILE_CREATE()), .plist)
+            // No timestamps in object headers: identical content gives identical bytes.
+            H5Pset_obj_track_times(fcpl.id, false)
+            let id = H5Fcreate(path, bw_H5F_ACC_EXCL(), fcpl.id, bw_H5P_DEFAULT())
+            guard id >= 0 else {
+                let detail = HDF5Library.lastErrorMessage().map { " (\($0))" } ?? ""
+                throw ActivationStoreError(.io, file: displayName, "cannot create file\(detail)")
+            }
+            return HDF5File(file: H5Handle(id, .file), displayName: displayName)
+        }
+    }
+
+    static func openReadOnly(path: String, displayName: String) throws -> HDF5File {
+        try HDF5Library.sync {
+            let isHDF5 = H5Fis_hdf5(path)
+            if isHDF5 == 0 {
+                throw ActivationStoreError(.notHDF5, file: displayName, "not an HDF5 file")
+            }
+            let id = H5Fopen(path, bw_H5F_ACC_RDONLY(), bw_H5P_DEFAULT())
+            guard isHDF5 > 0, id >= 0 else {
+                let detail = HDF5Library.lastErrorMessage().map { " (\($0))" } ?? ""
+                throw ActivationStoreError(.cannotOpen, file: displayName,
+                                           "cannot open as HDF5; the file may be truncated or damaged\(detail)")
+            }
+            return HDF5File(file: H5Handle(id, .file), displayName: displayName)
+        }
+    }
+
+    // MARK: structure
+
+    /// True when every component of `path` exists (H5Lexists needs each step checked).
+    func exists(_ path: String) -> Bool {
+        HDF5Library.sync {
+            var prefix = ""
+            for part in path.split(separator: "/") {
+                prefix += "/" + part
+                if H5Lexists(file.id, prefix, bw_H5P_DEFAULT()) <= 0 { return false }
+            }
+            return true
+        }
+    }
+
+    func isGroup(_ path: String) -> Bool {
+        HDF5Library.sync {
+            guard path == "/" || exists(path) else { return false }
+            var info = H5O_info_t()
+            guard H5Oget_info_by_name1(file.id, path, &info, bw_H5P_DEFAULT()) >= 0 else { return false }
+            return info.type == H5O_TYPE_GROUP
+        }
+    }
+
+    func isDataset(_ path: String) -> Bool {
+        HDF5Library.sync {
+            guard exists(path) else { return false }
+            var info = H5O_info_t()
+            guard H5Oget_info_by_name1(file.id, path, &info, bw_H5P_DEFAULT()) >= 0 else { return false }
+            return info.type == H5O_TYPE_DATASET
+        }
+    }
+
+    /// Names of the links in a group, in name order; nil if the group does not exist.
+    func childNames(of path: String) -> [String]? {
+        HDF5Library.sync {
+            guard isGroup(path) else { return nil }
+            let g = H5Gopen2(file.id, path, bw_H5P_DEFAULT())
+            guard g >= 0 else { return nil }
+            let group = H5Handle(g, .group)
+            var info = H5G_info_t()
+            guard H5Gget_info(group.id, &info) >= 0 else { return nil }
+            var names: [String] = []
+            for i in 0..<info.nlinks {
+                let size = H5Lget_name_by_idx(group.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, bw_H5P_DEFAULT())
+                guard size >= 0 else { continue }
+                var buf = [CChar](repeating: 0, count: Int(size) + 1)
+                H5Lget_name_by_idx(group.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, Int(size) + 1, bw_H5P_DEFAULT())
+                names.append(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            return names
+        }
+    }
+
+    // MARK: types and shapes
+
+    private func describe(type t: hid_t) -> StoredType {
+        let cls = H5Tget_class(t)
+        let size = H5Tget_size(t)
+        switch cls {
+        case H5T_FLOAT: return StoredType(typeClass: .float, bytes: size)
+        case H5T_INTEGER: return StoredType(typeClass: .integer, bytes: size)
+        case H5T_STRING: return StoredType(typeClass: .string, bytes: size, isVariableString: H5Tis_variable_str(t) > 0)
+        default: return StoredType(typeClass: .other, bytes: size)
+        }
+    }
+
+    private func shape(of space: hid_t) -> [Int] {
+        let rank = H5Sget_simple_extent_ndims(space)
+        guard rank > 0 else { return [] }
+        var dims = [hsize_t](repeating: 0, count: Int(rank))
+        H5Sget_simple_extent_dims(space, &dims, nil)
+        return dims.map { Int($0) }
+    }
+
+    struct DatasetInfo {
+        var shape: [Int]
+        var type: StoredType
+        var chunk: [Int]?
+    }
+
+    func datasetInfo(_ path: String) throws -> DatasetInfo {
+        try HDF5Library.sync {
+            let ds = try openDataset(path)
+            let space = H5Handle(H5Dget_space(ds.id), .dataspace)
+            let type = H5Handle(H5Dget_type(ds.id), .datatype)
+            let plist = H5Handle(H5Dget_create_plist(ds.id), .plist)
+            var chunk: [Int]? = nil
+            if H5Pget_layout(plist.id) == H5D_CHUNKED {
+                var dims = [hsize_t](repeating: 0, count: 8)
+                let rank = H5Pget_chunk(plist.id, 8, &dims)
+                if rank > 0 { chunk = dims.prefix(Int(rank)).map { Int($0) } }
+            }
+            return DatasetInfo(shape: shape(of: space.id), type: describe(type: type.id), chunk: chunk)
+        }
+    }
+
+    private func openDataset(_ path: String) throws -> H5Handle {
+        guard isDataset(path) else {
+            throw error(.schema, path, exists(path) ? "is not a dataset" : "missing")
+        }
+        let id = H5Dopen2(file.id, path, bw_H5P_DEFAULT())
+        guard id >= 0 else { throw hdf5Error(path, "cannot open dataset") }
+        return H5Handle(id, .dataset)
+    }
+
+    // MARK: attributes (on the root group)
+
+    func attributeExists(_ name: String) -> Bool {
+        HDF5Library.sync { H5Aexists(file.id, name) > 0 }
+    }
+
+    private func attributeLabel(_ name: String) -> String { "/ attr \(name)" }
+
+    func attributeInfo(_ name: String) throws -> (shape: [Int], type: StoredType) {
+        try HDF5Library.sync {
+            let a = try openAttribute(name)
+            let space = H5Handle(H5Aget_space(a.id), .dataspace)
+            let type = H5Handle(H5Aget_type(a.id), .datatype)
+            return (shape(of: space.id), describe(type: type.id))
+        }
+    }
+
+    private func openAttribute(_ name: String) throws -> H5Handle {
+        guard H5Aexists(file.id, name) > 0 else { throw error(.schema, attributeLabel(name), "missing") }
+        let id = H5Aopen(file.id, name, bw_H5P_DEFAULT())
+        guard id >= 0 else { throw hdf5Error(attributeLabel(name), "cannot open attribute") }
+        return H5Handle(id, .attribute)
+    }
+
+    /// A scalar string attribute, variable- or fixed-length.
+    func readStringAttribute(_ name: String) throws -> String {
+        try HDF5Library.sync {
+            let a = try openAttribute(name)
+            let space = H5Handle(H5Aget_space(a.id), .dataspace)
+            guard H5Sget_simple_extent_npoints(space.id) == 1 else {
+                throw error(.schema, attributeLabel(name), "expected one string, found an array")
+            }
+            let fileType = H5Handle(H5Aget_type(a.id), .datatype)
+            guard H5Tget_class(fileType.id) == H5T_STRING else {
+                throw error(.schema, attributeLabel(name), "expected a string, found \(describe(type: fileType.id).readable)")
+            }
+            if H5Tis_variable_str(fileType.id) > 0 {
+                let mem = H5Handle(H5Tcopy(bw_H5T_C_S1()), .datatype)
+                H5Tset_size(mem.id, bw_H5T_VARIABLE())
+                H5Tset_cset(mem.id, H5Tget_cset(fileType.id))
+                var ptr: UnsafeMutablePointer<CChar>? = nil
+                guard H5Aread(a.id, mem.id, &ptr) >= 0 else { throw hdf5Error(attributeLabel(name), "cannot read") }
+                defer { if let ptr { H5free_memory(ptr) } }
+                return ptr.map { String(cString: $0) } ?? ""
+            } else {
+                let size = H5Tget_size(fileType.id)
+                var buf = [CChar](repeating: 0, count: size + 1)
+                guard H5Aread(a.id, fileType.id, &buf) >= 0 else { throw hdf5Error(attributeLabel(name), "cannot read") }
+                return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            }
+        }
+    }
+
+    /// An integer attribute, scalar or one-dimensional, converted to Int64.
+    func readIntAttribute(_ name: String) throws -> [Int] {
+        try HDF5Library.sync {
+            let a = try openAttribute(name)
+            let fileType = H5Handle(H5Aget_type(a.id), .datatype)
+            guard H5Tget_class(fileType.id) == H5T_INTEGER else {
+                throw error(.schema, attributeLabel(name), "expected int64, found \(describe(type: fileType.id).readable)")
+            }
+            let space = H5Handle(H5Aget_space(a.id), .dataspace)
+            let count = Int(H5Sget_simple_extent_npoints(space.id))
+            var values = [Int64](repeating: 0, count: count)
+            if count > 0 {
+                guard H5Aread(a.id, bw_H5T_NATIVE_INT64(), &values) >= 0 else {
+                    throw hdf5Error(attributeLabel(name), "cannot read")
+                }
+            }
+            return values.map { Int($0) }
+        }
+    }
+
+    func writeStringAttribute(_ name: String, _ value: String) throws {
+        try HDF5Library.sync {
+            let type = H5Handle(H5Tcopy(bw_H5T_C_S1()), .datatype)
+            H5Tset_size(type.id, bw_H5T_VARIABLE())
+            H5Tset_cset(type.id, H5T_CSET_UTF8)
+            let space = H5Handle(H5Screate(H5S_SCALAR), .dataspace)
+            let aid = H5Acreate2(file.id, name, type.id, space.id, bw_H5P_DEFAULT(), bw_H5P_DEFAULT())
+            guard aid >= 0 else { throw hdf5Error(attributeLabel(name), "cannot create attribute") }
+            let attr = H5Handle(aid, .attribute)
+            let status: herr_t = value.withCString { cstr in
+                var p: UnsafePointer<CChar>? = cstr
+                return H5Awrite(attr.id, type.id, &p)
+            }
+            guard status >= 0 else { throw hdf5Error(attributeLabel(name), "cannot write attribute") }
+        }
+    }
+
+    /// Writes an int64 attribute: scalar when `shape` is nil, else one-dimensional.
+    func writeIntAttribute(_ name: String, _ values: [Int], scalar: Bool) throws {
+        try HDF5Library.sync {
+            precondition(!scalar || values.count == 1)
+            let space: H5Handle
+            if scalar {
+                space = H5Handle(H5Screate(H5S_SCALAR), .dataspace)
+            } else {
+                var dims = [hsize_t(values.count)]
+                space = H5Handle(H5Screate_simple(1, &dims, nil), .dataspace)
+            }
+            let aid = H5Acreate2(file.id, name, bw_H5T_STD_I64LE(), space.id, bw_H5P_DEFAULT(), bw_H5P_DEFAULT())
+            guard aid >= 0 else { throw hdf5Error(attributeLabel(name), "cannot create attribute") }
+            let attr = H5Handle(aid, .attribute)
+            var v = values.map { Int64($0) }
+            guard H5Awrite(attr.id, bw_H5T_NATIVE_INT64(), &v) >= 0 else {
+                throw hdf5Error(attributeLabel(name), "cannot write attribute")
+            }
+        }
+    }
+
+    // MARK: datasets
+
+    private func fileType(for element: ElementType) -> H5Handle {
+        switch element {
+        case .float16: return H5Handle(bw_make_float16_type(), .datatype)
+        case .float32: return H5Handle(H5Tcopy(bw_H5T_IEEE_F32LE()), .datatype)
+        case .float64: return H5Handle(H5Tcopy(bw_H5T_IEEE_F64LE()), .datatype)
+        case .int64: return H5Handle(H5Tcopy(bw_H5T_STD_I64LE()), .datatype)
+        case .uint8: return H5Handle(H5Tcopy(bw_H5T_NATIVE_UINT8()), .datatype)
+        }
+    }
+
+    /// Creates a dataset (and any missing parent groups); chunked when `chunk` is given.
+    func createDataset(_ path: String, shape: [Int], type element: ElementType, chunk: [Int]? = nil) throws {
+        try HDF5Library.sync {
+            var dims = shape.map { hsize_t($0) }
+            let space = H5Handle(H5Screate_simple(Int32(dims.count), &dims, nil), .dataspace)
+            let lcpl = H5Handle(H5Pcreate(bw_H5P_LINK_CREATE()), .plist)
+            H5Pset_create_intermediate_group(lcpl.id, 1)
+            let dcpl = H5Handle(H5Pcreate(bw_H5P_DATASET_CREATE()), .plist)
+            H5Pset_obj_track_times(dcpl.id, false)
+            if let chunk, shape.allSatisfy({ $0 > 0 }) {
+                var c = chunk.map { hsize_t($0) }
+                H5Pset_chunk(dcpl.id, Int32(c.count), &c)
+            }
+            let type = fileType(for: element)
+            let id = H5Dcreate2(file.id, path, type.id, space.id, lcpl.id, dcpl.id, bw_H5P_DEFAULT())
+            guard id >= 0 else { throw hdf5Error(path, "cannot create dataset") }
+            H5Dclose(id)
+        }
+    }
+
+    /// Writes `values` into the box `start ..< start+count` of a dataset (the whole dataset when nil).
+    func write<T: HDF5MemoryScalar>(_ path: String, _ values: [T], start: [Int]? = nil, count: [Int]? = nil) throws {
+        try HDF5Library.sync {
+            let ds = try openDataset(path)
+            let (fileSpace, memSpace) = try selection(ds, path, start: start, count: count, elements: values.count)
+            let status = values.withUnsafeBufferPointer { p in
+                H5Dwrite(ds.id, T.memoryType, memSpace?.id ?? bw_H5S_ALL(), fileSpace?.id ?? bw_H5S_ALL(),
+                         bw_H5P_DEFAULT(), p.baseAddress)
+            }
+            guard status >= 0 else { throw hdf5Error(path, "cannot write") }
+        }
+    }
+
+    /// Reads the box `start ..< start+count` of a dataset (the whole dataset when nil), converted to T.
+    func read<T: HDF5MemoryScalar & Numeric>(_ path: String, as: T.Type, start: [Int]? = nil, count: [Int]? = nil) throws -> [T] {
+        try HDF5Library.sync {
+            let ds = try openDataset(path)
+            let space = H5Handle(H5Dget_space(ds.id), .dataspace)
+            let total = count?.reduce(1, *) ?? Int(H5Sget_simple_extent_npoints(space.id))
+            var out = [T](repeating: 0, count: total)
+            if total == 0 { return out }
+            let (fileSpace, memSpace) = try selection(ds, path, start: start, count: count, elements: total)
+            let status = out.withUnsafeMutableBufferPointer { p in
+                H5Dread(ds.id, T.memoryType, memSpace?.id ?? bw_H5S_ALL(), fileSpace?.id ?? bw_H5S_ALL(),
+                        bw_H5P_DEFAULT(), p.baseAddress)
+            }
+            guard status >= 0 else { throw hdf5Error(path, "cannot read (the file may be truncated or damaged)") }
+            return out
+        }
+    }
+
+    private func selection(_ ds: H5Handle, _ path: String, start: [Int]?, count: [Int]?, elements: Int) throws
+        -> (H5Handle?, H5Handle?)
+    {
+        let space = H5Handle(H5Dget_space(ds.id), .dataspace)
+        let dims = shape(of: space.id)
+        guard let start, let count else {
+            let n = dims.reduce(1, *)
+            guard n == elements else { throw error(.invalidArgument, path, "expected \(n) values, got \(elements)") }
+            return (nil, nil)
+        }
+        guard start.count == dims.count, count.count == dims.count,
+              zip(zip(start, count), dims).allSatisfy({ $0.0 >= 0 && $0.1 >= 0 && $0.0 + $0.1 <= $1 }) else {
+            throw error(.invalidArgument, path, "selection start \(start) count \(count) outside shape \(dims)")
+        }
+        guard count.reduce(1, *) == elements else {
+            throw error(.invalidArgument, path, "selection holds \(count.reduce(1, *)) values, buffer \(elements)")
+        }
+        var s = start.map { hsize_t($0) }
+        var c = count.map { hsize_t($0) }
+        guard H5Sselect_hyperslab(space.id, H5S_SELECT_SET, &s, nil, &c, nil) >= 0 else {
+            throw hdf5Error(path, "cannot select clips")
+        }
+        let mem = H5Handle(H5Screate_simple(Int32(c.count), &c, nil), .dataspace)
+        return (space, mem)
+    }
+}

@@ -1,0 +1,76 @@
+import CHDF5
+import Foundation
+
+/// Serialises every HDF5 call: the library (Debian's serial build) is not thread-safe.
+///
+/// The lock is recursive so that a wrapper holding it may call another wrapper.
+/// HDF5's automatic error printing is switched off the first time the library is used;
+/// failures come back as `ActivationStoreError`s that name the file and the object.
+enum HDF5Library {
+    private static let lock: NSRecursiveLock = {
+        let l = NSRecursiveLock()
+        l.name = "bwssl.hdf5"
+        return l
+    }()
+    nonisolated(unsafe) private static var initialised = false
+
+    static func sync<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        if !initialised {
+            H5open()
+            H5Eset_auto2(bw_H5E_DEFAULT(), nil, nil)
+            initialised = true
+        }
+        return try body()
+    }
+
+    /// The innermost message on HDF5's error stack, if any (e.g. "unable to open file").
+    static func lastErrorMessage() -> String? {
+        final class Box { var message: String? }
+        let box = Box()
+        let walker: H5E_walk2_t = { _, desc, data in
+            guard let desc, let data else { return 0 }
+            let box = Unmanaged<Box>.fromOpaque(data).takeUnretainedValue()
+            if let m = desc.pointee.desc { box.message = String(cString: m) }
+            return 0
+        }
+        let opaque = Unmanaged.passUnretained(box).toOpaque()
+        H5Ewalk2(bw_H5E_DEFAULT(), H5E_WALK_DOWNWARD, walker, opaque)
+        H5Eclear2(bw_H5E_DEFAULT())
+        return box.message
+    }
+}
+
+/// An owned HDF5 identifier, closed with the matching H5?close when released.
+final class H5Handle: @unchecked Sendable {
+    enum Kind { case file, group, dataset, dataspace, datatype, attribute, plist }
+    let id: hid_t
+    let kind: Kind
+
+    init(_ id: hid_t, _ kind: Kind) {
+        self.id = id
+        self.kind = kind
+    }
+
+    /// Closes now (idempotence is the caller's concern: call at most once, then drop the handle).
+    private var closed = false
+    @discardableResult
+    func close() -> herr_t {
+        HDF5Library.sync {
+            guard !closed else { return 0 }
+            closed = true
+            switch kind {
+            case .file: return H5Fclose(id)
+            case .group: return H5Gclose(id)
+            case .dataset: return H5Dclose(id)
+            case .dataspace: return H5Sclose(id)
+            case .datatype: return H5Tclose(id)
+            case .attribute: return H5Aclose(id)
+            case .plist: return H5Pclose(id)
+            }
+        }
+    }
+
+    deinit { close() }
+}

@@ -1,0 +1,123 @@
+import ActivationStore
+import Foundation
+
+/// What `bwanalyze inspect` reports about one activation file.
+public struct FileSummary: Codable, Sendable {
+    public struct Target: Codable, Sendable {
+        public var name: String
+        public var classes: Int
+        /// Clips per class index 0..<classes.
+        public var counts: [Int]
+    }
+
+    public var file: String
+    public var fileBytes: Int
+    public var run: String
+    public var regime: String
+    public var probeSet: String
+    public var step: Int
+    public var seed: Int
+    public var blockEnds: [Int]
+    public var layers: Int
+    public var clips: Int
+    public var tokens: Int
+    public var features: Int
+    public var tokenTypes: [String]
+    public var chunkClips: Int?
+    public var attentionLayers: [Int]
+    public var attentionClips: Int?
+    public var attentionHeads: Int?
+    public var hasPositions: Bool
+    public var trainingSteps: Int?
+    public var targets: [Target]
+    public var warnings: [String]
+
+    public init(_ f: ActivationFile) throws {
+        file = f.path
+        fileBytes = f.fileSize
+        run = f.metadata.run
+        regime = f.metadata.regime
+        probeSet = f.metadata.probeSet
+        step = f.metadata.step
+        seed = f.metadata.seed
+        blockEnds = f.metadata.blockEnds
+        layers = f.layerCount
+        clips = f.clipCount
+        tokens = f.tokenCount
+        features = f.featureCount
+        tokenTypes = Array(Set(f.tokenTypes.map(\.rawValue))).sorted()
+        chunkClips = f.chunkClips
+        attentionLayers = f.attentionShapes.keys.sorted()
+        attentionClips = f.attentionShapes.values.first?.clips
+        attentionHeads = f.attentionShapes.values.first?.heads
+        hasPositions = f.hasPositions
+        trainingSteps = try f.trainingCurve()?.steps.count
+        targets = try f.targets.map { name in
+            let labels = try f.labels(name)
+            let classes = (labels.max() ?? -1) + 1
+            var counts = [Int](repeating: 0, count: classes)
+            for l in labels { counts[l] += 1 }
+            return Target(name: name, classes: classes, counts: counts)
+        }
+        warnings = f.warnings.map(\.description)
+    }
+
+    /// Human-readable size, e.g. `1.2 MiB`.
+    public static func formatBytes(_ n: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var v = Double(n), u = 0
+        while v >= 1024, u < units.count - 1 { v /= 1024; u += 1 }
+        return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
+    }
+
+    /// A compact description of a list of integers: `1-3, 5`.
+    static func ranges(_ xs: [Int]) -> String {
+        var parts: [String] = []
+        var i = 0
+        while i < xs.count {
+            var j = i
+            while j + 1 < xs.count, xs[j + 1] == xs[j] + 1 { j += 1 }
+            parts.append(j > i ? "\(xs[i])-\(xs[j])" : "\(xs[i])")
+            i = j + 1
+        }
+        return parts.joined(separator: ", ")
+    }
+
+    /// The multi-line text block printed by `bwanalyze inspect`.
+    public var text: String {
+        var lines: [String] = []
+        lines.append("\(file)  (\(FileSummary.formatBytes(fileBytes)))")
+        func row(_ key: String, _ value: String) { lines.append("  " + key.padding(toLength: 11, withPad: " ", startingAt: 0) + value) }
+        row("run", "\(run)   regime \(regime)   probe set \(probeSet)   step \(step)   seed \(seed)")
+        row("blocks", "K = \(blockEnds.count), ending at layer\(blockEnds.count == 1 ? "" : "s") \(blockEnds.map(String.init).joined(separator: ", "))")
+        var layerLine = "L = \(layers) (depths 0-\(layers), 0 = embedding)   N = \(clips) clips   T = \(tokens) tokens   D = \(features)   \(tokenTypes.joined(separator: "/"))"
+        if let c = chunkClips { layerLine += " (chunks of \(c) clip\(c == 1 ? "" : "s"))" }
+        row("layers", layerLine)
+        if attentionLayers.isEmpty {
+            row("attention", "none")
+        } else {
+            row("attention", "layers \(FileSummary.ranges(attentionLayers))   M = \(attentionClips ?? 0) clips   H = \(attentionHeads ?? 0) heads")
+        }
+        row("positions", hasPositions ? "yes" : "no")
+        if targets.isEmpty {
+            row("targets", "none")
+        } else {
+            for (i, t) in targets.enumerated() {
+                let counts = t.counts.count <= 12 ? t.counts.map(String.init).joined(separator: "/")
+                    : "min \(t.counts.min() ?? 0), max \(t.counts.max() ?? 0) per class"
+                row(i == 0 ? "targets" : "", "\(t.name): \(t.classes) classes (\(counts))")
+            }
+        }
+        row("training", trainingSteps.map { "\($0) logged steps x \(blockEnds.count) block loss\(blockEnds.count == 1 ? "" : "es")" } ?? "no loss curve")
+        for (i, w) in warnings.enumerated() { row(i == 0 ? "warnings" : "", w) }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// JSON encoding shared by the subcommands: sorted keys, pretty-printed, snake_case.
+public func encodeJSON<T: Encodable>(_ value: T) throws -> String {
+    let e = JSONEncoder()
+    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    e.keyEncodingStrategy = .convertToSnakeCase
+    return String(decoding: try e.encode(value), as: UTF8.self)
+}

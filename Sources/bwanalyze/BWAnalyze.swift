@@ -1,0 +1,151 @@
+import ActivationStore
+import AnalysisCommands
+import ArgumentParser
+import Foundation
+import SyntheticFixtures
+
+@main
+struct BWAnalyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bwanalyze",
+        abstract: "Analyse per-layer activations (bwact/1 HDF5 files) of blockwise and end-to-end video transformers.",
+        discussion: """
+        Activation files follow the bwact/1 format (docs/activation-format.md). Start with
+        `bwanalyze inspect FILE` to see what a file holds and `bwanalyze validate FILE` to check it.
+        """,
+        version: "0.1.0",
+        subcommands: [Inspect.self, Validate.self, Fixtures.self, Synth.self]
+    )
+}
+
+/// Prints one line to standard error.
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data(("bwanalyze: error: " + message + "\n").utf8))
+}
+
+extension BWAnalyze {
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Summarise activation files: run, regime, blocks, layers, N/T/D, targets, attention, size.")
+
+        @Argument(help: "Activation files (.h5).")
+        var files: [String]
+
+        @Flag(help: "Print a JSON array instead of text.")
+        var json = false
+
+        func run() throws {
+            var summaries: [FileSummary] = []
+            var failed = false
+            for path in files {
+                do {
+                    let s = try FileSummary(ActivationFile(path: path))
+                    summaries.append(s)
+                    if !json { print(s.text + (path == files.last ? "" : "\n")) }
+                } catch {
+                    printError("\(error)")
+                    failed = true
+                }
+            }
+            if json { print(try encodeJSON(summaries)) }
+            if failed { throw ExitCode.failure }
+        }
+    }
+
+    struct Validate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check files against the bwact/1 schema and list every violation.",
+            discussion: "Checks attributes, layer ranks and shapes, N across layers and labels, attention and positions, and counts NaN/Inf per layer. Exit status 0 when every file is clean, 1 otherwise.")
+
+        @Argument(help: "Activation files (.h5).")
+        var files: [String]
+
+        @Flag(help: "Print a JSON array of reports instead of text.")
+        var json = false
+
+        @Flag(help: "Skip the NaN/Inf scan of token values (structure only).")
+        var noValues = false
+
+        func run() throws {
+            let reports = files.map { ActivationValidator.validate(path: $0, scanValues: !noValues) }
+            if json {
+                print(try encodeJSON(reports))
+            } else {
+                for r in reports {
+                    if r.isValid {
+                        print("\(r.file): ok")
+                    } else {
+                        print("\(r.file): \(r.violations.count) problem\(r.violations.count == 1 ? "" : "s")")
+                        for v in r.violations { print("  - \(v)") }
+                    }
+                }
+            }
+            if reports.contains(where: { !$0.isValid }) { throw ExitCode.failure }
+        }
+    }
+
+    struct Fixtures: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the deterministic synthetic test fixtures (see Fixtures/README.md).")
+
+        @Option(help: "Directory to write into (created if missing).")
+        var out: String = "Fixtures"
+
+        func run() throws {
+            do {
+                for path in try FixtureSet.write(to: out) { print(path) }
+            } catch {
+                printError("\(error)")
+                throw ExitCode.failure
+            }
+        }
+    }
+
+    struct Synth: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a random Gaussian activation file of any size (for benchmarks), streamed in clip batches.")
+
+        @Option(help: "Output file.")
+        var out: String
+        @Option(help: "Clips N.") var clips = 2048
+        @Option(help: "Tokens per clip T.") var tokens = 128
+        @Option(help: "Features D.") var features = 384
+        @Option(help: "Layers L (depths 0...L are written).") var layers = 12
+        @Option(help: "Random seed.") var seed: UInt64 = 0
+        @Option(help: "Token dtype: float16, float32 or float64.") var dtype = "float32"
+        @Flag(help: "Do not print progress.") var quiet = false
+
+        func validate() throws {
+            guard clips > 0, tokens > 0, features > 0, layers > 0 else {
+                throw ValidationError("--clips, --tokens, --features and --layers must be positive")
+            }
+            guard ["float16", "float32", "float64"].contains(dtype) else {
+                throw ValidationError("--dtype must be float16, float32 or float64")
+            }
+        }
+
+        func run() throws {
+            let bytes = clips * tokens * features * (layers + 1) * ElementType(rawValue: dtype)!.byteCount
+            if !quiet { FileHandle.standardError.write(Data("writing \(out) (\(FileSummary.formatBytes(bytes)) of tokens)\n".utf8)) }
+            let isTTY = isatty(STDERR_FILENO) != 0
+            var lastShown = -1
+            do {
+                try RandomActivations.write(path: out, clips: clips, tokens: tokens, features: features, layers: layers,
+                                            seed: seed, type: ElementType(rawValue: dtype)!) { fraction in
+                    guard !quiet else { return }
+                    let pct = Int(fraction * 100)
+                    if isTTY {
+                        FileHandle.standardError.write(Data("\r  \(pct)%".utf8))
+                    } else if pct / 10 != lastShown / 10 || pct == 100 {
+                        FileHandle.standardError.write(Data("  \(pct)%\n".utf8))
+                    }
+                    lastShown = pct
+                }
+                if !quiet && isTTY { FileHandle.standardError.write(Data("\n".utf8)) }
+            } catch {
+                printError("\(error)")
+                throw ExitCode.failure
+            }
+        }
+    }
+}
