@@ -29,8 +29,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "ActivationStoreTests", dependencies: ["ActivationStore", "SyntheticFixtures", "LinearAlgebra"]),
+        // Helpers shared by the test targets (temporary directories, running the built tools, Python).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "ActivationStoreTests",
+                    dependencies: ["ActivationStore", "SyntheticFixtures", "LinearAlgebra", "TestSupport", "bwanalyze"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
-        .testTarget(name: "bwanalyzeTests", dependencies: ["ActivationStore"]),
     ]
 )

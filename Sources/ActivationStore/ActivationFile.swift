@@ -43,11 +43,11 @@ public final class ActivationFile: @unchecked Sendable {
     ///   not HDF5, truncated, of another schema, or structurally inconsistent.
     public init(path: String) throws {
         let file = try ActivationFile.openHDF5(path)
-        let inspection = SchemaInspection(file)
         if !file.attributeExists("format") {
             throw ActivationStoreError(.notBwact, file: path,
                                        "not a bwact activation file (no root attribute 'format'); see docs/activation-format.md")
         }
+        let inspection = SchemaInspection(file)
         if let first = inspection.blockingViolations.first {
             let more = inspection.blockingViolations.count - 1
             let tail = more > 0 ? " (and \(more) more problem\(more == 1 ? "" : "s"); run `bwanalyze validate` for all)" : ""

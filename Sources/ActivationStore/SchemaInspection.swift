@@ -12,11 +12,16 @@ struct SchemaInspection {
     var hasPositions = false
     var trainingSteps: Int? = nil
     var violations: [SchemaViolation] = []
+    private var blockEnds: [Int]? = nil
 
     var blockingViolations: [SchemaViolation] { violations.filter(\.blocksReading) }
 
     /// Checks everything that can be checked without reading token values.
     init(_ f: HDF5File) {
+        guard f.attributeExists("format") else {
+            flag("/", "not a bwact activation file (no root attribute 'format'); see docs/activation-format.md")
+            return
+        }
         readMetadata(f)
         readLayers(f)
         readPositions(f)
@@ -77,7 +82,7 @@ struct SchemaInspection {
         if let config, (try? JSONSerialization.jsonObject(with: Data(config.utf8), options: [.fragmentsAllowed])) == nil {
             flag("/ attr config", "is not valid JSON", blocking: false)
         }
-        let blockEnds = intAttr(f, "block_ends", scalar: false)
+        blockEnds = intAttr(f, "block_ends", scalar: false)
         if let run, let regime, let probeSet, let step, let seed, let config, let blockEnds {
             metadata = ActivationMetadata(run: run, regime: regime, blockEnds: blockEnds, probeSet: probeSet,
                                           step: step[0], seed: seed[0], config: config)
@@ -155,7 +160,7 @@ struct SchemaInspection {
                 }
             }
         }
-        if let ends = metadata?.blockEnds {
+        if let ends = blockEnds {
             if ends.isEmpty {
                 flag("/ attr block_ends", "is empty; list the last layer of each block, e.g. [\(layerCount)]")
             } else if zip(ends, ends.dropFirst()).contains(where: { $0 >= $1 }) {

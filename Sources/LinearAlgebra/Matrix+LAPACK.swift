@@ -74,7 +74,7 @@ extension Matrix where Scalar == Double {
         let info = a.withUnsafeMutableBufferPointer { pa in
             s.withUnsafeMutableBufferPointer { ps in
                 LAPACKE_dgesdd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "N")), Int32(m), Int32(n),
-                               pa.baseAddress, Int32(n), ps.baseAddress, nil, 1, nil, 1)
+                               pa.baseAddress, Int32(n), ps.baseAddress, nil, Int32(Swift.max(1, k)), nil, Int32(Swift.max(1, n)))
             }
         }
         guard info == 0 else { throw LinearAlgebraError.lapackFailed(routine: "dgesdd", info: info) }
