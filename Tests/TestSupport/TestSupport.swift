@@ -46,7 +46,7 @@ public let productsDirectory: URL = {
 }()
 
 /// Runs an executable with arguments and waits for it.
-public func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> ProcessResult {
+public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> ProcessResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
@@ -71,11 +71,11 @@ public func run(_ executable: String, _ arguments: [String], environment: [Strin
 
 /// Runs the built `bwanalyze`.
 public func bwanalyze(_ arguments: String...) throws -> ProcessResult {
-    try run(productsDirectory.appendingPathComponent("bwanalyze").path, arguments)
+    try runProcess(productsDirectory.appendingPathComponent("bwanalyze").path, arguments)
 }
 
 public func bwanalyze(arguments: [String]) throws -> ProcessResult {
-    try run(productsDirectory.appendingPathComponent("bwanalyze").path, arguments)
+    try runProcess(productsDirectory.appendingPathComponent("bwanalyze").path, arguments)
 }
 
 /// Debian's Python with h5py/numpy (the test command installs them), or nil when unavailable.
@@ -83,7 +83,7 @@ public func bwanalyze(arguments: [String]) throws -> ProcessResult {
 public func debianPython(modules: [String]) -> String? {
     let python = "/usr/bin/python3"
     guard FileManager.default.isExecutableFile(atPath: python),
-          let r = try? run(python, ["-c", modules.map { "import \($0)" }.joined(separator: "; ")]), r.status == 0 else {
+          let r = try? runProcess(python, ["-c", modules.map { "import \($0)" }.joined(separator: "; ")]), r.status == 0 else {
         return nil
     }
     return python
