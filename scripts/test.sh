@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Runs every test: installs missing system packages, builds, then the Swift test suite
-# (which includes the h5py/numpy interop tests, made mandatory here).
+# (which includes the h5py/numpy interop tests, made mandatory here). Ends with one
+# "N passed, N failed" line counted from XCTest's per-test results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export BWSSL_REQUIRE_PYTHON=1
 swift build --build-tests
-swift test --skip-build
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+swift test --skip-build --disable-swift-testing 2>&1 | tee "$log" || status=$?
+passed=$(grep -cE "^Test Case '.*' passed" "$log" || true)
+failed=$(grep -cE "^Test Case '.*' failed" "$log" || true)
+skipped=$(grep -cE "^Test Case '.*' skipped" "$log" || true)
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+if [ "$status" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then exit 1; fi
