@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "bwanalyze", targets: ["bwanalyze"]),
         .library(name: "ActivationStore", targets: ["ActivationStore"]),
         .library(name: "LinearAlgebra", targets: ["LinearAlgebra"]),
+        .library(name: "RepresentationMetrics", targets: ["RepresentationMetrics"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -20,9 +21,10 @@ let package = Package(
 
         .target(name: "ActivationStore", dependencies: ["CHDF5"]),
         .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE"]),
+        .target(name: "RepresentationMetrics", dependencies: ["LinearAlgebra"]),
         .target(name: "SyntheticFixtures", dependencies: ["ActivationStore", "LinearAlgebra"]),
         .target(name: "AnalysisCommands", dependencies: [
-            "ActivationStore", "LinearAlgebra", "SyntheticFixtures",
+            "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "SyntheticFixtures",
         ]),
         .executableTarget(name: "bwanalyze", dependencies: [
             "AnalysisCommands", "ActivationStore", "SyntheticFixtures",
@@ -34,5 +36,7 @@ let package = Package(
         .testTarget(name: "ActivationStoreTests",
                     dependencies: ["ActivationStore", "SyntheticFixtures", "LinearAlgebra", "TestSupport", "bwanalyze"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
+        .testTarget(name: "RepresentationMetricsTests",
+                    dependencies: ["RepresentationMetrics", "LinearAlgebra", "ActivationStore", "SyntheticFixtures", "TestSupport", "bwanalyze"]),
     ]
 )

@@ -49,3 +49,26 @@ final class PythonInteropTests: XCTestCase {
         }
     }
 }
+
+extension PythonInteropTests {
+    /// The h5py example in docs/activation-format.md writes a file that validates.
+    func testDocumentedH5pyExampleWritesAValidFile() throws {
+        let py = try python()
+        let doc = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/activation-format.md"), encoding: .utf8)
+        let blocks = doc.components(separatedBy: "```python\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        XCTAssertGreaterThanOrEqual(blocks.count, 2)
+        let dir = TemporaryDirectory()
+        let scriptPath = dir.file("example.py")
+        try (blocks[0] + "\n" + blocks[1]).write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        let cwd = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(dir.path)
+        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        let r = try runProcess(py, [scriptPath])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("13 (64, 128, 192) (10, 128, 192) (16, 192)"), r.stdout)
+        let v = try bwanalyze("validate", dir.file("my-run.h5"))
+        XCTAssertEqual(v.status, 0, v.stdout)
+        let f = try ActivationFile(path: dir.file("my-run.h5"))
+        XCTAssertEqual(f.attentionShapes[12], AttentionShape(clips: 4, heads: 3, tokens: 128))
+    }
+}
