@@ -145,6 +145,13 @@ public enum CKA {
         return xy / (xx.squareRoot() * yy.squareRoot())
     }
 
+    /// True when the rows of x are constant up to float32 rounding (see `LinearCKAAccumulator.constantTolerance`).
+    public static func isEffectivelyConstant(_ x: Matrix<Double>) -> Bool {
+        var acc = LinearCKAAccumulator(dimensions: [x.cols], pairs: [])
+        guard (try? acc.add([x])) != nil else { return false }
+        return acc.isEffectivelyConstant(0)
+    }
+
     /// CKA between two Gram matrices with the biased or debiased estimator.
     public static func fromGrams(_ k: Matrix<Double>, _ l: Matrix<Double>, estimator: CKAEstimator) throws -> Double {
         guard k.rows == l.rows else { throw MetricUndefined("Gram matrices of different sizes (\(k.rows) vs \(l.rows))") }

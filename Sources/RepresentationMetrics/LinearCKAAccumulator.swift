@@ -181,9 +181,31 @@ public struct LinearCKAAccumulator: Sendable {
         }
     }
 
+    /// Relative spread below which a representation counts as constant: stored float32 values carry
+    /// a relative rounding error of ~6e-8, so a spread under 1e-6 of the rows' magnitude is rounding noise.
+    public static let constantTolerance = 1e-6
+
+    /// True when the rows of representation m are constant up to float32 rounding:
+    /// tr(XcᵀXc)/n ≤ (1e-6)² · mean ‖xᵢ‖².
+    public func isEffectivelyConstant(_ m: Int) -> Bool {
+        guard count > 0 else { return true }
+        let n = Double(count)
+        let s = sums[m], r = references[m] ?? []
+        var centredTrace = 0.0
+        for i in 0..<dimensions[m] { centredTrace += grams[m][i, i] - s[i] * s[i] / n }
+        let magnitude = (normSums[m] + 2 * dot(r, s) + n * dot(r, r)) / n
+        let tol = LinearCKAAccumulator.constantTolerance
+        return centredTrace / n <= tol * tol * magnitude
+    }
+
     /// CKA of a pair: HSIC(X, Y) / sqrt(HSIC(X, X) · HSIC(Y, Y)).
+    ///
+    /// - Throws: `MetricUndefined` when either representation is constant (see `isEffectivelyConstant`).
     public func cka(_ pair: CKAPair, estimator: CKAEstimator) throws -> Double {
-        try CKA.fromHSIC(xy: hsic(pair, estimator: estimator), xx: hsic(CKAPair(pair.a, pair.a), estimator: estimator),
+        for (m, which) in [(pair.a, "first"), (pair.b, "second")] where isEffectivelyConstant(m) {
+            throw MetricUndefined("zero variance in the \(which) representation (all rows equal up to float32 rounding)")
+        }
+        return try CKA.fromHSIC(xy: hsic(pair, estimator: estimator), xx: hsic(CKAPair(pair.a, pair.a), estimator: estimator),
                          yy: hsic(CKAPair(pair.b, pair.b), estimator: estimator))
     }
 }

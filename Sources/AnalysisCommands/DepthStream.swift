@@ -1,0 +1,168 @@
+import ActivationStore
+import Foundation
+import LinearAlgebra
+
+/// How a clip's tokens become rows of a representation matrix.
+public enum Pooling: String, Sendable, Codable, CaseIterable {
+    /// One row per clip: the mean over its tokens (the clip vector; there is no CLS token).
+    case mean
+    /// One row per token: N·T rows.
+    case tokens
+}
+
+/// Which depths an analysis covers.
+public enum DepthSelection: Sendable, Equatable {
+    /// The embedding (depth 0) and the last layer of each block.
+    case blocks
+    /// Every depth 0…L.
+    case layers
+    /// An explicit list.
+    case list([Int])
+
+    /// Parses `blocks`, `layers` or a comma-separated list such as `0,3,6`.
+    public init(parsing text: String) throws {
+        switch text {
+        case "blocks": self = .blocks
+        case "layers", "all": self = .layers
+        default:
+            let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && $0! >= 0 }) else {
+                throw AnalysisError("--depth must be 'blocks', 'layers' or a comma-separated list of depths such as 0,3,6 (got '\(text)')")
+            }
+            self = .list(parts.map { $0! })
+        }
+    }
+
+    /// The depths of `file`, validated against it.
+    public func depths(in file: ActivationFile) throws -> [Int] {
+        switch self {
+        case .blocks: return [0] + file.metadata.blockEnds
+        case .layers: return Array(file.depths)
+        case .list(let ds):
+            if let bad = ds.first(where: { !file.depths.contains($0) }) {
+                throw AnalysisError("\(file.path): depth \(bad) is out of range; this file holds depths 0...\(file.layerCount)")
+            }
+            return ds
+        }
+    }
+}
+
+/// A failure of an analysis (bad arguments, mismatched files), as one line.
+public struct AnalysisError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ message: String) { description = message }
+}
+
+/// Reads chosen depths of one or more files in clip batches — one pass over each file for all
+/// depths — and hands every batch to a consumer as float64 matrices.
+///
+/// The next batch is read on a background thread while the consumer works on the current one
+/// (HDF5 reads are serialised by the store; BLAS work in the consumer runs alongside).
+public struct DepthStream {
+    public struct Source {
+        public var file: ActivationFile
+        public var depths: [Int]
+        public init(file: ActivationFile, depths: [Int]) {
+            self.file = file
+            self.depths = depths
+        }
+    }
+
+    public var sources: [Source]
+    public var pooling: Pooling
+    /// Budget for one batch of every source's depths, in bytes of float64 tokens.
+    public var maxBatchBytes: Int
+    /// Batches are whole multiples of this many clips (for minibatch estimators).
+    public var clipMultiple: Int
+
+    public init(sources: [Source], pooling: Pooling, maxBatchBytes: Int = 256 << 20, clipMultiple: Int = 1) {
+        self.sources = sources
+        self.pooling = pooling
+        self.maxBatchBytes = maxBatchBytes
+        self.clipMultiple = max(1, clipMultiple)
+    }
+
+    public var clipCount: Int { sources.first?.file.clipCount ?? 0 }
+
+    /// Representations in order: each source's depths in turn.
+    public var representationCount: Int { sources.reduce(0) { $0 + $1.depths.count } }
+
+    /// Clip ranges of the batches.
+    public func batches() -> [Range<Int>] {
+        let perClip = sources.reduce(0) { $0 + $1.depths.count * $1.file.tokenCount * $1.file.featureCount * 8 }
+        var size = max(1, maxBatchBytes / max(1, perClip))
+        if let chunk = sources.first?.file.chunkClips, chunk > 0, size > chunk { size = size / chunk * chunk }
+        if size > clipMultiple { size = size / clipMultiple * clipMultiple } else { size = clipMultiple }
+        return stride(from: 0, to: clipCount, by: size).map { $0..<min($0 + size, clipCount) }
+    }
+
+    /// Rows of one depth for clips `r`, pooled.
+    static func load(_ file: ActivationFile, depth: Int, clips r: Range<Int>, pooling: Pooling) throws -> Matrix<Double> {
+        let t = file.tokenCount, d = file.featureCount
+        let x = try file.tokens(depth: depth, clips: r, as: Double.self)
+        switch pooling {
+        case .tokens:
+            return Matrix(rows: r.count * t, cols: d, storage: x)
+        case .mean:
+            var out = [Double](repeating: 0, count: r.count * d)
+            let inv = 1 / Double(t)
+            x.withUnsafeBufferPointer { p in
+                for i in 0..<r.count {
+                    for j in 0..<t {
+                        let base = (i * t + j) * d
+                        for k in 0..<d { out[i * d + k] += p[base + k] }
+                    }
+                    for k in 0..<d { out[i * d + k] *= inv }
+                }
+            }
+            return Matrix(rows: r.count, cols: d, storage: out)
+        }
+    }
+
+    private func loadAll(_ r: Range<Int>) throws -> [Matrix<Double>] {
+        var out: [Matrix<Double>] = []
+        for s in sources { for d in s.depths { out.append(try DepthStream.load(s.file, depth: d, clips: r, pooling: pooling)) } }
+        return out
+    }
+
+    /// Calls `body` for every batch in order, with one matrix per representation.
+    /// - Parameter progress: called with (batches done, total) after each batch.
+    public func forEach(progress: ((Int, Int) -> Void)? = nil,
+                        _ body: (Range<Int>, [Matrix<Double>]) throws -> Void) throws {
+        let ranges = batches()
+        guard !ranges.isEmpty else { return }
+        final class Slot: @unchecked Sendable { var result: Result<[Matrix<Double>], Error>? }
+        let queue = DispatchQueue(label: "bwssl.prefetch")
+        let stream = self
+        func start(_ r: Range<Int>) -> (Slot, DispatchGroup) {
+            let slot = Slot(), group = DispatchGroup()
+            nonisolated(unsafe) let s = stream
+            queue.async(group: group) { slot.result = Result { try s.loadAll(r) } }
+            return (slot, group)
+        }
+        var pending = start(ranges[0])
+        for (i, r) in ranges.enumerated() {
+            pending.1.wait()
+            let current = try pending.0.result!.get()
+            if i + 1 < ranges.count { pending = start(ranges[i + 1]) }
+            try body(r, current)
+            progress?(i + 1, ranges.count)
+        }
+    }
+}
+
+/// Checks that two files hold the same clips in the same order (same N; same labels where both have a target).
+public func checkSameClips(_ a: ActivationFile, _ b: ActivationFile, allowDifferentProbeSets: Bool = false) throws {
+    guard a.clipCount == b.clipCount else {
+        throw AnalysisError("\(a.path) and \(b.path) do not hold the same clips: N = \(a.clipCount) vs \(b.clipCount)")
+    }
+    if !allowDifferentProbeSets, a.metadata.probeSet != b.metadata.probeSet {
+        throw AnalysisError("\(a.path) and \(b.path) come from different probe sets ('\(a.metadata.probeSet)' vs '\(b.metadata.probeSet)'); pass --allow-different-probe-sets if the clips really correspond")
+    }
+    for t in Set(a.targets).intersection(b.targets).sorted() {
+        let la = try a.labels(t), lb = try b.labels(t)
+        if let i = la.indices.first(where: { la[$0] != lb[$0] }) {
+            throw AnalysisError("\(a.path) and \(b.path) do not hold the same clips: labels '\(t)' differ at clip \(i) (\(la[i]) vs \(lb[i]))")
+        }
+    }
+}

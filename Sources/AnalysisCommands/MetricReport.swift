@@ -1,0 +1,180 @@
+import Foundation
+
+/// One measured number (or an undefined one, with its reason): a row of the tidy output.
+public struct MetricRecord: Codable, Sendable, Equatable {
+    public var metric: String
+    public var run: String
+    public var file: String
+    public var probeSet: String
+    public var step: Int
+    public var depth: Int?
+    /// Second file's run and depth for pairwise metrics (CKA).
+    public var runB: String?
+    public var depthB: Int?
+    public var target: String?
+    public var head: Int?
+    public var value: Double?
+    /// Spread where the metric has one (std over folds).
+    public var std: Double?
+    /// Why `value` is missing.
+    public var undefined: String?
+
+    public init(metric: String, run: String, file: String, probeSet: String, step: Int, depth: Int? = nil,
+                runB: String? = nil, depthB: Int? = nil, target: String? = nil, head: Int? = nil,
+                value: Double? = nil, std: Double? = nil, undefined: String? = nil) {
+        self.metric = metric
+        self.run = run
+        self.file = file
+        self.probeSet = probeSet
+        self.step = step
+        self.depth = depth
+        self.runB = runB
+        self.depthB = depthB
+        self.target = target
+        self.head = head
+        self.value = value
+        self.std = std
+        self.undefined = undefined
+    }
+
+    /// Sets `value`, or `undefined` when the computation throws.
+    public mutating func measure(_ body: () throws -> Double) {
+        do {
+            let v = try body()
+            if v.isFinite { value = v } else { undefined = "non-finite result" }
+        } catch {
+            undefined = "\(error)"
+        }
+    }
+}
+
+/// The outcome of one analysis command: parameters, conventions and records.
+public struct MetricReport: Codable, Sendable {
+    public var command: String
+    public var tool: String = "bwanalyze \(bwssl_version)"
+    /// Parameters that produced the numbers (estimator, kernel, pooling, …).
+    public var parameters: [String: String]
+    /// The exact convention behind each metric name.
+    public var conventions: [String: String]
+    /// Input files with N, T, D and stored dtype.
+    public var inputs: [InputDescription]
+    public var records: [MetricRecord]
+    public var warnings: [String] = []
+
+    public init(command: String, parameters: [String: String], conventions: [String: String],
+                inputs: [InputDescription], records: [MetricRecord], warnings: [String] = []) {
+        self.command = command
+        self.parameters = parameters
+        self.conventions = conventions
+        self.inputs = inputs
+        self.records = records
+        self.warnings = warnings
+    }
+
+    public static let csvColumns = ["metric", "run", "file", "probe_set", "step", "depth", "run_b", "depth_b",
+                                    "target", "head", "value", "std", "undefined"]
+
+    /// Tidy CSV, one row per record, with a header (columns: `csvColumns`).
+    public var csv: String {
+        var lines = [MetricReport.csvColumns.joined(separator: ",")]
+        for r in records {
+            let fields: [String] = [r.metric, r.run, r.file, r.probeSet, "\(r.step)", r.depth.map(String.init) ?? "",
+                                    r.runB ?? "", r.depthB.map(String.init) ?? "", r.target ?? "", r.head.map(String.init) ?? "",
+                                    r.value.map(formatFull) ?? "", r.std.map(formatFull) ?? "", r.undefined ?? ""]
+            lines.append(fields.map(csvEscape).joined(separator: ","))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public func json() throws -> String { try encodeJSON(self) + "\n" }
+}
+
+/// What an analysis read.
+public struct InputDescription: Codable, Sendable, Equatable {
+    public var file: String
+    public var run: String
+    public var regime: String
+    public var probeSet: String
+    public var step: Int
+    public var clips: Int
+    public var tokens: Int
+    public var features: Int
+    public var dtype: String
+    public var bytes: Int
+}
+
+public let bwssl_version = "0.2.0"
+
+/// Full precision, shortest round-trip representation.
+func formatFull(_ v: Double) -> String { "\(v)" }
+
+func csvEscape(_ s: String) -> String {
+    if s.contains(",") || s.contains("\"") || s.contains("\n") {
+        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+    return s
+}
+
+/// Output formats of the analysis subcommands.
+public enum OutputFormat: String, Sendable, CaseIterable {
+    case table, csv, json
+}
+
+/// Writes text to `path` atomically (temporary file beside it, then rename), or to stdout when nil.
+public func emit(_ text: String, to path: String?) throws {
+    guard let path else {
+        FileHandle.standardOutput.write(Data(text.utf8))
+        return
+    }
+    let url = URL(fileURLWithPath: path)
+    let dir = url.deletingLastPathComponent()
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
+        throw AnalysisError("\(path): the directory \(dir.path) does not exist")
+    }
+    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+    do {
+        try Data(text.utf8).write(to: tmp)
+        if rename(tmp.path, url.path) != 0 {
+            throw AnalysisError("\(path): cannot move the output into place: \(String(cString: strerror(errno)))")
+        }
+    } catch let e as AnalysisError {
+        try? FileManager.default.removeItem(at: tmp)
+        throw e
+    } catch {
+        try? FileManager.default.removeItem(at: tmp)
+        throw AnalysisError("\(path): cannot write: \(error.localizedDescription)")
+    }
+}
+
+/// A plain text table with aligned columns.
+public struct TextTable {
+    public var header: [String]
+    public var rows: [[String]]
+    public init(header: [String], rows: [[String]] = []) {
+        self.header = header
+        self.rows = rows
+    }
+
+    /// Columns right-aligned except the first `leftColumns`.
+    public func render(leftColumns: Int = 1) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { c in all.map { $0.indices.contains(c) ? $0[c].count : 0 }.max() ?? 0 }
+        func line(_ r: [String]) -> String {
+            r.enumerated().map { c, s in
+                let pad = String(repeating: " ", count: max(0, widths[c] - s.count))
+                return c < leftColumns ? s + pad : pad + s
+            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        }
+        return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line))
+            .joined(separator: "\n") + "\n"
+    }
+}
+
+/// A value for a text table: 4 decimals, or `n/a` for undefined records.
+public func cell(_ r: MetricRecord, digits: Int = 4) -> String {
+    guard let v = r.value else { return "n/a" }
+    var s = String(format: "%.\(digits)f", v)
+    if let sd = r.std { s += String(format: " ± %.\(digits)f", sd) }
+    return s
+}

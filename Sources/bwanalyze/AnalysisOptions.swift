@@ -1,0 +1,64 @@
+import AnalysisCommands
+import ArgumentParser
+import Foundation
+
+extension OutputFormat: ExpressibleByArgument {}
+extension Pooling: ExpressibleByArgument {}
+
+/// Output options shared by the analysis subcommands.
+struct OutputOptions: ParsableArguments {
+    @Option(help: "Output format: table (readable), csv (tidy rows) or json (with parameters and conventions).")
+    var format: OutputFormat = .table
+
+    @Option(name: [.short, .customLong("output")], help: "Write to this file (atomically) instead of standard output.")
+    var output: String?
+
+    @Flag(help: "No progress on standard error.")
+    var quiet = false
+
+    func write(_ report: MetricReport, table: (MetricReport) -> String) throws {
+        let text: String
+        switch format {
+        case .table: text = table(report)
+        case .csv: text = report.csv
+        case .json: text = try report.json()
+        }
+        try emit(text, to: output)
+    }
+
+    /// A progress callback: a live line on a terminal, nothing otherwise.
+    func progress(_ label: String) -> ((Int, Int) -> Void)? {
+        guard !quiet, isatty(STDERR_FILENO) != 0 else { return nil }
+        return { done, total in
+            let text = done == total ? "\r\u{1B}[K" : "\r\(label): batch \(done)/\(total)"
+            FileHandle.standardError.write(Data(text.utf8))
+        }
+    }
+}
+
+/// Depth selection and pooling shared by the analysis subcommands.
+struct DepthOptions: ParsableArguments {
+    @Option(help: "Depths: 'blocks' (the embedding and each block's last layer), 'layers' (every depth 0...L) or a list such as 0,3,6.")
+    var depth: String = "blocks"
+
+    @Option(help: "Rows: 'mean' (one clip vector per clip) or 'tokens' (every token a row).")
+    var pool: Pooling = .mean
+
+    @Option(help: "Memory budget for one batch of clips (all selected depths, as float64), in MiB.")
+    var batchMib = 256.0
+
+    func selection() throws -> DepthSelection { try DepthSelection(parsing: depth) }
+    var batchBytes: Int { max(1, Int(batchMib * 1_048_576)) }
+}
+
+/// Runs an analysis, turning its errors into one line on standard error and exit status 1.
+func runAnalysis(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as ExitCode {
+        throw e
+    } catch {
+        printError("\(error)")
+        throw ExitCode.failure
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Decoded `--format json` output.
+struct Report: Decodable {
+    struct Record: Decodable {
+        var metric: String
+        var depth: Int?
+        var depthB: Int?
+        var target: String?
+        var head: Int?
+        var value: Double?
+        var std: Double?
+        var undefined: String?
+    }
+    var command: String
+    var parameters: [String: String]
+    var conventions: [String: String]
+    var records: [Record]
+    var warnings: [String]
+
+    static func decode(_ text: String) throws -> Report {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return try d.decode(Report.self, from: Data(text.utf8))
+    }
+
+    func value(_ a: Int, _ b: Int) -> Double? { records.first { $0.depth == a && $0.depthB == b }?.value }
+}
+
+func analyze(_ args: String...) throws -> Report {
+    let r = try bwanalyze(arguments: args + ["--format", "json"])
+    guard r.status == 0 else { throw NSError(domain: "bwanalyze", code: Int(r.status), userInfo: [NSLocalizedDescriptionKey: r.stderr]) }
+    return try Report.decode(r.stdout)
+}
+
+final class CKACommandTests: XCTestCase {
+    func testGeometryFixtureAllPairs() throws {
+        let r = try analyze("cka", fixturePath("geometry.h5"), "--depth", "layers", "--pairs", "all")
+        XCTAssertEqual(r.records.count, 15)
+        // Depths 1-3 are a rotation, a scaling and an orthogonal map of depth 0: CKA 1 up to float32 storage.
+        for d in 1...3 { XCTAssertEqual(try XCTUnwrap(r.value(0, d)), 1, accuracy: 1e-5) }
+        XCTAssertLessThan(try XCTUnwrap(r.value(0, 4)), 0.9)
+        XCTAssertLessThan(try XCTUnwrap(r.value(0, 5)), 0.2)
+        XCTAssertEqual(r.parameters["estimator"], "biased")
+        XCTAssertEqual(r.parameters["rows"], "96")
+        XCTAssertNotNil(r.conventions["cka_linear_biased"])
+    }
+
+    func testStreamingBudgetDoesNotChangeTokenLevelCKA() throws {
+        // A 1 KiB budget forces one-clip batches (one clip of 6 depths is 4.6 KiB); the sums are exact,
+        // so the results agree to rounding.
+        let small = try analyze("cka", fixturePath("geometry.h5"), "--pool", "tokens", "--depth", "layers", "--batch-mib", "0.001")
+        let large = try analyze("cka", fixturePath("geometry.h5"), "--pool", "tokens", "--depth", "layers")
+        XCTAssertEqual(small.records.count, 5)
+        XCTAssertEqual(small.parameters["batches"], "96")
+        XCTAssertEqual(large.parameters["batches"], "1")
+        for (a, b) in zip(small.records, large.records) { XCTAssertEqual(try XCTUnwrap(a.value), try XCTUnwrap(b.value), accuracy: 1e-12) }
+        XCTAssertEqual(large.parameters["rows"], "768")
+    }
+
+    func testTwoFilesOfTheSameClips() throws {
+        let r = try analyze("cka", fixturePath("run-a.h5"), fixturePath("run-b.h5"))
+        XCTAssertEqual(r.records.count, 9)  // depths 0, 2, 4 of A × of B
+        for d in [0, 2, 4] { XCTAssertGreaterThan(try XCTUnwrap(r.value(d, d)), 0.99) }
+        let matching = try analyze("cka", fixturePath("run-a.h5"), fixturePath("run-b.h5"), "--pairs", "matching", "--depth", "layers")
+        XCTAssertEqual(matching.records.map(\.depth), [0, 1, 2, 3, 4])
+        XCTAssertEqual(matching.records.map(\.depthB), [0, 1, 2, 3, 4])
+    }
+
+    func testMismatchedClipsAreRefused() throws {
+        let r = try bwanalyze("cka", fixturePath("run-a.h5"), fixturePath("geometry.h5"))
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(r.stdout, "")
+        XCTAssertEqual(r.stderr, "bwanalyze: error: \(fixturePath("run-a.h5")) and \(fixturePath("geometry.h5")) do not hold the same clips: N = 80 vs 96\n")
+        let c = try bwanalyze("cka", fixturePath("run-a.h5"), fixturePath("run-b.h5"), "--pairs", "consecutive")
+        XCTAssertEqual(c.status, 1)
+        XCTAssertTrue(c.stderr.contains("with two files use --pairs all or matching"), c.stderr)
+    }
+
+    func testZeroVarianceDepthIsFlaggedInEveryFormat() throws {
+        let r = try analyze("cka", fixturePath("spectrum.h5"), "--depth", "layers")
+        let last = try XCTUnwrap(r.records.last)
+        XCTAssertNil(last.value)
+        XCTAssertEqual(last.undefined, "zero variance at depth 3 of \(fixturePath("spectrum.h5")) (all rows equal up to float32 rounding)")
+        let csv = try bwanalyze("cka", fixturePath("spectrum.h5"), "--depth", "layers", "--format", "csv")
+        XCTAssertTrue(csv.stdout.split(separator: "\n").last!.hasSuffix(",,,zero variance at depth 3 of \(fixturePath("spectrum.h5")) (all rows equal up to float32 rounding)"), csv.stdout)
+        let table = try bwanalyze("cka", fixturePath("spectrum.h5"), "--depth", "layers")
+        XCTAssertTrue(table.stdout.contains("n/a at depth 2 vs 3: zero variance"), table.stdout)
+        XCTAssertEqual(table.status, 0)
+    }
+
+    func testEstimatorsAndKernelsAreRecorded() throws {
+        let d = try analyze("cka", fixturePath("run-a.h5"), "--estimator", "debiased")
+        XCTAssertEqual(d.records.first?.metric, "cka_linear_debiased")
+        let rbf = try analyze("cka", fixturePath("run-a.h5"), "--kernel", "rbf", "--rbf-bandwidth", "kornblith", "--rbf-threshold", "0.5")
+        XCTAssertEqual(rbf.records.first?.metric, "cka_rbf_biased")
+        XCTAssertTrue(rbf.parameters["bandwidth"]?.contains("kornblith") ?? false)
+        XCTAssertEqual(rbf.parameters["gamma_per_representation"]?.split(separator: ",").count, 3)
+        let mb = try analyze("cka", fixturePath("run-a.h5"), "--estimator", "minibatch", "--batch-size", "16")
+        XCTAssertEqual(mb.parameters["minibatches"], "5")
+        let bad = try bwanalyze("cka", fixturePath("run-a.h5"), "--kernel", "rbf", "--estimator", "minibatch")
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("linear kernel only"), bad.stderr)
+    }
+
+    func testOutputFileIsWrittenAtomically() throws {
+        let dir = TemporaryDirectory()
+        let r = try bwanalyze("cka", fixturePath("run-a.h5"), "--format", "csv", "-o", dir.file("cka.csv"))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "")
+        XCTAssertEqual(dir.contents, ["cka.csv"])
+        let csv = try String(contentsOfFile: dir.file("cka.csv"), encoding: .utf8)
+        XCTAssertTrue(csv.hasPrefix("metric,run,file,probe_set,step,depth,run_b,depth_b,target,head,value,std,undefined\n"))
+        XCTAssertEqual(csv.split(separator: "\n").count, 3)
+        let bad = try bwanalyze("cka", fixturePath("run-a.h5"), "-o", "/nonexistent-dir/x.csv")
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains("/nonexistent-dir/x.csv: the directory /nonexistent-dir does not exist"), bad.stderr)
+    }
+}
