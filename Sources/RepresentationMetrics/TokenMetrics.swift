@@ -1,0 +1,299 @@
+import LinearAlgebra
+
+// Token-level metrics: within-clip patch similarity and token shift between depths.
+//
+// Both are streaming: callers feed clip chunks (row-major [clips, T, D]) to an accumulator, accumulators
+// merge by adding their float64 sums and integer counts, and the result is read at the end.
+
+// MARK: - Patch similarity
+
+/// Within-clip patch similarity and the counts it was computed from.
+public struct PatchSimilarity: Sendable, Codable, Equatable {
+    /// Mean over clips of the mean cosine over ordered token pairs i ≠ j.
+    public var value: Double
+    /// Clips averaged.
+    public var clips: Int
+    /// Tokens whose features were all equal (zero variance); their normalised vector is taken as zero.
+    public var degenerateTokens: Int
+
+    public init(value: Double, clips: Int, degenerateTokens: Int) {
+        self.value = value
+        self.clips = clips
+        self.degenerateTokens = degenerateTokens
+    }
+}
+
+/// Streams the within-clip patch similarity over clip chunks (the paper's token-level diagnostic).
+///
+/// Convention (the paper's evaluation code): per clip, every token vector x ∈ ℝᴰ is layer-normalised
+/// without affine parameters, y = (x − mean(x)) / sqrt(var(x) + 1e-12) with the population variance, and
+/// then L2-normalised, z = y / ‖y‖. The clip's value is the mean cosine over the T(T−1) ordered pairs
+/// i ≠ j, computed through the identity
+///
+///     Σ_{i≠j} zᵢ·zⱼ = ‖Σᵢ zᵢ‖² − Σᵢ ‖zᵢ‖²,   clip value = (‖Σᵢ zᵢ‖² − T) / (T(T−1)) for unit zᵢ,
+///
+/// and the metric is the mean of the clip values over clips. Because the L2 step follows the layer norm,
+/// eps cancels and z = (x − mean(x)) / ‖x − mean(x)‖; it is computed that way in float64.
+///
+/// Degenerate tokens: a token whose D features are all exactly equal has zero variance; its layer norm is
+/// the zero vector, so z is taken as the zero vector. It stays in the clip's T (its pairs count as cosine
+/// 0 in the denominator T(T−1)) and is counted in `degenerateTokens`. The test is exact equality of the
+/// features, not a computed variance, so rounding in the mean of a constant vector cannot turn it into
+/// a spurious unit vector.
+public struct PatchSimilarityAccumulator: Sendable {
+    /// Clips accumulated so far.
+    public private(set) var clips = 0
+    /// Zero-variance tokens seen so far (see the type's documentation).
+    public private(set) var degenerateTokens = 0
+    /// Σ over clips of the clip value.
+    private var sum = 0.0
+
+    public init() {}
+
+    /// Adds a chunk of clips, row-major [clips, tokens, features].
+    ///
+    /// On error the accumulator is unchanged.
+    /// - Parameters:
+    ///   - activations: `clips · tokens · features` values.
+    ///   - clips: clips in the chunk (0 is allowed and adds nothing).
+    ///   - tokens: tokens per clip T, at least 2.
+    ///   - features: features per token D, at least 1.
+    /// - Throws: `MetricUndefined` for a shape mismatch, T < 2, or a non-finite value (naming clip and token,
+    ///   counted within this chunk).
+    /// - Complexity: O(clips · T · D).
+    public mutating func add(_ activations: [Float], clips: Int, tokens: Int, features: Int) throws {
+        try activations.withUnsafeBufferPointer { try addChunk($0, clips: clips, tokens: tokens, features: features) }
+    }
+
+    /// Adds a chunk of clips given in float64; see `add(_:clips:tokens:features:)` for `[Float]`.
+    public mutating func add(_ activations: [Double], clips: Int, tokens: Int, features: Int) throws {
+        try activations.withUnsafeBufferPointer { try addChunk($0, clips: clips, tokens: tokens, features: features) }
+    }
+
+    /// Adds another accumulator's clips (sums and counts add; the result equals one accumulator fed all
+    /// chunks up to float64 rounding of the sum).
+    public mutating func merge(_ other: PatchSimilarityAccumulator) {
+        clips += other.clips
+        degenerateTokens += other.degenerateTokens
+        sum += other.sum
+    }
+
+    /// The mean over clips of the clip values.
+    ///
+    /// - Throws: `MetricUndefined` when no clips were added.
+    public func value() throws -> Double { try result().value }
+
+    /// The metric with its counts.
+    ///
+    /// - Throws: `MetricUndefined` when no clips were added.
+    public func result() throws -> PatchSimilarity {
+        guard clips > 0 else { throw MetricUndefined("patch similarity: no clips were added") }
+        return PatchSimilarity(value: sum / Double(clips), clips: clips, degenerateTokens: degenerateTokens)
+    }
+
+    private mutating func addChunk<S: BLASScalar>(_ x: UnsafeBufferPointer<S>, clips n: Int, tokens t: Int,
+                                                  features d: Int) throws {
+        try checkTokenShape(metric: "patch similarity", count: x.count, clips: n, tokens: t, features: d)
+        guard t >= 2 else {
+            throw MetricUndefined("patch similarity needs at least 2 tokens per clip, got \(t)")
+        }
+        var next = self                     // committed only if the whole chunk is valid
+        var centred = [Double](repeating: 0, count: d)
+        var total = [Double](repeating: 0, count: d)   // Σᵢ zᵢ of the current clip
+        for c in 0..<n {
+            for k in 0..<d { total[k] = 0 }
+            var unitTokens = 0
+            for i in 0..<t {
+                let base = (c * t + i) * d
+                var s = 0.0
+                var constant = true
+                let first = x[base]
+                for k in 0..<d {
+                    let v = x[base + k]
+                    guard v.isFinite else {
+                        throw MetricUndefined("patch similarity: non-finite value at clip \(c) of the chunk, token \(i), feature \(k)")
+                    }
+                    if v != first { constant = false }
+                    s += Double(v)
+                }
+                if constant { next.degenerateTokens += 1; continue }
+                let mean = s / Double(d)
+                var ss = 0.0
+                for k in 0..<d {
+                    let v = Double(x[base + k]) - mean
+                    centred[k] = v
+                    ss += v * v
+                }
+                let inv = 1 / ss.squareRoot()
+                for k in 0..<d { total[k] += centred[k] * inv }
+                unitTokens += 1
+            }
+            var norm2 = 0.0
+            for k in 0..<d { norm2 += total[k] * total[k] }
+            next.sum += (norm2 - Double(unitTokens)) / Double(t * (t - 1))
+            next.clips += 1
+        }
+        self = next
+    }
+}
+
+/// Within-clip patch similarity of one array of clips; see `PatchSimilarityAccumulator` for the convention.
+///
+/// - Parameters:
+///   - activations: row-major [clips, tokens, features].
+/// - Throws: `MetricUndefined` for no clips, T < 2, a shape mismatch or non-finite input.
+/// - Complexity: O(clips · T · D).
+public func patchSimilarity(_ activations: [Float], clips: Int, tokens: Int, features: Int) throws -> PatchSimilarity {
+    var acc = PatchSimilarityAccumulator()
+    try acc.add(activations, clips: clips, tokens: tokens, features: features)
+    return try acc.result()
+}
+
+// MARK: - Token shift
+
+/// How much tokens change between two depths ("block influence").
+public struct TokenShift: Sendable, Codable, Equatable {
+    /// Mean over compared tokens of 1 − cos(a, b).
+    public var cosineDistance: Double
+    /// Mean over compared tokens of ‖b − a‖ / ‖a‖.
+    public var relativeChange: Double
+    /// Token pairs seen (clips · T summed over chunks), including the excluded zero-norm ones.
+    public var tokens: Int
+    /// Token pairs excluded from both means because ‖a‖ = 0 or ‖b‖ = 0.
+    public var zeroNormTokens: Int
+
+    public init(cosineDistance: Double, relativeChange: Double, tokens: Int, zeroNormTokens: Int) {
+        self.cosineDistance = cosineDistance
+        self.relativeChange = relativeChange
+        self.tokens = tokens
+        self.zeroNormTokens = zeroNormTokens
+    }
+}
+
+/// Streams the token shift between two depths of the same clips ("block influence", Men et al. 2024,
+/// ShortGPT).
+///
+/// Convention: for each token, a = h_l (earlier depth) and b = h_{l'} (later depth), both in ℝᴰ:
+///
+///     cosine distance  = 1 − cos(a, b) = ‖a/‖a‖ − b/‖b‖‖² / 2
+///     relative change  = ‖b − a‖ / ‖a‖
+///
+/// each averaged over all tokens of all clips (every clip has T tokens, so this is also the mean over
+/// clips of the per-clip means). The cosine distance is evaluated in the half-squared-chord form above,
+/// which is the same number but keeps full relative precision for small angles. A token with ‖a‖ = 0 or
+/// ‖b‖ = 0 has no cosine; it is excluded from both means (so both share one denominator) and counted in
+/// `zeroNormTokens`. All arithmetic is float64.
+public struct TokenShiftAccumulator: Sendable {
+    private var cosineSum = 0.0
+    private var relativeSum = 0.0
+    /// Token pairs seen so far.
+    public private(set) var tokens = 0
+    /// Token pairs excluded so far because one side has zero norm.
+    public private(set) var zeroNormTokens = 0
+
+    public init() {}
+
+    /// Adds a chunk: the same clips at two depths, each row-major [clips, tokens, features].
+    ///
+    /// On error the accumulator is unchanged.
+    /// - Parameters:
+    ///   - a: tokens at the earlier depth.
+    ///   - b: the same tokens at the later depth.
+    /// - Throws: `MetricUndefined` for a shape mismatch or a non-finite value (naming clip and token,
+    ///   counted within this chunk).
+    /// - Complexity: O(clips · T · D).
+    public mutating func add(from a: [Float], to b: [Float], clips: Int, tokens: Int, features: Int) throws {
+        try a.withUnsafeBufferPointer { pa in
+            try b.withUnsafeBufferPointer { pb in try addChunk(pa, pb, clips: clips, tokens: tokens, features: features) }
+        }
+    }
+
+    /// Adds a chunk given in float64; see `add(from:to:clips:tokens:features:)` for `[Float]`.
+    public mutating func add(from a: [Double], to b: [Double], clips: Int, tokens: Int, features: Int) throws {
+        try a.withUnsafeBufferPointer { pa in
+            try b.withUnsafeBufferPointer { pb in try addChunk(pa, pb, clips: clips, tokens: tokens, features: features) }
+        }
+    }
+
+    /// Adds another accumulator's sums and counts.
+    public mutating func merge(_ other: TokenShiftAccumulator) {
+        cosineSum += other.cosineSum
+        relativeSum += other.relativeSum
+        tokens += other.tokens
+        zeroNormTokens += other.zeroNormTokens
+    }
+
+    /// The means over the compared tokens.
+    ///
+    /// - Throws: `MetricUndefined` when no tokens were added or every token had zero norm.
+    public func result() throws -> TokenShift {
+        guard tokens > 0 else { throw MetricUndefined("token shift: no tokens were added") }
+        let used = tokens - zeroNormTokens
+        guard used > 0 else {
+            throw MetricUndefined("token shift: all \(tokens) tokens have zero norm at one of the two depths")
+        }
+        return TokenShift(cosineDistance: cosineSum / Double(used), relativeChange: relativeSum / Double(used),
+                          tokens: tokens, zeroNormTokens: zeroNormTokens)
+    }
+
+    private mutating func addChunk<S: BLASScalar>(_ a: UnsafeBufferPointer<S>, _ b: UnsafeBufferPointer<S>,
+                                                  clips n: Int, tokens t: Int, features d: Int) throws {
+        try checkTokenShape(metric: "token shift (from)", count: a.count, clips: n, tokens: t, features: d)
+        try checkTokenShape(metric: "token shift (to)", count: b.count, clips: n, tokens: t, features: d)
+        var next = self
+        for c in 0..<n {
+            for i in 0..<t {
+                let base = (c * t + i) * d
+                var aa = 0.0, bb = 0.0, diff = 0.0
+                for k in 0..<d {
+                    let u = a[base + k], v = b[base + k]
+                    guard u.isFinite, v.isFinite else {
+                        throw MetricUndefined("token shift: non-finite value at clip \(c) of the chunk, token \(i), feature \(k)")
+                    }
+                    let x = Double(u), y = Double(v)
+                    aa += x * x
+                    bb += y * y
+                    diff += (y - x) * (y - x)
+                }
+                next.tokens += 1
+                guard aa > 0, bb > 0 else { next.zeroNormTokens += 1; continue }
+                let na = aa.squareRoot(), nb = bb.squareRoot()
+                var chord = 0.0
+                for k in 0..<d {
+                    let e = Double(a[base + k]) / na - Double(b[base + k]) / nb
+                    chord += e * e
+                }
+                next.cosineSum += chord / 2
+                next.relativeSum += diff.squareRoot() / na
+            }
+        }
+        self = next
+    }
+}
+
+/// Token shift between two depths of the same clips; see `TokenShiftAccumulator` for the convention.
+///
+/// - Parameters:
+///   - a: tokens at the earlier depth, row-major [clips, tokens, features].
+///   - b: the same tokens at the later depth, same shape.
+/// - Throws: `MetricUndefined` for no tokens, all tokens of zero norm, a shape mismatch or non-finite input.
+/// - Complexity: O(clips · T · D).
+public func tokenShift(from a: [Float], to b: [Float], clips: Int, tokens: Int, features: Int) throws -> TokenShift {
+    var acc = TokenShiftAccumulator()
+    try acc.add(from: a, to: b, clips: clips, tokens: tokens, features: features)
+    return try acc.result()
+}
+
+// MARK: - Shared checks
+
+/// Throws unless `count` is clips · tokens · features with clips ≥ 0 and tokens, features ≥ 1.
+private func checkTokenShape(metric: String, count: Int, clips: Int, tokens: Int, features: Int) throws {
+    guard clips >= 0, tokens >= 1, features >= 1 else {
+        throw MetricUndefined("\(metric): invalid shape clips \(clips), tokens \(tokens), features \(features)")
+    }
+    let (p1, o1) = clips.multipliedReportingOverflow(by: tokens)
+    let (p2, o2) = p1.multipliedReportingOverflow(by: features)
+    guard !o1, !o2, p2 == count else {
+        throw MetricUndefined("\(metric): \(count) values do not match [clips \(clips), tokens \(tokens), features \(features)]")
+    }
+}
