@@ -1,0 +1,68 @@
+import ActivationStore
+import AnalysisCommands
+import ArgumentParser
+
+extension BWAnalyze {
+    struct Spectrum: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Covariance-spectrum geometry per depth: effective rank, RankMe, participation ratio, isotropy, k at 90%, condition number, uniformity, norm and pairwise statistics.",
+            discussion: "Eigenvalues come from the DxD covariance accumulated in float64 over clip chunks, so --pool tokens streams files larger than memory. Pairwise statistics use a seeded random subset of at most --pairwise-rows rows.")
+
+        @Argument(help: "An activation file.")
+        var file: String
+
+        @OptionGroup var depths: DepthOptions
+
+        @Option(help: "Rows kept for pairwise statistics (uniformity, cosines, distances).")
+        var pairwiseRows = 4096
+
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try runAnalysis {
+                var a = SpectrumAnalysis()
+                a.depthSelection = try depths.selection()
+                a.pooling = depths.pool
+                a.maxBatchBytes = depths.batchBytes
+                a.pairwiseRows = max(2, pairwiseRows)
+                let report = try a.run(ActivationFile(path: file), progress: output.progress("spectrum"))
+                try output.write(report, table: SpectrumAnalysis.table)
+            }
+        }
+    }
+
+    struct RetrievalCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "retrieval",
+            abstract: "Cosine retrieval of clip vectors per depth and target: top-1/5/10 hit rate and mAP, self excluded.")
+
+        @Argument(help: "An activation file.")
+        var file: String
+
+        @Option(help: "Depths: 'blocks', 'layers' or a list such as 0,3,6.")
+        var depth: String = "blocks"
+
+        @Option(name: .customLong("target"), help: "A label target (repeatable); default: every target in the file.")
+        var targets: [String] = []
+
+        @Option(help: "Comma-separated k values for the top-k hit rate.")
+        var ks = "1,5,10"
+
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try runAnalysis {
+                var a = RetrievalAnalysis()
+                a.depthSelection = try DepthSelection(parsing: depth)
+                a.targets = targets.isEmpty ? nil : targets
+                let parsed = ks.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard !parsed.isEmpty, parsed.allSatisfy({ ($0 ?? 0) >= 1 }) else { throw AnalysisError("--ks must be positive integers such as 1,5,10") }
+                a.ks = parsed.map { $0! }
+                let f = try ActivationFile(path: file)
+                for t in targets { _ = try f.labels(t) }
+                let report = try a.run(f, progress: output.progress("retrieval"))
+                try output.write(report, table: RetrievalAnalysis.table)
+            }
+        }
+    }
+}
