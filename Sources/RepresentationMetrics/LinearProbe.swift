@@ -1,0 +1,409 @@
+import Foundation
+import LinearAlgebra
+
+/// Settings of the linear probe.
+public struct ProbeOptions: Sendable, Codable, Equatable {
+    /// Inverse L2 strength in scikit-learn's sense: the penalty is ‖W‖²_F / (2C). Must be finite and > 0.
+    public var c: Double = 1
+    /// L-BFGS iterations allowed per fit (≥ 1).
+    public var maxIterations = 1000
+    /// Folds of the stratified cross-validation (≥ 2); also the inner folds of `selectC`.
+    public var folds = 3
+    /// Seed of the fold shuffle.
+    public var seed: UInt64 = 0
+
+    public init(c: Double = 1, maxIterations: Int = 1000, folds: Int = 3, seed: UInt64 = 0) {
+        self.c = c
+        self.maxIterations = maxIterations
+        self.folds = folds
+        self.seed = seed
+    }
+}
+
+/// A fitted probe: standardisation plus multinomial logistic regression on the standardised features.
+public struct ProbeFit: Sendable {
+    /// D×C weights on standardised features.
+    public var weights: Matrix<Double>
+    /// C intercepts (unpenalised; centred to sum 0, which leaves the softmax unchanged).
+    public var bias: [Double]
+    /// Per-feature mean of the training data.
+    public var mean: [Double]
+    /// Per-feature population std of the training data (1 for constant features).
+    public var scale: [Double]
+    /// L-BFGS iterations used.
+    public var iterations: Int
+    /// Whether L-BFGS met its stopping criterion within the iteration budget.
+    public var converged: Bool
+    /// The objective Σᵢ −log softmax(Wᵀxᵢ + b)[yᵢ] + ‖W‖²_F/(2C) at the returned weights (standardised data).
+    public var loss: Double
+
+    /// Predicted class per row: argmax over classes of ((x − mean)/scale)·W + b, ties to the lower index.
+    ///
+    /// - Parameters:
+    ///   - x: N×D features in the original (unstandardised) units; D must equal the training D (checked by a
+    ///     precondition: a mismatch is a programming error, not a data condition).
+    /// - Complexity: O(N·D·C), one gemm.
+    public func predict(_ x: Matrix<Double>) -> [Int] {
+        precondition(x.cols == mean.count, "probe was fitted on \(mean.count) features, got \(x.cols)")
+        let z = Matrix.product(LinearProbe.standardized(x, mean: mean, scale: scale), weights)
+        let k = weights.cols
+        return (0..<x.rows).map { i in
+            var best = 0
+            var bestValue = -Double.infinity
+            for j in 0..<k {
+                let v = z[i, j] + bias[j]
+                if v > bestValue { bestValue = v; best = j }
+            }
+            return best
+        }
+    }
+}
+
+/// Accuracies of a probe over the folds of one evaluation.
+public struct ProbeResult: Sendable, Codable, Equatable {
+    /// Test accuracy of each fold (one entry for a train/test split).
+    public var foldAccuracies: [Double]
+    /// Mean of `foldAccuracies`.
+    public var mean: Double
+    /// Population std (divisor = number of folds) of `foldAccuracies`.
+    public var std: Double
+    /// True when every fold's fit converged.
+    public var converged: Bool
+    /// Most L-BFGS iterations used by any fold.
+    public var maxIterations: Int
+    /// Number of classes (max label + 1).
+    public var classes: Int
+    /// Number of clips evaluated (all clips for CV; train + test for a split).
+    public var samples: Int
+}
+
+/// The linear probe of the paper's evaluation: standardise with the training data's statistics, then
+/// multinomial logistic regression with an L2 penalty, fitted by L-BFGS.
+///
+/// Objective on standardised features x̃ (train-fold mean, population std, ddof 0; a feature whose variance
+/// is at rounding level — var ≤ N·ε·var + (N·mean·ε)², scikit-learn's `_is_constant_feature` — gets scale 1):
+///
+///     L(W, b) = Σᵢ −log softmax(Wᵀx̃ᵢ + b)[yᵢ] + ‖W‖²_F / (2C),   b not penalised,
+///
+/// exactly the function scikit-learn 1.2's `LogisticRegression(C=C, multi_class='multinomial', solver='lbfgs')`
+/// minimises (versions that divide both terms by N have the same minimiser). W and b start at 0.
+/// L-BFGS (memory 10, strong Wolfe line search) stops when max |∇L| ≤ 1e-9·max(1, |L|) or when a step lowers L by less than
+/// 64ε relative, at most `maxIterations` iterations.
+///
+/// Two classes use the same 2-column softmax. scikit-learn's binary model (`multi_class='ovr'`, its
+/// default for 2 classes) is a sigmoid on one vector w with penalty ‖w‖²/(2C); at our optimum the columns
+/// satisfy w₁ = −w₀ (the penalty prefers the symmetric split), so w = w₁ − w₀ and ‖W‖²_F = ‖w‖²/2: our
+/// 2-class fit equals sklearn's binary fit with C doubled. It is the same objective as sklearn's
+/// `multi_class='multinomial'` binary fit (which stores only column 1, = −column 0), so those agree; sklearn's
+/// default binary fit at the same C has a different penalty and its predictions agree only approximately.
+///
+/// Shift invariance: the softmax is unchanged by adding a constant to all logits, so b is determined
+/// only up to a shift; gradients of b sum to 0 over classes, so starting at 0 keeps Σb = 0 (as in sklearn),
+/// and the result is centred explicitly. A class index with no training clips is allowed: its intercept is
+/// driven down until its gradient is negligible.
+public enum LinearProbe {
+    // MARK: fitting
+
+    /// Fits the probe on all rows of x (standardised with x's own mean and std).
+    ///
+    /// Throws `MetricUndefined` when labels.count ≠ rows, there are no rows, a label is negative or
+    /// ≥ classes, fewer than 2 distinct classes occur, x holds NaN/Inf, or the options are invalid.
+    ///
+    /// - Parameters:
+    ///   - x: N×D features, one clip per row.
+    ///   - labels: class index per row, in 0..<classes.
+    ///   - classes: number of classes C ≥ 2 (columns of W).
+    ///   - options: `c` and `maxIterations` are used.
+    /// - Complexity: O(N·D) for the statistics plus, per L-BFGS evaluation, two gemms of O(N·D·C).
+    public static func fit(_ x: Matrix<Double>, labels: [Int], classes: Int, options: ProbeOptions = .init()) throws -> ProbeFit {
+        try validate(options, needsFolds: false)
+        try validate(x, labels: labels, role: "training data")
+        guard classes >= 2 else { throw MetricUndefined("a probe needs at least 2 classes, got classes = \(classes)") }
+        if let i = labels.firstIndex(where: { $0 >= classes }) {
+            throw MetricUndefined("label of clip \(i) is \(labels[i]), outside 0..<\(classes) classes")
+        }
+        try requireTwoClasses(labels, role: "training data")
+
+        let (mean, scale) = standardization(of: x)
+        let xs = standardized(x, mean: mean, scale: scale)
+        let d = x.cols, k = classes
+        let inverseC = 1 / options.c
+        var solver = LBFGS()
+        solver.maxIterations = options.maxIterations
+        let result = solver.minimize(start: [Double](repeating: 0, count: d * k + k)) { theta, gradient in
+            objective(theta: theta, x: xs, labels: labels, classes: k, inverseC: inverseC, gradient: &gradient)
+        }
+        let weights = Matrix(rows: d, cols: k, storage: Array(result.x[0..<(d * k)]))
+        var bias = Array(result.x[(d * k)...])
+        let shift = bias.reduce(0, +) / Double(k)
+        for j in bias.indices { bias[j] -= shift }
+        return ProbeFit(weights: weights, bias: bias, mean: mean, scale: scale, iterations: result.iterations,
+                        converged: result.converged, loss: result.value)
+    }
+
+    /// The probe objective and its gradient at packed parameters θ = (W row-major D×C, then b).
+    ///
+    ///     L = Σᵢ [logsumexp(zᵢ) − zᵢ,yᵢ] + (inverseC/2)·‖W‖²_F,  Z = X·W + 1bᵀ (one gemm),
+    ///     ∇_W L = Xᵀ(P − Y) + inverseC·W (one gemm),  ∇_b L = Σᵢ (Pᵢ − Yᵢ),
+    ///
+    /// with P the row softmax of Z computed stably (row max subtracted) and Y the one-hot labels.
+    ///
+    /// - Complexity: O(N·D·C).
+    static func objective(theta: [Double], x: Matrix<Double>, labels: [Int], classes k: Int, inverseC: Double,
+                          gradient: inout [Double]) -> Double {
+        let n = x.rows, d = x.cols
+        let w = Matrix(rows: d, cols: k, storage: Array(theta[0..<(d * k)]))
+        var z = Matrix.product(x, w)  // N×C logits without bias, becomes P − Y
+        var loss = 0.0
+        var biasGradient = [Double](repeating: 0, count: k)
+        theta.withUnsafeBufferPointer { t in
+            let b = t.baseAddress! + d * k
+            z.storage.withUnsafeMutableBufferPointer { p in
+                for i in 0..<n {
+                    let row = p.baseAddress! + i * k
+                    var m = -Double.infinity
+                    for j in 0..<k { row[j] += b[j]; m = max(m, row[j]) }
+                    let y = labels[i]
+                    let labelLogit = row[y] - m
+                    var sum = 0.0
+                    for j in 0..<k { let e = exp(row[j] - m); row[j] = e; sum += e }
+                    loss += log(sum) - labelLogit  // −log pᵧ = log Σⱼ exp(zⱼ − m) − (zᵧ − m)
+                    let inv = 1 / sum
+                    for j in 0..<k { row[j] *= inv }
+                    row[y] -= 1
+                    for j in 0..<k { biasGradient[j] += row[j] }
+                }
+            }
+        }
+        var gw = w
+        gw.addProduct(x, z, transposeA: true, alpha: 1, beta: inverseC)  // Xᵀ(P − Y) + W/C
+        let penalty = 0.5 * inverseC * Matrix.frobeniusInner(w, w)
+        for i in 0..<(d * k) { gradient[i] = gw.storage[i] }
+        for j in 0..<k { gradient[d * k + j] = biasGradient[j] }
+        return loss + penalty
+    }
+
+    // MARK: evaluation
+
+    /// Stratified k-fold cross-validated accuracy of the probe (the paper's protocol: 3 folds, shuffled,
+    /// seed 0). Each fold is fitted on the other folds, standardised with their statistics, and scored on
+    /// its own clips. Folds come from `stratifiedFolds(labels:folds:seed:)`; classes = max label + 1.
+    ///
+    /// Throws `MetricUndefined` for labels.count ≠ rows, negative labels, NaN/Inf in x, fewer than 2
+    /// distinct classes, folds < 2, or a class with fewer clips than folds.
+    ///
+    /// - Parameters:
+    ///   - x: N×D features.
+    ///   - labels: class index per row.
+    ///   - options: C, iteration budget, folds and seed.
+    /// - Complexity: `folds` fits, each O(iterations · N·D·C).
+    public static func crossValidate(_ x: Matrix<Double>, labels: [Int], options: ProbeOptions = .init()) throws -> ProbeResult {
+        try validate(options, needsFolds: true)
+        try validate(x, labels: labels, role: "data")
+        try requireTwoClasses(labels, role: "data")
+        let classes = labels.max()! + 1
+        let folds = try stratifiedFolds(labels: labels, folds: options.folds, seed: options.seed)
+        var fits: [(accuracy: Double, iterations: Int, converged: Bool)] = []
+        for testIndices in folds {
+            let trainIndices = complement(testIndices, count: x.rows)
+            let fit = try fit(gatherRows(x, trainIndices), labels: trainIndices.map { labels[$0] }, classes: classes,
+                              options: options)
+            let accuracy = accuracyOf(fit, gatherRows(x, testIndices), testIndices.map { labels[$0] })
+            fits.append((accuracy, fit.iterations, fit.converged))
+        }
+        return summary(fits, classes: classes, samples: x.rows)
+    }
+
+    /// Accuracy of the probe fitted on `train` (standardised with train's statistics) and scored on `test`:
+    /// one "fold". classes = max label over both sets + 1.
+    ///
+    /// Throws `MetricUndefined` for mismatched label counts or feature counts, empty sets, negative labels,
+    /// NaN/Inf, or fewer than 2 distinct classes in the training set.
+    ///
+    /// - Parameters:
+    ///   - train, trainLabels: training features and labels.
+    ///   - test, testLabels: test features and labels (same D).
+    ///   - options: `c` and `maxIterations` are used.
+    /// - Complexity: one fit, O(iterations · N·D·C).
+    public static func trainTest(train: Matrix<Double>, trainLabels: [Int], test: Matrix<Double>, testLabels: [Int],
+                                 options: ProbeOptions = .init()) throws -> ProbeResult {
+        try validate(options, needsFolds: false)
+        try validate(train, labels: trainLabels, role: "training data")
+        try validate(test, labels: testLabels, role: "test data")
+        guard train.cols == test.cols else {
+            throw MetricUndefined("training data has \(train.cols) features but test data has \(test.cols)")
+        }
+        try requireTwoClasses(trainLabels, role: "training data")
+        let classes = max(trainLabels.max()!, testLabels.max()!) + 1
+        let fit = try fit(train, labels: trainLabels, classes: classes, options: options)
+        let accuracy = accuracyOf(fit, test, testLabels)
+        return summary([(accuracy, fit.iterations, fit.converged)], classes: classes, samples: train.rows + test.rows)
+    }
+
+    /// Nested cross-validation over a grid of C values.
+    ///
+    /// Outer folds as in `crossValidate`. Inside each outer training set, every C of the grid is scored by
+    /// an inner stratified CV (`options.folds` folds, `options.seed`) on that training set alone; the C with
+    /// the highest mean inner accuracy wins (ties → the smaller C), the probe is refitted on the whole outer
+    /// training set with it and scored on the outer test fold. The returned `result` holds those outer
+    /// accuracies; the returned `c` is the value chosen most often across outer folds (ties → the smaller C).
+    ///
+    /// Throws `MetricUndefined` as `crossValidate`, for an empty grid or a C that is not finite and > 0, and
+    /// when a class has too few clips for the inner folds of some outer training set (reason says which).
+    ///
+    /// - Parameters:
+    ///   - x: N×D features.
+    ///   - labels: class index per row.
+    ///   - grid: candidate C values.
+    ///   - options: folds, seed and iteration budget (its `c` is ignored).
+    /// - Complexity: folds · (grid.count · folds + 1) fits.
+    public static func selectC(_ x: Matrix<Double>, labels: [Int], grid: [Double], options: ProbeOptions) throws -> (c: Double, result: ProbeResult) {
+        guard !grid.isEmpty else { throw MetricUndefined("the grid of C values is empty") }
+        if let bad = grid.first(where: { !($0.isFinite && $0 > 0) }) {
+            throw MetricUndefined("C must be finite and > 0, the grid holds \(bad)")
+        }
+        let candidates = Array(Set(grid)).sorted()
+        try validate(options, needsFolds: true)
+        try validate(x, labels: labels, role: "data")
+        try requireTwoClasses(labels, role: "data")
+        let classes = labels.max()! + 1
+        let outer = try stratifiedFolds(labels: labels, folds: options.folds, seed: options.seed)
+        var fits: [(accuracy: Double, iterations: Int, converged: Bool)] = []
+        var chosen: [Double] = []
+        for (foldNumber, testIndices) in outer.enumerated() {
+            let trainIndices = complement(testIndices, count: x.rows)
+            let trainX = gatherRows(x, trainIndices)
+            let trainY = trainIndices.map { labels[$0] }
+            let inner: [[Int]]
+            do {
+                inner = try stratifiedFolds(labels: trainY, folds: options.folds, seed: options.seed)
+            } catch let e as MetricUndefined {
+                throw MetricUndefined("inner cross-validation in the training set of outer fold \(foldNumber): \(e.reason)")
+            }
+            var bestC = candidates[0], bestAccuracy = -1.0
+            for c in candidates {
+                var innerOptions = options
+                innerOptions.c = c
+                var total = 0.0
+                for innerTest in inner {
+                    let innerTrain = complement(innerTest, count: trainIndices.count)
+                    let fit = try fit(gatherRows(trainX, innerTrain), labels: innerTrain.map { trainY[$0] },
+                                      classes: classes, options: innerOptions)
+                    total += accuracyOf(fit, gatherRows(trainX, innerTest), innerTest.map { trainY[$0] })
+                }
+                let accuracy = total / Double(inner.count)
+                if accuracy > bestAccuracy { bestAccuracy = accuracy; bestC = c }  // strict: ties keep the smaller C
+            }
+            chosen.append(bestC)
+            var outerOptions = options
+            outerOptions.c = bestC
+            let fit = try fit(trainX, labels: trainY, classes: classes, options: outerOptions)
+            fits.append((accuracyOf(fit, gatherRows(x, testIndices), testIndices.map { labels[$0] }), fit.iterations, fit.converged))
+        }
+        var bestC = candidates[0], bestCount = 0
+        for c in candidates {
+            let count = chosen.filter { $0 == c }.count
+            if count > bestCount { bestCount = count; bestC = c }
+        }
+        return (bestC, summary(fits, classes: classes, samples: x.rows))
+    }
+
+    // MARK: standardisation
+
+    /// Column means and population stds (ddof 0) in float64; near-constant columns get scale 1.
+    static func standardization(of x: Matrix<Double>) -> (mean: [Double], scale: [Double]) {
+        let mean = x.columnMeans()
+        let n = x.rows, d = x.cols
+        var variance = [Double](repeating: 0, count: d)
+        x.storage.withUnsafeBufferPointer { p in
+            for i in 0..<n {
+                for j in 0..<d { let v = p[i * d + j] - mean[j]; variance[j] += v * v }
+            }
+        }
+        let count = Double(n), eps = Double.ulpOfOne
+        let scale = (0..<d).map { j -> Double in
+            let v = variance[j] / count
+            // scikit-learn's StandardScaler test for a constant feature (variance at rounding level).
+            let bound = count * eps * v + (count * mean[j] * eps) * (count * mean[j] * eps)
+            return v <= bound ? 1 : v.squareRoot()
+        }
+        return (mean, scale)
+    }
+
+    /// (x − mean) / scale per column, as a new matrix.
+    static func standardized(_ x: Matrix<Double>, mean: [Double], scale: [Double]) -> Matrix<Double> {
+        var out = x
+        let d = x.cols
+        let inverse = scale.map { 1 / $0 }
+        out.storage.withUnsafeMutableBufferPointer { p in
+            for i in 0..<x.rows {
+                for j in 0..<d { p[i * d + j] = (p[i * d + j] - mean[j]) * inverse[j] }
+            }
+        }
+        return out
+    }
+
+    // MARK: helpers
+
+    private static func validate(_ options: ProbeOptions, needsFolds: Bool) throws {
+        guard options.c.isFinite && options.c > 0 else {
+            throw MetricUndefined("probe C must be finite and > 0, got \(options.c)")
+        }
+        guard options.maxIterations >= 1 else {
+            throw MetricUndefined("probe maxIterations must be ≥ 1, got \(options.maxIterations)")
+        }
+        if needsFolds && options.folds < 2 {
+            throw MetricUndefined("cross-validation needs at least 2 folds, got \(options.folds)")
+        }
+    }
+
+    private static func validate(_ x: Matrix<Double>, labels: [Int], role: String) throws {
+        guard labels.count == x.rows else {
+            throw MetricUndefined("\(role): \(labels.count) labels for \(x.rows) rows")
+        }
+        guard x.rows > 0 else { throw MetricUndefined("\(role) has no clips") }
+        if let i = labels.firstIndex(where: { $0 < 0 }) {
+            throw MetricUndefined("\(role): label of clip \(i) is negative (\(labels[i])); labels must be class indices ≥ 0")
+        }
+        let bad = x.nonFiniteCount
+        guard bad == 0 else { throw MetricUndefined("\(role) holds \(bad) non-finite values (NaN or ±Inf)") }
+    }
+
+    private static func requireTwoClasses(_ labels: [Int], role: String) throws {
+        let distinct = Set(labels)
+        guard distinct.count >= 2 else {
+            let which = distinct.first.map { " (only class \($0))" } ?? ""
+            throw MetricUndefined("\(role) has fewer than 2 classes\(which); a probe needs at least 2")
+        }
+    }
+
+    /// Indices in 0..<count not in `sortedIndices`, ascending.
+    private static func complement(_ sortedIndices: [Int], count: Int) -> [Int] {
+        var member = [Bool](repeating: false, count: count)
+        for i in sortedIndices { member[i] = true }
+        return (0..<count).filter { !member[$0] }
+    }
+
+    private static func gatherRows(_ x: Matrix<Double>, _ indices: [Int]) -> Matrix<Double> {
+        var storage = [Double]()
+        storage.reserveCapacity(indices.count * x.cols)
+        for i in indices { storage.append(contentsOf: x.row(i)) }
+        return Matrix(rows: indices.count, cols: x.cols, storage: storage)
+    }
+
+    private static func accuracyOf(_ fit: ProbeFit, _ x: Matrix<Double>, _ labels: [Int]) -> Double {
+        let predictions = fit.predict(x)
+        let correct = zip(predictions, labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
+        return Double(correct) / Double(labels.count)
+    }
+
+    private static func summary(_ fits: [(accuracy: Double, iterations: Int, converged: Bool)], classes: Int,
+                                samples: Int) -> ProbeResult {
+        let accuracies = fits.map(\.accuracy)
+        let mean = accuracies.reduce(0, +) / Double(accuracies.count)
+        let variance = accuracies.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(accuracies.count)
+        return ProbeResult(foldAccuracies: accuracies, mean: mean, std: variance.squareRoot(),
+                           converged: fits.allSatisfy(\.converged), maxIterations: fits.map(\.iterations).max() ?? 0,
+                           classes: classes, samples: samples)
+    }
+}
