@@ -173,10 +173,10 @@ public struct LinearCKAAccumulator: Sendable {
         case .debiased, .minibatch:
             guard count >= 4 else { throw MetricUndefined("the debiased HSIC estimator needs at least 4 samples, got \(count)") }
             let trace = Matrix.frobeniusInner(s, s) - pq
-            let kSum = dot(sa, sa) - normSums[pair.a]
-            let lSum = dot(sb, sb) - normSums[pair.b]
+            let kSum = dotProduct(sa, sa) - normSums[pair.a]
+            let lSum = dotProduct(sb, sb) - normSums[pair.b]
             let ssb = Matrix.product(s, Matrix(rows: sb.count, cols: 1, storage: sb))
-            let crossTerm = dot(sa, ssb.storage) - dot(sa, v) - dot(sb, u) + pq
+            let crossTerm = dotProduct(sa, ssb.storage) - dotProduct(sa, v) - dotProduct(sb, u) + pq
             return (trace + kSum * lSum / ((n - 1) * (n - 2)) - 2 / (n - 2) * crossTerm) / (n * (n - 3))
         }
     }
@@ -193,7 +193,7 @@ public struct LinearCKAAccumulator: Sendable {
         let s = sums[m], r = references[m] ?? []
         var centredTrace = 0.0
         for i in 0..<dimensions[m] { centredTrace += grams[m][i, i] - s[i] * s[i] / n }
-        let magnitude = (normSums[m] + 2 * dot(r, s) + n * dot(r, r)) / n
+        let magnitude = (normSums[m] + 2 * dotProduct(r, s) + n * dotProduct(r, r)) / n
         let tol = LinearCKAAccumulator.constantTolerance
         return centredTrace / n <= tol * tol * magnitude
     }
@@ -210,7 +210,7 @@ public struct LinearCKAAccumulator: Sendable {
     }
 }
 
-@inline(__always) func dot(_ a: [Double], _ b: [Double]) -> Double {
+@inline(__always) func dotProduct(_ a: [Double], _ b: [Double]) -> Double {
     var s = 0.0
     for i in a.indices { s += a[i] * b[i] }
     return s
