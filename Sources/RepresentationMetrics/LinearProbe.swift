@@ -90,12 +90,11 @@ public struct ProbeResult: Sendable, Codable, Equatable {
 /// L-BFGS (memory 10, strong Wolfe line search) stops when max |∇L| ≤ 1e-9·max(1, |L|) or when a step lowers L by less than
 /// 64ε relative, at most `maxIterations` iterations.
 ///
-/// Two classes use the same 2-column softmax. scikit-learn's binary model (`multi_class='ovr'`, its
-/// default for 2 classes) is a sigmoid on one vector w with penalty ‖w‖²/(2C); at our optimum the columns
-/// satisfy w₁ = −w₀ (the penalty prefers the symmetric split), so w = w₁ − w₀ and ‖W‖²_F = ‖w‖²/2: our
-/// 2-class fit equals sklearn's binary fit with C doubled. It is the same objective as sklearn's
-/// `multi_class='multinomial'` binary fit (which stores only column 1, = −column 0), so those agree; sklearn's
-/// default binary fit at the same C has a different penalty and its predictions agree only approximately.
+/// Two classes follow scikit-learn's default binary model (a sigmoid on one vector w with penalty
+/// ‖w‖²/(2C), what `LogisticRegression(C=C)` fits for 2 classes and what the paper's eval code gets).
+/// We keep the 2-column softmax and double the penalty: at the optimum the columns satisfy w₁ = −w₀ (the
+/// penalty prefers the symmetric split), so w = w₁ − w₀ and ‖W‖²_F = ‖w‖²/2; the penalty ‖W‖²_F/C then
+/// equals ‖w‖²/(2C), and the fit is exactly sklearn's binary fit.
 ///
 /// Shift invariance: the softmax is unchanged by adding a constant to all logits, so b is determined
 /// only up to a shift; gradients of b sum to 0 over classes, so starting at 0 keeps Σb = 0 (as in sklearn),
@@ -127,7 +126,8 @@ public enum LinearProbe {
         let (mean, scale) = standardization(of: x)
         let xs = standardized(x, mean: mean, scale: scale)
         let d = x.cols, k = classes
-        let inverseC = 1 / options.c
+        // Two classes: sklearn's binary parameterisation (see the type's documentation).
+        let inverseC = (k == 2 ? 2 : 1) / options.c
         var solver = LBFGS()
         solver.maxIterations = options.maxIterations
         let result = solver.minimize(start: [Double](repeating: 0, count: d * k + k)) { theta, gradient in

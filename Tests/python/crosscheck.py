@@ -77,5 +77,114 @@ out = bwanalyze("cka", path, f"{FIX}/run-b.h5", "--depth", "layers")
 worst = max(abs(r["value"] - linear_cka(rows(path, r["depth"]), rows(f"{FIX}/run-b.h5", r["depth_b"]))) for r in out["records"])
 report(worst <= 1e-6, f"cka across run-a/run-b: max absolute difference {worst:.1e}")
 
+
+# --- covariance spectrum (paper's eval-code conventions) and RankMe ----------------------------
+def spectrum_reference(x):
+    lam = np.clip(np.linalg.eigvalsh(np.cov(x, rowvar=False))[::-1], 0, None)
+    p = lam / lam.sum()
+    nz = p[p > 0]
+    s = np.linalg.svd(x, compute_uv=False)
+    q = s / s.sum() + 1e-7
+    return {
+        "effective_rank": float(np.exp(-(nz * np.log(nz)).sum())),
+        "participation_ratio": float(lam.sum() ** 2 / (lam ** 2).sum()),
+        "isotropy": float(lam.max() / lam.mean()),
+        "k90": float(np.searchsorted(np.cumsum(lam), 0.9 * lam.sum() * (1 - 1e-12)) + 1),
+        "rankme": float(np.exp(-(q * np.log(q)).sum())),
+    }
+
+
+for fixture, pool in [("run-a.h5", "mean"), ("geometry.h5", "tokens"), ("geometry.h5", "mean")]:
+    path = f"{FIX}/{fixture}"
+    out = bwanalyze("spectrum", path, "--depth", "layers", "--pool", pool)
+    worst, count = 0.0, 0
+    for r in out["records"]:
+        if r.get("value") is None or r["metric"] not in ("effective_rank", "participation_ratio", "isotropy", "k90", "rankme"):
+            continue
+        ref = spectrum_reference(rows(path, r["depth"], pool))[r["metric"]]
+        worst = max(worst, abs(r["value"] - ref) / abs(ref))
+        count += 1
+    report(count > 0 and worst <= 1e-6, f"spectrum {pool} {fixture}: {count} values, max relative difference {worst:.1e}")
+
+# --- linear probe vs scikit-learn on an identical train/test split ----------------------------
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
+from sklearn.preprocessing import StandardScaler
+import os
+import tempfile
+
+for fixture, n_train in [("geometry.h5", 64), ("run-a.h5", 56)]:
+    src = f"{FIX}/{fixture}"
+    tmp = tempfile.mkdtemp()
+    with h5py.File(src, "r") as f:
+        for name, sl in [("train", slice(0, n_train)), ("test", slice(n_train, None))]:
+            with h5py.File(f"{tmp}/{name}.h5", "w") as g:
+                for k, v in f.attrs.items():
+                    g.attrs[k] = v
+                for layer in f["layers"]:
+                    g.create_dataset(f"layers/{layer}/tokens", data=f[f"layers/{layer}/tokens"][sl])
+                g.create_dataset("positions", data=f["positions"][...])
+                for t in f["labels"]:
+                    g.create_dataset(f"labels/{t}", data=f[f"labels/{t}"][sl])
+    out = bwanalyze("probe", "--train", f"{tmp}/train.h5", "--test", f"{tmp}/test.h5", "--depth", "layers")
+    worst = 0.0
+    for r in out["records"]:
+        if r["metric"] != "probe_accuracy":
+            continue
+        xtr, xte = rows(f"{tmp}/train.h5", r["depth"]), rows(f"{tmp}/test.h5", r["depth"])
+        with h5py.File(f"{tmp}/train.h5", "r") as f, h5py.File(f"{tmp}/test.h5", "r") as g:
+            ytr, yte = f[f"labels/{r['target']}"][...], g[f"labels/{r['target']}"][...]
+        scaler = StandardScaler().fit(xtr)
+        clf = LogisticRegression(max_iter=1000).fit(scaler.transform(xtr), ytr)
+        ref = clf.score(scaler.transform(xte), yte)
+        worst = max(worst, abs(r["value"] - ref))
+    report(worst <= 0.01, f"probe train/test {fixture}: max accuracy difference to scikit-learn {100 * worst:.2f} pp")
+
+# --- retrieval: AP per query by scikit-learn ---------------------------------------------------
+for fixture in ["geometry.h5", "run-a.h5"]:
+    path = f"{FIX}/{fixture}"
+    out = bwanalyze("retrieval", path, "--depth", "layers")
+    worst = 0.0
+    for r in out["records"]:
+        x = rows(path, r["depth"])
+        z = x / np.linalg.norm(x, axis=1, keepdims=True)
+        sim = z @ z.T
+        with h5py.File(path, "r") as f:
+            y = f[f"labels/{r['target']}"][...]
+        aps, hits = [], {1: [], 5: [], 10: []}
+        for q in range(len(y)):
+            others = np.array([i for i in range(len(y)) if i != q])
+            rel = (y[others] == y[q]).astype(int)
+            if rel.sum() == 0:
+                continue
+            aps.append(average_precision_score(rel, sim[q, others]))
+            order = others[np.argsort(-sim[q, others], kind="stable")]
+            for k in hits:
+                hits[k].append(float((y[order[:k]] == y[q]).any()))
+        ref = np.mean(aps) if r["metric"] == "retrieval_map" else np.mean(hits[int(r["metric"].removeprefix("retrieval_top"))])
+        worst = max(worst, abs(r["value"] - ref))
+    report(worst <= 1e-9, f"retrieval {fixture}: max difference to scikit-learn/numpy {worst:.1e}")
+
+# --- patch similarity and token shift -----------------------------------------------------------
+path = f"{FIX}/geometry.h5"
+out = bwanalyze("tokens", path, "--depth", "layers")
+worst = 0.0
+for r in out["records"]:
+    with h5py.File(path, "r") as f:
+        a = f[f"layers/{r['depth']:02d}/tokens"][...].astype(np.float64)
+        b = f[f"layers/{r['depth_b']:02d}/tokens"][...].astype(np.float64) if r.get("depth_b") is not None else None
+    if r["metric"] == "patch_similarity":
+        ln = (a - a.mean(-1, keepdims=True)) / np.sqrt(a.var(-1, keepdims=True) + 1e-12)
+        z = ln / np.linalg.norm(ln, axis=-1, keepdims=True)
+        g = np.einsum("ntd,nsd->nts", z, z)
+        t = a.shape[1]
+        ref = ((g.sum((1, 2)) - np.trace(g, axis1=1, axis2=2)) / (t * (t - 1))).mean()
+    elif r["metric"] == "token_shift_cosine":
+        ref = (1 - (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))).mean()
+    else:
+        ref = (np.linalg.norm(b - a, axis=-1) / np.linalg.norm(a, axis=-1)).mean()
+    worst = max(worst, abs(r["value"] - ref) / max(abs(ref), 1e-12))
+report(worst <= 1e-6, f"tokens geometry.h5: patch similarity and token shift, max relative difference {worst:.1e}")
+
 print(f"crosscheck: {passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

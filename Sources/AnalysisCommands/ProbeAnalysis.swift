@@ -1,0 +1,275 @@
+import ActivationStore
+import Foundation
+import LinearAlgebra
+import RepresentationMetrics
+
+/// `bwanalyze probe`: linear-probe accuracy of clip vectors per depth and target.
+public struct ProbeAnalysis: Sendable {
+    public var depthSelection: DepthSelection = .blocks
+    /// Targets to probe; nil = every target in the file.
+    public var targets: [String]? = nil
+    public var options = ProbeOptions()
+    /// When set, C is chosen per outer fold by inner CV over this grid.
+    public var cGrid: [Double]? = nil
+    public var maxBatchBytes = 256 << 20
+
+    public init() {}
+
+    public static let conventions: [String: String] = [
+        "probe_accuracy": "clip vectors standardised with the training fold's mean/std (ddof 0) -> multinomial logistic regression, L2 penalty with C in scikit-learn's sense (loss sum_i CE_i + ||W||^2/(2C), intercept unpenalised), L-BFGS to convergence (<= max iterations); stratified k-fold CV shuffled with seed 0 (per class: seeded shuffle, dealt round-robin into folds) or a given train/test split; value = mean accuracy over folds, std = population std over folds",
+        "probe_accuracy_mean_over_targets": "mean of probe_accuracy over the probed targets at one depth",
+    ]
+
+    func parameters(_ split: String) -> [String: String] {
+        var p = ["c": cGrid == nil ? "\(options.c)" : "selected by inner CV from \(cGrid!.map { "\($0)" }.joined(separator: ","))",
+                 "max_iterations": "\(options.maxIterations)", "split": split, "seed": "\(options.seed)",
+                 "features": "clip vectors (mean over tokens)", "precision": "float64"]
+        if split == "cv" { p["folds"] = "\(options.folds)" }
+        return p
+    }
+
+    /// Cross-validated probes on one file.
+    public func run(_ f: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
+        let depths = try depthSelection.depths(in: f)
+        let chosen = try resolveTargets(f)
+        let labels = try chosen.map { try f.labels($0) }
+        let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: maxBatchBytes)
+        var warnings: [String] = []
+        var extra: [String: String] = [:]
+        let results = try evaluate(depths: depths, targets: chosen, progress: progress, warnings: &warnings, chosenC: &extra) { i, t in
+            if let grid = cGrid {
+                let s = try LinearProbe.selectC(vectors[i], labels: labels[t], grid: grid, options: options)
+                return (s.result, s.c)
+            }
+            return (try LinearProbe.crossValidate(vectors[i], labels: labels[t], options: options), nil)
+        }
+        var params = parameters("cv")
+        params.merge(extra) { $1 }
+        return report(f, depths: depths, targets: chosen, results: results, parameters: params, warnings: warnings, inputs: [f])
+    }
+
+    /// Probes trained on `train` and scored on `test` (two files of the same run on different clips).
+    public func run(train: ActivationFile, test: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
+        guard train.featureCount == test.featureCount, train.layerCount == test.layerCount else {
+            throw AnalysisError("\(train.path) and \(test.path) differ in shape (L = \(train.layerCount) vs \(test.layerCount), D = \(train.featureCount) vs \(test.featureCount)); train and test must come from the same model")
+        }
+        let depths = try depthSelection.depths(in: train)
+        let chosen = try resolveTargets(train)
+        for t in chosen where !test.targets.contains(t) {
+            throw AnalysisError("\(test.path): no target '\(t)' (it has: \(test.targets.joined(separator: ", ")))")
+        }
+        let trainLabels = try chosen.map { try train.labels($0) }
+        let testLabels = try chosen.map { try test.labels($0) }
+        let trainVectors = try collectClipVectors(train, depths: depths, maxBatchBytes: maxBatchBytes)
+        let testVectors = try collectClipVectors(test, depths: depths, maxBatchBytes: maxBatchBytes)
+        var warnings: [String] = []
+        var extra: [String: String] = [:]
+        let results = try evaluate(depths: depths, targets: chosen, progress: progress, warnings: &warnings, chosenC: &extra) { i, t in
+            (try LinearProbe.trainTest(train: trainVectors[i], trainLabels: trainLabels[t], test: testVectors[i],
+                                       testLabels: testLabels[t], options: options), nil)
+        }
+        return report(train, depths: depths, targets: chosen, results: results, parameters: parameters("train/test"),
+                      warnings: warnings, inputs: [train, test])
+    }
+
+    func resolveTargets(_ f: ActivationFile) throws -> [String] {
+        let chosen = targets ?? f.targets
+        guard !chosen.isEmpty else { throw AnalysisError("\(f.path): the file has no labels; probes need /labels/<target>") }
+        for t in chosen { _ = try f.labels(t) }
+        return chosen
+    }
+
+    /// Runs `body` for every (depth, target), spread over the cores, collecting results in order.
+    func evaluate(depths: [Int], targets: [String], progress: ((Int, Int) -> Void)?, warnings: inout [String],
+                  chosenC: inout [String: String],
+                  _ body: @escaping @Sendable (Int, Int) throws -> (ProbeResult, Double?)) throws -> [[Result<ProbeResult, Error>]] {
+        let jobs = depths.indices.flatMap { i in targets.indices.map { (i, $0) } }
+        final class Box: @unchecked Sendable {
+            var results: [Result<(ProbeResult, Double?), Error>?]
+            var done = 0
+            let lock = NSLock()
+            init(_ n: Int) { results = Array(repeating: nil, count: n) }
+        }
+        let box = Box(jobs.count)
+        let progressBox = progress
+        nonisolated(unsafe) let report = progressBox
+        DispatchQueue.concurrentPerform(iterations: jobs.count) { j in
+            let r = Result { try body(jobs[j].0, jobs[j].1) }
+            box.lock.lock()
+            box.results[j] = r
+            box.done += 1
+            let done = box.done
+            box.lock.unlock()
+            report?(done, jobs.count)
+        }
+        var out = depths.map { _ in targets.map { _ in Result<ProbeResult, Error>.failure(MetricUndefined("not run")) } }
+        for (j, (i, t)) in jobs.enumerated() {
+            switch box.results[j]! {
+            case .success(let (r, c)):
+                out[i][t] = .success(r)
+                if !r.converged {
+                    warnings.append("depth \(depths[i]), target \(targets[t]): L-BFGS did not converge within \(options.maxIterations) iterations")
+                }
+                if let c { chosenC["chosen_c_depth\(depths[i])_\(targets[t])"] = "\(c)" }
+            case .failure(let e):
+                out[i][t] = .failure(e)
+            }
+        }
+        return out
+    }
+
+    func report(_ f: ActivationFile, depths: [Int], targets: [String], results: [[Result<ProbeResult, Error>]],
+                parameters: [String: String], warnings: [String], inputs: [ActivationFile]) -> MetricReport {
+        var records: [MetricRecord] = []
+        let base = MetricRecord(metric: "probe_accuracy", run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
+        for (i, depth) in depths.enumerated() {
+            var means: [Double] = []
+            var failures: [String] = []
+            for (t, target) in targets.enumerated() {
+                var r = base
+                r.depth = depth
+                r.target = target
+                switch results[i][t] {
+                case .success(let p):
+                    r.value = p.mean
+                    r.std = p.std
+                    means.append(p.mean)
+                case .failure(let e):
+                    r.undefined = "\(e)"
+                    failures.append(target)
+                }
+                records.append(r)
+            }
+            var m = base
+            m.metric = "probe_accuracy_mean_over_targets"
+            m.depth = depth
+            if failures.isEmpty, !means.isEmpty { m.value = means.reduce(0, +) / Double(means.count) } else {
+                m.undefined = "probe undefined for target\(failures.count == 1 ? "" : "s") \(failures.joined(separator: ", "))"
+            }
+            records.append(m)
+        }
+        return MetricReport(command: "probe", parameters: parameters, conventions: ProbeAnalysis.conventions,
+                            inputs: inputs.map(InputDescription.init), records: records, warnings: warnings)
+    }
+
+    public static func table(_ report: MetricReport) -> String {
+        let targets = Array(Set(report.records.compactMap(\.target))).sorted()
+        var t = TextTable(header: ["depth"] + targets + ["mean"])
+        for d in Array(Set(report.records.compactMap(\.depth))).sorted() {
+            var row = ["\(d)"]
+            for target in targets {
+                row.append(report.records.first { $0.metric == "probe_accuracy" && $0.depth == d && $0.target == target }.map { cell($0, digits: 3) } ?? "")
+            }
+            row.append(report.records.first { $0.metric == "probe_accuracy_mean_over_targets" && $0.depth == d }.map { cell($0, digits: 3) } ?? "")
+            t.rows.append(row)
+        }
+        var out = "linear probe accuracy (\(report.parameters["split"] == "cv" ? "\(report.parameters["folds"] ?? "3")-fold CV, mean ± std" : "train/test"), C = \(report.parameters["c"] ?? "1"))\n"
+        out += t.render(leftColumns: 0)
+        for r in report.records where r.undefined != nil && r.metric == "probe_accuracy" {
+            out += "  n/a at depth \(r.depth!), target \(r.target!): \(r.undefined!)\n"
+        }
+        for w in report.warnings { out += "warning: \(w)\n" }
+        return out
+    }
+}
+
+/// How OccDrop scores the one-patch clips.
+public enum OccDropProtocol: String, Sendable, CaseIterable { case transfer, retrain }
+
+/// `bwanalyze occdrop`: the paper's OccDrop = (acc_all − acc_one) / acc_all.
+///
+/// acc_all is the cross-validated probe accuracy on the full clips. acc_one uses the same folds: with
+/// the `transfer` protocol (default) the probe trained on the full clips of each training fold is
+/// scored on the one-patch versions of the test fold's clips; with `retrain` the probe is trained and
+/// scored on the one-patch clips.
+public struct OccDropAnalysis {
+    public var depthSelection: DepthSelection = .blocks
+    public var targets: [String]? = nil
+    public var options = ProbeOptions()
+    public var protocolKind: OccDropProtocol = .transfer
+    public var maxBatchBytes = 256 << 20
+
+    public init() {}
+
+    public func run(full: ActivationFile, onePatch: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
+        guard full.clipCount == onePatch.clipCount, full.featureCount == onePatch.featureCount, full.layerCount == onePatch.layerCount else {
+            throw AnalysisError("\(full.path) and \(onePatch.path) must hold the same clips from the same model (N, L, D: \(full.clipCount), \(full.layerCount), \(full.featureCount) vs \(onePatch.clipCount), \(onePatch.layerCount), \(onePatch.featureCount))")
+        }
+        for t in Set(full.targets).intersection(onePatch.targets) where try full.labels(t) != onePatch.labels(t) {
+            throw AnalysisError("\(full.path) and \(onePatch.path) do not hold the same clips: labels '\(t)' differ")
+        }
+        let depths = try depthSelection.depths(in: full)
+        let chosen = targets ?? full.targets
+        guard !chosen.isEmpty else { throw AnalysisError("\(full.path): the file has no labels") }
+        let labels = try chosen.map { try full.labels($0) }
+        let fullVectors = try collectClipVectors(full, depths: depths, maxBatchBytes: maxBatchBytes)
+        let oneVectors = try collectClipVectors(onePatch, depths: depths, maxBatchBytes: maxBatchBytes)
+        var records: [MetricRecord] = []
+        let base = MetricRecord(metric: "", run: full.metadata.run, file: full.path, probeSet: full.metadata.probeSet, step: full.metadata.step)
+        var done = 0
+        for (i, depth) in depths.enumerated() {
+            for (t, target) in chosen.enumerated() {
+                let accs = Result { () throws -> (all: Double, one: Double) in
+                    let folds = try LinearProbe.stratifiedFolds(labels: labels[t], folds: options.folds, seed: options.seed)
+                    var correctAll = 0, correctOne = 0, total = 0
+                    let classes = labels[t].max()! + 1
+                    for testIdx in folds {
+                        let testSet = Set(testIdx)
+                        let trainIdx = (0..<full.clipCount).filter { !testSet.contains($0) }
+                        let yTrain = trainIdx.map { labels[t][$0] }
+                        let fit = try LinearProbe.fit(subset(fullVectors[i], trainIdx), labels: yTrain, classes: classes, options: options)
+                        let predAll = fit.predict(subset(fullVectors[i], testIdx))
+                        let oneFit = protocolKind == .transfer ? fit
+                            : try LinearProbe.fit(subset(oneVectors[i], trainIdx), labels: yTrain, classes: classes, options: options)
+                        let predOne = oneFit.predict(subset(oneVectors[i], testIdx))
+                        for (k, idx) in testIdx.enumerated() {
+                            correctAll += predAll[k] == labels[t][idx] ? 1 : 0
+                            correctOne += predOne[k] == labels[t][idx] ? 1 : 0
+                        }
+                        total += testIdx.count
+                    }
+                    return (Double(correctAll) / Double(total), Double(correctOne) / Double(total))
+                }
+                for (metric, body) in [("occdrop", { () throws -> Double in
+                                            let a = try accs.get()
+                                            guard a.all > 0 else { throw MetricUndefined("accuracy on full clips is 0") }
+                                            return (a.all - a.one) / a.all
+                                        }),
+                                        ("probe_accuracy_full", { try accs.get().all }),
+                                        ("probe_accuracy_one_patch", { try accs.get().one })] {
+                    var r = base
+                    r.metric = metric
+                    r.depth = depth
+                    r.target = target
+                    r.measure(body)
+                    records.append(r)
+                }
+                done += 1
+                progress?(done, depths.count * chosen.count)
+            }
+        }
+        return MetricReport(command: "occdrop",
+                            parameters: ["protocol": protocolKind.rawValue, "folds": "\(options.folds)", "c": "\(options.c)", "seed": "\(options.seed)"],
+                            conventions: ["occdrop": "(acc_all - acc_one_patch) / acc_all; accuracies pooled over the stratified CV folds; protocol '\(protocolKind.rawValue)': " + (protocolKind == .transfer ? "probe trained on full clips, scored on the one-patch clips of the test fold" : "probe trained and scored on one-patch clips")],
+                            inputs: [InputDescription(full), InputDescription(onePatch)], records: records)
+    }
+
+    public static func table(_ report: MetricReport) -> String {
+        var t = TextTable(header: ["depth", "target", "acc (full)", "acc (one patch)", "OccDrop"])
+        for r in report.records where r.metric == "occdrop" {
+            let a = report.records.first { $0.metric == "probe_accuracy_full" && $0.depth == r.depth && $0.target == r.target }!
+            let o = report.records.first { $0.metric == "probe_accuracy_one_patch" && $0.depth == r.depth && $0.target == r.target }!
+            t.rows.append(["\(r.depth!)", r.target!, cell(a, digits: 3), cell(o, digits: 3), cell(r, digits: 3)])
+        }
+        var out = t.render(leftColumns: 2)
+        for r in report.records where r.undefined != nil && r.metric == "occdrop" { out += "  n/a at depth \(r.depth!), \(r.target!): \(r.undefined!)\n" }
+        return out
+    }
+}
+
+func subset(_ x: Matrix<Double>, _ rows: [Int]) -> Matrix<Double> {
+    var s = [Double]()
+    s.reserveCapacity(rows.count * x.cols)
+    for r in rows { s += x.row(r) }
+    return Matrix(rows: rows.count, cols: x.cols, storage: s)
+}

@@ -1,0 +1,122 @@
+import ActivationStore
+import AnalysisCommands
+import ArgumentParser
+import RepresentationMetrics
+
+extension OccDropProtocol: ExpressibleByArgument {}
+
+/// Probe options shared by `probe` and `occdrop`.
+struct ProbeArguments: ParsableArguments {
+    @Option(name: .customLong("target"), help: "A label target (repeatable).")
+    var targets: [String] = []
+
+    @Flag(help: "Probe every target in the file (the default when no --target is given).")
+    var allTargets = false
+
+    @Option(help: "Depths: 'blocks', 'layers' or a list such as 0,3,6.")
+    var depth: String = "blocks"
+
+    @Option(name: .customLong("c"), help: "Inverse L2 regularisation strength, as scikit-learn's C.")
+    var c = 1.0
+
+    @Option(help: "Number of stratified CV folds.")
+    var folds = 3
+
+    @Option(help: "Seed of the fold shuffle.")
+    var seed: UInt64 = 0
+
+    @Option(help: "L-BFGS iteration limit.")
+    var maxIterations = 1000
+
+    func validate() throws {
+        guard c > 0, c.isFinite else { throw ValidationError("--c must be positive") }
+        guard folds >= 2 else { throw ValidationError("--folds must be at least 2") }
+        guard maxIterations >= 1 else { throw ValidationError("--max-iterations must be at least 1") }
+        if allTargets && !targets.isEmpty { throw ValidationError("give --target or --all-targets, not both") }
+    }
+
+    var options: ProbeOptions { ProbeOptions(c: c, maxIterations: maxIterations, folds: folds, seed: seed) }
+    var chosenTargets: [String]? { targets.isEmpty ? nil : targets }
+}
+
+extension BWAnalyze {
+    struct Probe: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Linear-probe accuracy of clip vectors per depth and target (standardise, multinomial L2 logistic regression, L-BFGS).",
+            discussion: "Cross-validated on one file (stratified, shuffled, seed 0), or trained on --train and scored on --test. --c-grid chooses C per outer fold by inner CV.")
+
+        @Argument(help: "An activation file (omit with --train/--test).")
+        var file: String?
+
+        @Option(help: "Training file (with --test).")
+        var train: String?
+
+        @Option(help: "Test file (with --train).")
+        var test: String?
+
+        @Option(help: "Comma-separated C values to choose from by inner CV, e.g. 0.01,0.1,1,10.")
+        var cGrid: String?
+
+        @OptionGroup var probe: ProbeArguments
+        @OptionGroup var output: OutputOptions
+
+        func validate() throws {
+            switch (file, train, test) {
+            case (.some, nil, nil), (nil, .some, .some): break
+            default: throw ValidationError("give one activation file, or --train FILE --test FILE")
+            }
+            if cGrid != nil && train != nil { throw ValidationError("--c-grid works with cross-validation on one file") }
+        }
+
+        func run() throws {
+            try runAnalysis {
+                var a = ProbeAnalysis()
+                a.depthSelection = try DepthSelection(parsing: probe.depth)
+                a.targets = probe.chosenTargets
+                a.options = probe.options
+                if let cGrid {
+                    let values = cGrid.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+                    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else { throw AnalysisError("--c-grid must list positive numbers such as 0.1,1,10") }
+                    a.cGrid = values.map { $0! }
+                }
+                let report: MetricReport
+                if let file {
+                    report = try a.run(ActivationFile(path: file), progress: output.progress("probe"))
+                } else {
+                    report = try a.run(train: ActivationFile(path: train!), test: ActivationFile(path: test!), progress: output.progress("probe"))
+                }
+                try output.write(report, table: ProbeAnalysis.table)
+            }
+        }
+    }
+
+    struct OccDrop: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "occdrop",
+            abstract: "OccDrop = (acc_all − acc_one_patch) / acc_all from a file of full clips and one of the same clips with one spatial patch kept.")
+
+        @Argument(help: "Activations of the full clips.")
+        var full: String
+
+        @Argument(help: "Activations of the same clips with one spatial patch kept across all frames.")
+        var onePatch: String
+
+        @Option(help: "transfer: probe trained on full clips, scored on one-patch clips; retrain: trained and scored on one-patch clips.")
+        var `protocol`: OccDropProtocol = .transfer
+
+        @OptionGroup var probe: ProbeArguments
+        @OptionGroup var output: OutputOptions
+
+        func run() throws {
+            try runAnalysis {
+                var a = OccDropAnalysis()
+                a.depthSelection = try DepthSelection(parsing: probe.depth)
+                a.targets = probe.chosenTargets
+                a.options = probe.options
+                a.protocolKind = `protocol`
+                let report = try a.run(full: ActivationFile(path: full), onePatch: ActivationFile(path: onePatch), progress: output.progress("occdrop"))
+                try output.write(report, table: OccDropAnalysis.table)
+            }
+        }
+    }
+}
