@@ -33,7 +33,7 @@ public struct CKAAnalysis {
     /// Largest number of rows for which N×N Gram matrices are formed (RBF, or linear with D > N).
     public var maxGramRows = 8192
     /// Memory budget of one streamed batch (bytes of float64 tokens over all selected depths).
-    public var maxBatchBytes = 256 << 20
+    public var maxBatchBytes = 64 << 20
 
     public init() {}
 

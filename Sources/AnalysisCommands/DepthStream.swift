@@ -75,7 +75,7 @@ public struct DepthStream {
     /// Batches are whole multiples of this many clips (for minibatch estimators).
     public var clipMultiple: Int
 
-    public init(sources: [Source], pooling: Pooling, maxBatchBytes: Int = 256 << 20, clipMultiple: Int = 1) {
+    public init(sources: [Source], pooling: Pooling, maxBatchBytes: Int = 64 << 20, clipMultiple: Int = 1) {
         self.sources = sources
         self.pooling = pooling
         self.maxBatchBytes = maxBatchBytes
@@ -89,7 +89,16 @@ public struct DepthStream {
 
     /// Clip ranges of the batches.
     public func batches() -> [Range<Int>] {
-        let perClip = sources.reduce(0) { $0 + $1.depths.count * $1.file.tokenCount * $1.file.featureCount * 8 }
+        // Bytes held per clip of a batch: token rows in float64 for every depth, or, when pooling to
+        // clip vectors, one depth's tokens being read plus the pooled vectors of every depth.
+        let perClip: Int
+        switch pooling {
+        case .tokens:
+            perClip = sources.reduce(0) { $0 + $1.depths.count * $1.file.tokenCount * $1.file.featureCount * 8 }
+        case .mean:
+            perClip = (sources.map { $0.file.tokenCount * $0.file.featureCount * 8 }.max() ?? 0)
+                + sources.reduce(0) { $0 + $1.depths.count * $1.file.featureCount * 8 }
+        }
         var size = max(1, maxBatchBytes / max(1, perClip))
         if let chunk = sources.first?.file.chunkClips, chunk > 0, size > chunk { size = size / chunk * chunk }
         if size > clipMultiple { size = size / clipMultiple * clipMultiple } else { size = clipMultiple }
@@ -99,23 +108,34 @@ public struct DepthStream {
     /// Rows of one depth for clips `r`, pooled.
     static func load(_ file: ActivationFile, depth: Int, clips r: Range<Int>, pooling: Pooling) throws -> Matrix<Double> {
         let t = file.tokenCount, d = file.featureCount
-        let x = try file.tokens(depth: depth, clips: r, as: Double.self)
+        // float64 files are read as they are; float16/32 are read as float32 (HDF5's own conversion to
+        // float64 is several times slower) and widened here, which is exact.
+        if file.tokenTypes[depth] == .float64 {
+            return pool(try file.tokens(depth: depth, clips: r, as: Double.self), clips: r.count, tokens: t, features: d, pooling: pooling)
+        }
+        return pool(try file.tokens(depth: depth, clips: r, as: Float.self), clips: r.count, tokens: t, features: d, pooling: pooling)
+    }
+
+    static func pool<S: BinaryFloatingPoint>(_ x: [S], clips: Int, tokens t: Int, features d: Int, pooling: Pooling) -> Matrix<Double> {
         switch pooling {
         case .tokens:
-            return Matrix(rows: r.count * t, cols: d, storage: x)
+            if let x = x as? [Double] { return Matrix(rows: clips * t, cols: d, storage: x) }
+            return Matrix(rows: clips * t, cols: d, storage: (x as! [Float]).map { Double($0) })
         case .mean:
-            var out = [Double](repeating: 0, count: r.count * d)
+            var out = [Double](repeating: 0, count: clips * d)
             let inv = 1 / Double(t)
-            x.withUnsafeBufferPointer { p in
-                for i in 0..<r.count {
-                    for j in 0..<t {
-                        let base = (i * t + j) * d
-                        for k in 0..<d { out[i * d + k] += p[base + k] }
+            out.withUnsafeMutableBufferPointer { o in
+                x.withUnsafeBufferPointer { p in
+                    for i in 0..<clips {
+                        for j in 0..<t {
+                            let base = (i * t + j) * d
+                            for k in 0..<d { o[i * d + k] += Double(p[base + k]) }
+                        }
+                        for k in 0..<d { o[i * d + k] *= inv }
                     }
-                    for k in 0..<d { out[i * d + k] *= inv }
                 }
             }
-            return Matrix(rows: r.count, cols: d, storage: out)
+            return Matrix(rows: clips, cols: d, storage: out)
         }
     }
 

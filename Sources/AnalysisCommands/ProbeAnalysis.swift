@@ -11,7 +11,7 @@ public struct ProbeAnalysis: Sendable {
     public var options = ProbeOptions()
     /// When set, C is chosen per outer fold by inner CV over this grid.
     public var cGrid: [Double]? = nil
-    public var maxBatchBytes = 256 << 20
+    public var maxBatchBytes = 64 << 20
 
     public init() {}
 
@@ -68,7 +68,9 @@ public struct ProbeAnalysis: Sendable {
             (try LinearProbe.trainTest(train: trainVectors[i], trainLabels: trainLabels[t], test: testVectors[i],
                                        testLabels: testLabels[t], options: options), nil)
         }
-        return report(train, depths: depths, targets: chosen, results: results, parameters: parameters("train/test"),
+        var params = parameters("train/test")
+        params.merge(extra) { $1 }
+        return report(train, depths: depths, targets: chosen, results: results, parameters: params,
                       warnings: warnings, inputs: [train, test])
     }
 
@@ -103,10 +105,14 @@ public struct ProbeAnalysis: Sendable {
             report?(done, jobs.count)
         }
         var out = depths.map { _ in targets.map { _ in Result<ProbeResult, Error>.failure(MetricUndefined("not run")) } }
+        var allConverged = true
+        var mostIterations = 0
         for (j, (i, t)) in jobs.enumerated() {
             switch box.results[j]! {
             case .success(let (r, c)):
                 out[i][t] = .success(r)
+                allConverged = allConverged && r.converged
+                mostIterations = max(mostIterations, r.maxIterations)
                 if !r.converged {
                     warnings.append("depth \(depths[i]), target \(targets[t]): L-BFGS did not converge within \(options.maxIterations) iterations")
                 }
@@ -115,6 +121,8 @@ public struct ProbeAnalysis: Sendable {
                 out[i][t] = .failure(e)
             }
         }
+        chosenC["all_converged"] = "\(allConverged)"
+        chosenC["most_lbfgs_iterations"] = "\(mostIterations)"
         return out
     }
 
@@ -187,7 +195,7 @@ public struct OccDropAnalysis {
     public var targets: [String]? = nil
     public var options = ProbeOptions()
     public var protocolKind: OccDropProtocol = .transfer
-    public var maxBatchBytes = 256 << 20
+    public var maxBatchBytes = 64 << 20
 
     public init() {}
 

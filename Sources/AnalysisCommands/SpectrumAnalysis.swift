@@ -7,7 +7,7 @@ import RepresentationMetrics
 public struct SpectrumAnalysis {
     public var depthSelection: DepthSelection = .blocks
     public var pooling: Pooling = .mean
-    public var maxBatchBytes = 256 << 20
+    public var maxBatchBytes = 64 << 20
     /// Rows kept (a seeded random subset when there are more) for pairwise statistics.
     public var pairwiseRows = 4096
 
@@ -134,7 +134,7 @@ public struct RetrievalAnalysis {
     public var depthSelection: DepthSelection = .blocks
     public var targets: [String]? = nil
     public var ks = [1, 5, 10]
-    public var maxBatchBytes = 256 << 20
+    public var maxBatchBytes = 64 << 20
 
     public init() {}
 

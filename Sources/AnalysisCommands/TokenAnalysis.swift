@@ -6,7 +6,7 @@ import RepresentationMetrics
 /// `bwanalyze tokens`: within-clip patch similarity per depth and token shift between consecutive depths.
 public struct TokenAnalysis {
     public var depthSelection: DepthSelection = .blocks
-    public var maxBatchBytes = 256 << 20
+    public var maxBatchBytes = 64 << 20
 
     public init() {}
 
@@ -27,12 +27,12 @@ public struct TokenAnalysis {
         try stream.forEach(progress: progress) { r, batch in
             for i in depths.indices where patchErrors[i] == nil {
                 do { try patch[i].add(batch[i].storage, clips: r.count, tokens: t, features: d) } catch {
-                    patchErrors[i] = "\(error)"
+                    patchErrors[i] = "in clips \(r.lowerBound)..<\(r.upperBound): \(error)"
                 }
             }
             for i in shifts.indices where shiftErrors[i] == nil {
                 do { try shifts[i].add(from: batch[i].storage, to: batch[i + 1].storage, clips: r.count, tokens: t, features: d) } catch {
-                    shiftErrors[i] = "\(error)"
+                    shiftErrors[i] = "in clips \(r.lowerBound)..<\(r.upperBound): \(error)"
                 }
             }
         }

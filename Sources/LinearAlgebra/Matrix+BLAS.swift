@@ -107,6 +107,7 @@ extension Matrix where Scalar: BLASOps {
     }
 
     /// Copies the upper triangle into the lower one.
+    @inlinable
     public mutating func symmetrizeFromUpper() {
         precondition(rows == cols)
         let n = rows

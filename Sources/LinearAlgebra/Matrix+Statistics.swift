@@ -1,5 +1,6 @@
 extension Matrix {
     /// Column means in float64: mᵢ = (1/rows) Σ_r a[r, i].
+    @inlinable
     public func columnMeans() -> [Double] {
         var sums = [Double](repeating: 0, count: cols)
         guard rows > 0 else { return sums }
@@ -16,11 +17,13 @@ extension Matrix {
     }
 
     /// Column sums in float64.
+    @inlinable
     public func columnSums() -> [Double] {
         columnMeans().map { $0 * Double(rows) }
     }
 
     /// A float64 copy with every column's mean subtracted (Xc = X − 1·meanᵀ).
+    @inlinable
     public func centeredColumns() -> Matrix<Double> {
         let means = columnMeans()
         var out = converted(to: Double.self)
@@ -34,6 +37,7 @@ extension Matrix {
     }
 
     /// Subtracts `values[c]` from every element of column c, in place.
+    @inlinable
     public mutating func subtractFromColumns(_ values: [Double]) {
         precondition(values.count == cols)
         let n = cols
@@ -45,5 +49,6 @@ extension Matrix {
     }
 
     /// Number of NaN or infinite elements.
+    @inlinable
     public var nonFiniteCount: Int { storage.reduce(0) { $0 + ($1.isFinite ? 0 : 1) } }
 }

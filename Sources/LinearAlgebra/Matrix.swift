@@ -48,11 +48,13 @@ public struct Matrix<Scalar: BLASScalar>: Equatable, Sendable {
         Matrix(rows: n, cols: n) { i, j in i == j ? 1 : 0 }
     }
 
+    @inlinable
     public subscript(i: Int, j: Int) -> Scalar {
         get { storage[i * cols + j] }
         set { storage[i * cols + j] = newValue }
     }
 
+    @inlinable
     public func row(_ i: Int) -> ArraySlice<Scalar> {
         storage[(i * cols)..<((i + 1) * cols)]
     }
@@ -62,6 +64,7 @@ public struct Matrix<Scalar: BLASScalar>: Equatable, Sendable {
     }
 
     /// The same values in another precision.
+    @inlinable
     public func converted<T: BLASScalar>(to: T.Type = T.self) -> Matrix<T> {
         Matrix<T>(rows: rows, cols: cols, storage: storage.map { T($0) })
     }

@@ -47,7 +47,9 @@ public struct CovarianceAccumulator: Sendable {
         }
         let n = rows.rows
         guard n > 0, dimension > 0 else { count += n; return }
-        var y = rows.converted(to: Double.self)
+        // Callers in other modules reach this generic function unspecialised: take the float64 case
+        // without the element-wise generic conversion.
+        var y = (rows as? Matrix<Double>) ?? rows.converted(to: Double.self)
         if reference == nil { reference = Array(y.row(0)) }
         let r = reference!
         let d = dimension

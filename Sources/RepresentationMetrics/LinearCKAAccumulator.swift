@@ -107,15 +107,15 @@ public struct LinearCKAAccumulator: Sendable {
             shifted.append(xs)
             norms.append(p)
         }
-        for (pair, var c) in cross {
+        for pair in Array(cross.keys) {
             let xa = shifted[pair.a], xb = shifted[pair.b], pa = norms[pair.a], pb = norms[pair.b]
-            c.s.addProduct(xa, xb, transposeA: true)
-            c.pq += Matrix.frobeniusInner(pa, pb)
+            // Mutate the dictionary's value in place: a copy would cost D_a·D_b per pair and chunk.
+            cross[pair]!.s.addProduct(xa, xb, transposeA: true)
+            cross[pair]!.pq += Matrix.frobeniusInner(pa, pb)
             let u = Matrix.product(xb, pa, transposeA: true)
             let v = Matrix.product(xa, pb, transposeA: true)
-            for j in 0..<u.rows { c.u[j] += u.storage[j] }
-            for j in 0..<v.rows { c.v[j] += v.storage[j] }
-            cross[pair] = c
+            for j in 0..<u.rows { cross[pair]!.u[j] += u.storage[j] }
+            for j in 0..<v.rows { cross[pair]!.v[j] += v.storage[j] }
         }
         count += rows
     }

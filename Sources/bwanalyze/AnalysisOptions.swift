@@ -45,7 +45,7 @@ struct DepthOptions: ParsableArguments {
     var pool: Pooling = .mean
 
     @Option(help: "Memory budget for one batch of clips (all selected depths, as float64), in MiB.")
-    var batchMib = 256.0
+    var batchMib = 64.0
 
     func selection() throws -> DepthSelection { try DepthSelection(parsing: depth) }
     var batchBytes: Int { max(1, Int(batchMib * 1_048_576)) }

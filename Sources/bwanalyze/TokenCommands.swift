@@ -14,7 +14,7 @@ extension BWAnalyze {
         var depth: String = "blocks"
 
         @Option(help: "Memory budget for one batch of clips, in MiB.")
-        var batchMib = 256.0
+        var batchMib = 64.0
 
         @OptionGroup var output: OutputOptions
 
