@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
     ],
     targets: [
         // C libraries, each behind a tiny system-library target with a shim header.
@@ -22,6 +23,10 @@ let package = Package(
         .target(name: "ActivationStore", dependencies: ["CHDF5"]),
         .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE"]),
         .target(name: "RepresentationMetrics", dependencies: ["LinearAlgebra"]),
+        .target(name: "BlockwiseTraining", dependencies: [
+            "ActivationStore", "LinearAlgebra",
+            .product(name: "Numerics", package: "swift-numerics"),
+        ]),
         .target(name: "SyntheticFixtures", dependencies: ["ActivationStore", "LinearAlgebra"]),
         .target(name: "AnalysisCommands", dependencies: [
             "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "SyntheticFixtures",
@@ -36,6 +41,9 @@ let package = Package(
         .testTarget(name: "ActivationStoreTests",
                     dependencies: ["ActivationStore", "SyntheticFixtures", "LinearAlgebra", "TestSupport", "bwanalyze"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
+        .testTarget(name: "BlockwiseTrainingTests",
+                    dependencies: ["BlockwiseTraining", "ActivationStore", "LinearAlgebra", "TestSupport",
+                                   .product(name: "Numerics", package: "swift-numerics")]),
         .testTarget(name: "RepresentationMetricsTests",
                     dependencies: ["RepresentationMetrics", "LinearAlgebra", "ActivationStore", "SyntheticFixtures", "TestSupport", "bwanalyze"]),
     ]
