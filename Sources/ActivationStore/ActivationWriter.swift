@@ -28,18 +28,7 @@ public final class ActivationWriter {
     /// Starts a new file; the destination is replaced only on `commit()`.
     public init(path: String, metadata: ActivationMetadata) throws {
         self.path = path
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw ActivationStoreError(.notFound, file: path, "the directory \(dir) does not exist")
-        }
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue {
-            throw ActivationStoreError(.isDirectory, file: path, "is a directory; cannot write an activation file there")
-        }
-        let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        temporaryPath = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(suffix)").path
+        temporaryPath = try AtomicFile.temporaryPath(for: path)
         let f = try HDF5File.create(path: temporaryPath, displayName: path)
         file = f
         do {
@@ -174,13 +163,8 @@ public final class ActivationWriter {
                 throw ActivationStoreError(.schema, file: path, object: first.object,
                                            "refusing to write an invalid file: \(first.message)")
             }
-            try ActivationWriter.syncToDisk(temporaryPath, displayName: path)
-            guard rename(temporaryPath, path) == 0 else {
-                throw ActivationStoreError(.io, file: path, "cannot rename the finished file into place: \(String(cString: strerror(errno)))")
-            }
+            try AtomicFile.commit(temporaryPath, to: path)
             committed = true
-            let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
-            try? ActivationWriter.syncToDisk(dir, displayName: dir)
         } catch {
             abandon()
             throw error
@@ -193,12 +177,5 @@ public final class ActivationWriter {
         if let file { try? file.close() }
         file = nil
         unlink(temporaryPath)
-    }
-
-    static func syncToDisk(_ path: String, displayName: String) throws {
-        let fd = Glibc.open(path, O_RDONLY)
-        guard fd >= 0 else { throw ActivationStoreError(.io, file: displayName, "cannot reopen to flush") }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw ActivationStoreError(.io, file: displayName, "fsync failed") }
     }
 }

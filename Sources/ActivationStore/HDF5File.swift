@@ -223,6 +223,23 @@ final class HDF5File: @unchecked Sendable {
 
     private func attributeLabel(_ name: String) -> String { "/ attr \(name)" }
 
+    /// Names of the root group's attributes.
+    func attributeNames() -> [String] {
+        HDF5Library.sync {
+            var info = H5O_info_t()
+            guard H5Oget_info1(file.id, &info) >= 0 else { return [] }
+            var names: [String] = []
+            for i in 0..<info.num_attrs {
+                let size = H5Aget_name_by_idx(file.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, bw_H5P_DEFAULT())
+                guard size >= 0 else { continue }
+                var buf = [CChar](repeating: 0, count: Int(size) + 1)
+                H5Aget_name_by_idx(file.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buf, Int(size) + 1, bw_H5P_DEFAULT())
+                names.append(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            return names
+        }
+    }
+
     func attributeInfo(_ name: String) throws -> (shape: [Int], type: StoredType) {
         try HDF5Library.sync {
             let a = try openAttribute(name)

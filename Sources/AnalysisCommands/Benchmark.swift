@@ -22,16 +22,6 @@ public struct Benchmark {
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
-    /// Best of `repeats` n×n×n products: 2n³ flops each.
-    public static func gemmRate<S: BLASOps>(_ type: S.Type, n: Int = 2048, repeats: Int = 3) -> Double {
-        var g = SeededGenerator(seed: 1)
-        let a = Matrix<S>(rows: n, cols: n) { _, _ in S(g.nextUniform()) }
-        let b = Matrix<S>(rows: n, cols: n) { _, _ in S(g.nextUniform()) }
-        var best = Double.infinity
-        for _ in 0..<repeats { best = min(best, time { _ = Matrix.product(a, b) }) }
-        return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
-    }
-
     /// Runs every analysis on `f` and returns the timings.
     public func run(_ f: ActivationFile, log: (String) -> Void) throws -> [Row] {
         let n = Double(f.clipCount), t = Double(f.tokenCount), d = Double(f.featureCount)

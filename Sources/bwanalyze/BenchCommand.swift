@@ -24,8 +24,8 @@ extension BWAnalyze {
             try runAnalysis {
                 func say(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
                 say("measuring dgemm (2048^3) ...")
-                let dgemm = Benchmark.gemmRate(Double.self)
-                let sgemm = Benchmark.gemmRate(Float.self)
+                let dgemm = GEMMRate.measure(Double.self)
+                let sgemm = GEMMRate.measure(Float.self)
                 var path = file
                 var generated: String? = nil
                 if path == nil {
