@@ -1,0 +1,165 @@
+import LinearAlgebra
+import Numerics
+
+/// The scalar the kernels run in: Float for training, Double for the gradient checks.
+public typealias KernelScalar = BLASOps & Real
+
+/// The transformer layer kernels, forward and backward, over raw row-major buffers (after llm.c).
+///
+/// Every layer is a pair of plain functions: `xxxForward(out, cache..., inp, params..., sizes)` writes its
+/// output (it never reads it) and caches only what the backward needs; `xxxBackward(dinp, dparams...,
+/// dout, inp, params, cache..., sizes)` **accumulates** (`+=`) into `dinp` and every parameter gradient, so
+/// residual fan-in works and gradients sum over calls. Callers zero gradient buffers once per step.
+/// Sums over rows (bias and LayerNorm parameter gradients) are formed in a temporary and added once.
+/// Matrix products are cblas gemm calls through `LinearAlgebra`'s `BLASOps`, one per layer over the whole
+/// batch (rows = batch·tokens), except attention, which makes one gemm per (clip, head) and product.
+/// Buffers of one call must not overlap, except where a function says so.
+///
+/// The kernels are `@inlinable` so that every caller gets them specialised for its scalar: called
+/// unspecialised from another module, the elementwise loops run 7× (GELU) to 40× (LayerNorm) slower.
+public enum Kernels {}
+
+// MARK: - Linear
+
+extension Kernels {
+    /// Affine map of every row: out = inp · W + b.
+    ///
+    /// out[m, n] = Σₖ inp[m, k] · W[k, n] + b[n], with W stored inDim×outDim row-major (PyTorch's
+    /// `nn.Linear.weight` transposed). One gemm for all rows.
+    /// - Parameters:
+    ///   - out: [rows, outDim], written.
+    ///   - inp: [rows, inDim].
+    ///   - weight: [inDim, outDim].
+    ///   - bias: [outDim], or nil for no bias.
+    /// - Complexity: O(rows · inDim · outDim) in BLAS.
+    @inlinable
+    public static func linearForward<S: KernelScalar>(
+        out: UnsafeMutablePointer<S>, inp: UnsafePointer<S>, weight: UnsafePointer<S>, bias: UnsafePointer<S>?,
+        rows: Int, inDim: Int, outDim: Int
+    ) {
+        if rows == 0 || outDim == 0 { return }
+        if let bias {
+            for m in 0..<rows { (out + m * outDim).update(from: bias, count: outDim) }
+        } else {
+            out.update(repeating: 0, count: rows * outDim)
+        }
+        if inDim == 0 { return }
+        S.gemm(false, false, rows, outDim, inDim, 1, inp, inDim, weight, outDim, 1, out, outDim)
+    }
+
+    /// Gradients of `linearForward`, accumulated.
+    ///
+    /// dinp += dout · Wᵀ, dW += inpᵀ · dout, db[n] += Σₘ dout[m, n]; two gemms (beta = 1) and a row loop.
+    /// - Parameters:
+    ///   - dinp: [rows, inDim], or nil when the input needs no gradient (e.g. the patch embedding).
+    ///   - dweight: [inDim, outDim].
+    ///   - dbias: [outDim], or nil when the layer has no bias.
+    ///   - dout: [rows, outDim], the gradient of the output.
+    ///   - inp: [rows, inDim], the forward input.
+    ///   - weight: [inDim, outDim].
+    /// - Complexity: O(rows · inDim · outDim) in BLAS.
+    @inlinable
+    public static func linearBackward<S: KernelScalar>(
+        dinp: UnsafeMutablePointer<S>?, dweight: UnsafeMutablePointer<S>, dbias: UnsafeMutablePointer<S>?,
+        dout: UnsafePointer<S>, inp: UnsafePointer<S>, weight: UnsafePointer<S>,
+        rows: Int, inDim: Int, outDim: Int
+    ) {
+        if rows == 0 || outDim == 0 { return }
+        if inDim > 0 {
+            if let dinp {
+                S.gemm(false, true, rows, inDim, outDim, 1, dout, outDim, weight, outDim, 1, dinp, inDim)
+            }
+            S.gemm(true, false, inDim, outDim, rows, 1, inp, inDim, dout, outDim, 1, dweight, outDim)
+        }
+        if let dbias {
+            // Column sums of dout in a temporary, added to dbias once (so each call adds one rounded term).
+            withUnsafeTemporaryAllocation(of: S.self, capacity: outDim) { buffer in
+                let sums = buffer.baseAddress!
+                sums.initialize(repeating: 0, count: outDim)
+                for m in 0..<rows {
+                    let g = dout + m * outDim
+                    for n in 0..<outDim { sums[n] += g[n] }
+                }
+                for n in 0..<outDim { dbias[n] += sums[n] }
+            }
+        }
+    }
+}
+
+// MARK: - GELU
+
+extension Kernels {
+    /// Exact GELU of every element (PyTorch's `nn.GELU()` default, not the tanh approximation).
+    ///
+    /// out = x · Φ(x) = ½ · x · (1 + erf(x / √2)), Φ the standard normal CDF (Hendrycks & Gimpel 2016).
+    /// - Parameters:
+    ///   - out: [count], written; may be the same buffer as `inp`.
+    ///   - inp: [count].
+    /// - Complexity: O(count), one erf per element.
+    @inlinable
+    public static func geluForward<S: KernelScalar>(out: UnsafeMutablePointer<S>, inp: UnsafePointer<S>, count: Int) {
+        let invSqrt2 = 1 / S.sqrt(2)
+        for i in 0..<count {
+            let x = inp[i]
+            out[i] = 0.5 * x * (1 + S.erf(x * invSqrt2))
+        }
+    }
+
+    /// Gradient of `geluForward`, accumulated.
+    ///
+    /// dinp += dout · (Φ(x) + x · φ(x)), φ(x) = exp(−x²/2) / √(2π) the standard normal density.
+    /// - Parameters:
+    ///   - dinp: [count].
+    ///   - inp: [count], the forward input.
+    ///   - dout: [count].
+    /// - Complexity: O(count), one erf and one exp per element.
+    @inlinable
+    public static func geluBackward<S: KernelScalar>(
+        dinp: UnsafeMutablePointer<S>, inp: UnsafePointer<S>, dout: UnsafePointer<S>, count: Int
+    ) {
+        let invSqrt2 = 1 / S.sqrt(2)
+        let invSqrt2Pi = 1 / S.sqrt(2 * S.pi)
+        for i in 0..<count {
+            let x = inp[i]
+            let cdf = 0.5 * (1 + S.erf(x * invSqrt2))
+            let pdf = S.exp(-0.5 * x * x) * invSqrt2Pi
+            dinp[i] += (cdf + x * pdf) * dout[i]
+        }
+    }
+}
+
+// MARK: - Residual
+
+extension Kernels {
+    /// Elementwise sum of two streams: out = a + b.
+    ///
+    /// - Parameters:
+    ///   - out: [count], written; may be the same buffer as `a` or `b`.
+    ///   - a: [count].
+    ///   - b: [count].
+    /// - Complexity: O(count).
+    @inlinable
+    public static func residualForward<S: KernelScalar>(
+        out: UnsafeMutablePointer<S>, a: UnsafePointer<S>, b: UnsafePointer<S>, count: Int
+    ) {
+        for i in 0..<count { out[i] = a[i] + b[i] }
+    }
+
+    /// Gradient of `residualForward`, accumulated: da += dout, db += dout.
+    ///
+    /// - Parameters:
+    ///   - da: [count].
+    ///   - db: [count].
+    ///   - dout: [count].
+    /// - Complexity: O(count).
+    @inlinable
+    public static func residualBackward<S: KernelScalar>(
+        da: UnsafeMutablePointer<S>, db: UnsafeMutablePointer<S>, dout: UnsafePointer<S>, count: Int
+    ) {
+        for i in 0..<count {
+            let g = dout[i]
+            da[i] += g
+            db[i] += g
+        }
+    }
+}
