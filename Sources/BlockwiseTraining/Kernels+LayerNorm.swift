@@ -6,7 +6,8 @@ extension Kernels {
     ///
     /// μ = Σⱼ xⱼ / dim, σ² = Σⱼ (xⱼ − μ)² / dim (biased, two passes), r = 1 / √(σ² + eps),
     /// out = (x − μ) · r · w + b. Without `weight` and `bias` the output is the normalised row itself
-    /// (VideoMAE's `elementwise_affine=False` target norm); either may be nil independently.
+    /// (`elementwise_affine=False`); either may be nil independently. Not VideoMAE's pixel-target
+    /// normalisation, which divides by the unbiased standard deviation plus 1e-6.
     /// - Parameters:
     ///   - out: [rows, dim], written.
     ///   - mean: [rows], written: μ per row, cached for the backward.
