@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "bwanalyze", targets: ["bwanalyze"]),
+        .executable(name: "bwtrain", targets: ["bwtrain"]),
         .library(name: "ActivationStore", targets: ["ActivationStore"]),
         .library(name: "LinearAlgebra", targets: ["LinearAlgebra"]),
         .library(name: "RepresentationMetrics", targets: ["RepresentationMetrics"]),
@@ -31,6 +32,10 @@ let package = Package(
         .target(name: "AnalysisCommands", dependencies: [
             "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "SyntheticFixtures",
         ]),
+        .executableTarget(name: "bwtrain", dependencies: [
+            "BlockwiseTraining", "LinearAlgebra",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "bwanalyze", dependencies: [
             "AnalysisCommands", "ActivationStore", "SyntheticFixtures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -42,7 +47,7 @@ let package = Package(
                     dependencies: ["ActivationStore", "SyntheticFixtures", "LinearAlgebra", "TestSupport", "bwanalyze"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
         .testTarget(name: "BlockwiseTrainingTests",
-                    dependencies: ["BlockwiseTraining", "ActivationStore", "LinearAlgebra", "TestSupport",
+                    dependencies: ["BlockwiseTraining", "ActivationStore", "LinearAlgebra", "TestSupport", "bwtrain", "bwanalyze",
                                    .product(name: "Numerics", package: "swift-numerics")]),
         .testTarget(name: "RepresentationMetricsTests",
                     dependencies: ["RepresentationMetrics", "LinearAlgebra", "ActivationStore", "SyntheticFixtures", "TestSupport", "bwanalyze"]),

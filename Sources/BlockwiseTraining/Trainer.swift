@@ -1,0 +1,231 @@
+import ActivationStore
+import Foundation
+import LinearAlgebra
+
+/// What the trainer reports while it runs.
+public struct TrainingProgress: Sendable {
+    public var step: Int
+    public var totalSteps: Int
+    /// Local loss of each block at this step (NaN where not evaluated).
+    public var losses: [Float]
+    public var clipsPerSecond: Double
+    public var secondsRemaining: Double
+    public var activeBlock: Int?
+    public var message: String?
+}
+
+/// Trains one run and writes its checkpoints and activation dumps into a directory.
+///
+/// Files in `directory`: `checkpoint.h5` (parameters, AdamW moments, step, loss curve; replaced
+/// atomically), `<probe-set>-step<NNNNNN>.h5` (bwact/1 dumps), `config.json`, and `done.json` once the
+/// run is complete. Everything random is a function of (seed, step), so a run resumed from a
+/// checkpoint reaches the same weights as an uninterrupted one.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let directory: String
+    public let model: MaskedVideoModel
+    let optimizer: AdamW
+    let training: VideoClipSet
+    public private(set) var step = 0
+    public private(set) var curveSteps: [Int] = []
+    public private(set) var curveLosses: [Float] = []
+    /// Stop after this step (for tests of resumption); nil = run to the end.
+    public var stopAfter: Int? = nil
+
+    public var checkpointPath: String { directory + "/checkpoint.h5" }
+    public var donePath: String { directory + "/done.json" }
+
+    /// Fixed seeds of the probe sets: every run of a comparison sees the same probe clips.
+    public static let probeSeed: UInt64 = 20_260_109
+
+    public init(config: TrainingConfig, directory: String, resume: Bool) throws {
+        try config.validate()
+        self.config = config
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        training = try Trainer.loadTrainingSet(config)
+        var initial: [Float]? = nil
+        var state: CheckpointFile? = nil
+        if resume, FileManager.default.fileExists(atPath: directory + "/checkpoint.h5") {
+            let ckpt = try CheckpointFile.read(from: directory + "/checkpoint.h5")
+            guard let json = ckpt.strings["config"], let saved = try? TrainingConfig.fromJSON(json) else {
+                throw TrainingError("\(directory)/checkpoint.h5: no readable configuration in the checkpoint")
+            }
+            guard saved == config else {
+                throw TrainingError("\(directory)/checkpoint.h5 was written with a different configuration; use another --out directory or the same options")
+            }
+            initial = ckpt.arrays["params"]
+            state = ckpt
+        }
+        model = try MaskedVideoModel(config: config, initialValues: initial)
+        optimizer = AdamW(layout: model.layout, config: config)
+        if let state {
+            guard let m = state.arrays["adam_m"], let v = state.arrays["adam_v"], m.count == model.layout.count, v.count == model.layout.count,
+                  let s = state.ints["step"]?.first, let updates = state.ints["adam_updates"] else {
+                throw TrainingError("\(directory)/checkpoint.h5: incomplete checkpoint")
+            }
+            m.withUnsafeBufferPointer { optimizer.m.p.update(from: $0.baseAddress!, count: m.count) }
+            v.withUnsafeBufferPointer { optimizer.v.p.update(from: $0.baseAddress!, count: v.count) }
+            optimizer.updates = updates
+            step = s
+            curveSteps = state.ints["curve_steps"] ?? []
+            curveLosses = state.arrays["curve_losses"] ?? []
+        }
+        try config.json.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+    }
+
+    static func loadTrainingSet(_ c: TrainingConfig) throws -> VideoClipSet {
+        if c.trainingSet.hasSuffix(".h5") {
+            let set = try VideoClipSet.load(path: c.trainingSet, name: "user-clips")
+            guard set.frames == c.frames, set.height == c.height, set.width == c.width, set.channels == c.channels else {
+                throw TrainingError("\(c.trainingSet): clips are \(set.frames)x\(set.height)x\(set.width)x\(set.channels), the configuration expects \(c.frames)x\(c.height)x\(c.width)x\(c.channels) (frames x height x width x channels)")
+            }
+            guard set.count >= c.batchSize else { throw TrainingError("\(c.trainingSet): \(set.count) clips, fewer than the batch size \(c.batchSize)") }
+            return set
+        }
+        return try SyntheticVideo.named(c.trainingSet, count: c.trainingClips, frames: c.frames, height: c.height, width: c.width,
+                                        seed: c.seed &+ 1)
+    }
+
+    /// Probe sets of the dumps (and the occluded variant, named `<set>-onepatch`).
+    public func probeSets() throws -> [VideoClipSet] {
+        let c = config
+        var sets: [VideoClipSet] = []
+        for (i, name) in c.probeSets.enumerated() {
+            let set = try SyntheticVideo.named(name, count: c.probeClips, frames: c.frames, height: c.height, width: c.width,
+                                               seed: Trainer.probeSeed &+ UInt64(i))
+            sets.append(set)
+            if name == c.occludedProbeSet {
+                var occluded = SyntheticVideo.occludeAllButOnePatch(set, patch: c.patch, seed: Trainer.probeSeed &+ 99)
+                occluded.name = name + "-onepatch"
+                sets.append(occluded)
+            }
+        }
+        return sets
+    }
+
+    static func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64) -> UInt64 {
+        var g = SeededGenerator(seed: a ^ (b &* 0x9E37_79B9_7F4A_7C15) ^ (c &* 0xC2B2_AE3D_27D4_EB4F))
+        return g.next()
+    }
+
+    /// Clip indices of the batch at `step`: consecutive slices of a per-epoch permutation.
+    func batchIndices(step s: Int) -> [Int] {
+        let n = training.count, b = config.batchSize
+        var out: [Int] = []
+        var position = s * b
+        var cachedEpoch = -1
+        var perm: [Int] = []
+        while out.count < b {
+            let epoch = position / n
+            if epoch != cachedEpoch {
+                var g = SeededGenerator(seed: Trainer.mix(config.seed, UInt64(epoch), 1))
+                perm = Array(0..<n)
+                for i in stride(from: n - 1, to: 0, by: -1) { perm.swapAt(i, Int(g.next() % UInt64(i + 1))) }
+                cachedEpoch = epoch
+            }
+            out.append(perm[position % n])
+            position += 1
+        }
+        return out
+    }
+
+    /// The block trained at `step` (sequential regime) and the step range of its phase.
+    func phase(of s: Int) -> (block: Int?, range: Range<Int>) {
+        let c = config
+        guard c.regime == .sequential else { return (nil, 0..<c.steps) }
+        let per = c.steps / c.blocks
+        let k = min(c.blocks - 1, s / max(1, per))
+        let end = k == c.blocks - 1 ? c.steps : (k + 1) * per
+        return (k, (k * per)..<end)
+    }
+
+    func learningRate(at s: Int) -> Double {
+        let (_, range) = phase(of: s)
+        return AdamW.learningRate(step: s - range.lowerBound, total: range.count, warmup: min(config.warmupSteps, range.count / 2),
+                                  lr: config.learningRate, minLR: config.minLearningRate)
+    }
+
+    /// The loss curve as stored in dumps: one column per block; e2e's single loss sits in the last column.
+    public var curve: TrainingCurve {
+        TrainingCurve(steps: curveSteps, loss: curveLosses, blocks: config.blocks)
+    }
+
+    func dumpPath(_ set: VideoClipSet, step: Int) -> String {
+        directory + "/\(set.name)-step\(String(format: "%06d", step)).h5"
+    }
+
+    /// Writes the dumps due at the current step (skipping files that already exist).
+    func dumpIfDue(_ sets: [VideoClipSet], report: (TrainingProgress) -> Void) throws {
+        guard config.dumpSteps.contains(step) else { return }
+        for set in sets {
+            let path = dumpPath(set, step: step)
+            if FileManager.default.fileExists(atPath: path) { continue }
+            report(TrainingProgress(step: step, totalSteps: config.steps, losses: [], clipsPerSecond: 0, secondsRemaining: 0,
+                                    activeBlock: nil, message: "dumping \(set.name) at step \(step) -> \(path)"))
+            try model.dump(set, to: path, step: step, curve: curve, attentionClips: config.attentionClips)
+        }
+    }
+
+    public func saveCheckpoint() throws {
+        var ck = CheckpointFile()
+        ck.arrays["params"] = model.params.array
+        ck.arrays["adam_m"] = optimizer.m.array
+        ck.arrays["adam_v"] = optimizer.v.array
+        ck.arrays["curve_losses"] = curveLosses
+        ck.ints["step"] = [step]
+        ck.ints["adam_updates"] = optimizer.updates
+        ck.ints["curve_steps"] = curveSteps
+        ck.strings["config"] = config.json
+        try ck.write(to: checkpointPath)
+    }
+
+    /// Trains to the end (or `stopAfter`), dumping and checkpointing on the way.
+    public func run(report: (TrainingProgress) -> Void = { _ in }) throws {
+        let c = config
+        let sets = try probeSets()
+        try dumpIfDue(sets, report: report)
+        let w = TrainingWorkspace(c, batch: c.batchSize)
+        let clipSize = c.frames * c.height * c.width * c.channels
+        var batchPixels = [Float](repeating: 0, count: c.batchSize * clipSize)
+        let started = Date()
+        let startStep = step
+        while step < c.steps {
+            if let stop = stopAfter, step >= stop { break }
+            for (i, idx) in batchIndices(step: step).enumerated() {
+                let src = training.clip(idx)
+                batchPixels.replaceSubrange((i * clipSize)..<((i + 1) * clipSize), with: src)
+            }
+            var rng = SeededGenerator(seed: Trainer.mix(c.seed, UInt64(step), 2))
+            batchPixels.withUnsafeBufferPointer { model.load(w, pixels: $0.baseAddress!, rng: &rng) }
+            model.grads.zero()
+            let (active, _) = phase(of: step)
+            let losses = model.step(w, activeBlock: active)
+            let evaluated = active.map { [losses[$0]] } ?? losses
+            guard evaluated.allSatisfy(\.isFinite) else {
+                throw TrainingError("the loss became non-finite at step \(step); lower --lr")
+            }
+            let blocks: Set<Int> = active.map { [$0] } ?? Set(0..<c.blocks)
+            optimizer.update(params: model.params, grads: model.grads, learningRate: learningRate(at: step), blocks: blocks)
+            step += 1
+            let row: [Float] = c.regime == .e2e ? Array(repeating: .nan, count: c.blocks - 1) + losses : losses
+            if step % c.logEvery == 0 || step == c.steps {
+                curveSteps.append(step)
+                curveLosses += row
+                let elapsed = Date().timeIntervalSince(started)
+                let rate = Double((step - startStep) * c.batchSize) / max(elapsed, 1e-9)
+                report(TrainingProgress(step: step, totalSteps: c.steps, losses: row, clipsPerSecond: rate,
+                                        secondsRemaining: Double(c.steps - step) * Double(c.batchSize) / max(rate, 1e-9),
+                                        activeBlock: active, message: nil))
+            }
+            if c.checkpointEvery > 0 && step % c.checkpointEvery == 0 { try saveCheckpoint() }
+            try dumpIfDue(sets, report: report)
+        }
+        try saveCheckpoint()
+        if step >= c.steps {
+            let summary: [String: Any] = ["run": c.run, "steps": step, "dumps": c.dumpSteps, "probe_sets": sets.map(\.name)]
+            let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted])
+            try data.write(to: URL(fileURLWithPath: donePath), options: .atomic)
+        }
+    }
+}
