@@ -7,6 +7,7 @@ packages=(
   pkg-config
   libhdf5-dev liblapacke-dev libopenblas-dev      # the C libraries we link
   python3-h5py python3-numpy python3-sklearn      # interop and cross-check tests
+  python3-nbformat python3-pandas                 # notebook validation; the exported notebook reloads CSVs with pandas
 )
 
 missing=()

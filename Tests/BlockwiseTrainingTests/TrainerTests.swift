@@ -1,0 +1,138 @@
+@testable import BlockwiseTraining
+import ActivationStore
+import Foundation
+import TestSupport
+import XCTest
+
+/// A quick-preset configuration cut down further so each test trains in seconds.
+func smallConfig(_ regime: Regime, steps: Int = 24) throws -> TrainingConfig {
+    var c = try TrainingConfig.preset("quick")
+    c.regime = regime
+    c.run = "test-\(regime.rawValue)"
+    c.steps = steps
+    c.batchSize = 8
+    c.trainingClips = 64
+    c.probeClips = 24
+    c.attentionClips = 4
+    c.dumpSteps = [steps]
+    c.checkpointEvery = 0
+    c.logEvery = 2
+    c.warmupSteps = 2
+    c.learningRate = 2e-3
+    c.probeSets = ["gratings"]
+    c.occludedProbeSet = ""
+    return c
+}
+
+final class TrainerTests: XCTestCase {
+    /// Local losses fall over a short run in every regime (mean of the last logged quarter below the first).
+    func testLocalLossesFallInEveryRegime() throws {
+        for regime in Regime.allCases {
+            let dir = TemporaryDirectory()
+            let c = try smallConfig(regime, steps: regime == .sequential ? 48 : 24)
+            let trainer = try Trainer(config: c, directory: dir.path, resume: false)
+            try trainer.run()
+            let k = c.blocks
+            let rows = trainer.curveLosses.count / k
+            XCTAssertEqual(rows, trainer.curveSteps.count)
+            for b in 0..<k {
+                let series = (0..<rows).map { trainer.curveLosses[$0 * k + b] }.filter { !$0.isNaN }
+                if regime == .e2e && b < k - 1 { XCTAssertTrue(series.isEmpty); continue }
+                XCTAssertGreaterThanOrEqual(series.count, 4, "\(regime) block \(b + 1)")
+                let q = max(1, series.count / 4)
+                let first = series.prefix(q).reduce(0, +) / Float(q), last = series.suffix(q).reduce(0, +) / Float(q)
+                XCTAssertLessThan(last, first, "\(regime) block \(b + 1): loss did not fall (\(series))")
+            }
+        }
+    }
+
+    /// A run stopped at a checkpoint and resumed reaches exactly the weights of an uninterrupted run.
+    func testResumeReachesTheSameWeights() throws {
+        var c = try smallConfig(.simultaneous, steps: 12)
+        c.checkpointEvery = 6
+        c.dumpSteps = []
+        let a = TemporaryDirectory(), b = TemporaryDirectory()
+        let whole = try Trainer(config: c, directory: a.path, resume: false)
+        try whole.run()
+        let first = try Trainer(config: c, directory: b.path, resume: false)
+        first.stopAfter = 6
+        try first.run()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: b.file("done.json")))
+        let resumed = try Trainer(config: c, directory: b.path, resume: true)
+        XCTAssertEqual(resumed.step, 6)
+        try resumed.run()
+        XCTAssertEqual(resumed.model.params.array, whole.model.params.array)
+        XCTAssertEqual(resumed.curveLosses, whole.curveLosses)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: b.file("done.json")))
+    }
+
+    func testResumeRefusesADifferentConfiguration() throws {
+        var c = try smallConfig(.e2e, steps: 4)
+        c.dumpSteps = []
+        let dir = TemporaryDirectory()
+        try Trainer(config: c, directory: dir.path, resume: false).run()
+        c.dim = 32
+        XCTAssertThrowsError(try Trainer(config: c, directory: dir.path, resume: true)) { e in
+            XCTAssertTrue("\(e)".contains("different configuration"), "\(e)")
+        }
+    }
+
+    /// Dumps are valid bwact files with every depth, attention, positions, labels and the loss curve.
+    func testDumpsValidate() throws {
+        let dir = TemporaryDirectory()
+        var c = try smallConfig(.sequential, steps: 8)
+        c.dumpSteps = [0, 8]
+        c.occludedProbeSet = "gratings"
+        let trainer = try Trainer(config: c, directory: dir.path, resume: false)
+        try trainer.run()
+        let names = dir.contents.filter { $0.hasSuffix(".h5") && $0 != "checkpoint.h5" }
+        XCTAssertEqual(names, ["gratings-onepatch-step000000.h5", "gratings-onepatch-step000008.h5", "gratings-step000000.h5", "gratings-step000008.h5"])
+        for n in names {
+            let report = ActivationValidator.validate(path: dir.file(n))
+            XCTAssertTrue(report.isValid, "\(n): \(report.violations)")
+        }
+        let f = try ActivationFile(path: dir.file("gratings-step000008.h5"))
+        XCTAssertEqual(f.layerCount, c.layers)
+        XCTAssertEqual([f.clipCount, f.tokenCount, f.featureCount], [c.probeClips, c.tokens, c.dim])
+        XCTAssertEqual(f.metadata.blockEnds, c.blockEnds)
+        XCTAssertEqual(f.metadata.regime, "sequential")
+        XCTAssertEqual(f.attentionShapes[1], AttentionShape(clips: c.attentionClips, heads: c.heads, tokens: c.tokens))
+        XCTAssertEqual(try TrainingConfig.fromJSON(f.metadata.config), c)
+        let curve = try XCTUnwrap(f.trainingCurve())
+        XCTAssertEqual(curve.blocks, c.blocks)
+        XCTAssertEqual(curve.steps.last, 8)
+        // Attention rows are softmax distributions.
+        let att = try f.attention(depth: 2)
+        for r in stride(from: 0, to: att.count, by: c.tokens) { XCTAssertEqual(att[r..<(r + c.tokens)].reduce(0, +), 1, accuracy: 1e-4) }
+    }
+
+    /// Bad configurations are rejected before any training starts, with every problem named.
+    func testBadConfigurationsAreRejected() throws {
+        var c = TrainingConfig()
+        c.blocks = 5
+        c.maskRatio = 1.2
+        c.patch = 7
+        c.tubeletFrames = 3
+        let problems = c.problems()
+        XCTAssertTrue(problems.contains("--blocks 5 does not divide 12 layers into equal blocks"), "\(problems)")
+        XCTAssertTrue(problems.contains("mask ratio 1.2 must lie in (0, 1)"), "\(problems)")
+        XCTAssertTrue(problems.contains("patch 7 must divide the frame size 32x32"), "\(problems)")
+        XCTAssertTrue(problems.contains("tubelet frames 3 must divide the clip's 8 frames"), "\(problems)")
+        XCTAssertThrowsError(try MaskedVideoModel(config: c))
+    }
+
+    func testCommandLineRejectsBadInputBeforeTraining() throws {
+        let dir = TemporaryDirectory()
+        for (args, message) in [(["--blocks", "5"], "--blocks 5 does not divide 12 layers"),
+                                (["--mask-ratio", "0"], "mask ratio 0.0 must lie in (0, 1)"),
+                                (["--patch", "5"], "patch 5 must divide the frame size 32x32"),
+                                (["--data", dir.file("missing.h5")], "\(dir.file("missing.h5")): no such data file"),
+                                (["--preset", "huge"], "unknown preset 'huge'")] {
+            let r = try runProcess(productsDirectory.appendingPathComponent("bwtrain").path, ["--out", dir.file("run")] + args)
+            XCTAssertEqual(r.status, 1, "\(args)")
+            XCTAssertTrue(r.stderr.hasPrefix("bwtrain: error: ") && r.stderr.contains(message), "\(args): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("run")), "nothing is written")
+        }
+    }
+}
