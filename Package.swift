@@ -31,8 +31,11 @@ let package = Package(
         .target(name: "AnalysisCommands", dependencies: [
             "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "SyntheticFixtures",
         ]),
+        .target(name: "Reports", dependencies: [
+            "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "AnalysisCommands",
+        ]),
         .executableTarget(name: "bwanalyze", dependencies: [
-            "AnalysisCommands", "ActivationStore", "SyntheticFixtures",
+            "AnalysisCommands", "ActivationStore", "SyntheticFixtures", "Reports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -46,5 +49,7 @@ let package = Package(
                                    .product(name: "Numerics", package: "swift-numerics")]),
         .testTarget(name: "RepresentationMetricsTests",
                     dependencies: ["RepresentationMetrics", "LinearAlgebra", "ActivationStore", "SyntheticFixtures", "TestSupport", "bwanalyze"]),
+        .testTarget(name: "ReportsTests",
+                    dependencies: ["Reports", "AnalysisCommands", "ActivationStore", "SyntheticFixtures", "TestSupport", "bwanalyze"]),
     ]
 )
