@@ -93,10 +93,13 @@ public struct SVGCanvas: Sendable {
         let mag = pow(10, floor(log10(raw)))
         let step = [1, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? 10 * mag
         var out: [Double] = []
-        var v = ceil(lo / step - 1e-9) * step
-        while v <= hi + step * 1e-9 {
-            out.append(abs(v) < step * 1e-9 ? 0 : v)
-            v += step
+        let first = ceil(lo / step - 1e-9)
+        var k = 0.0
+        while (first + k) * step <= hi + step * 1e-9 {
+            let v = (first + k) * step
+            // Round away binary noise (3 × 0.2 = 0.6000000000000001).
+            out.append(abs(v) < step * 1e-9 ? 0 : Double(String(format: "%.12g", v))!)
+            k += 1
         }
         return out
     }
