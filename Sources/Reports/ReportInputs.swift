@@ -52,8 +52,9 @@ public struct ReportInputs: @unchecked Sendable {
             let file: ActivationFile
             do {
                 file = try ActivationFile(path: path)
-            } catch let e as ActivationStoreError where e.kind == .notBwact {
-                notes.append("skipped \(path): not a bwact activation file (no root attribute 'format')")
+            } catch let e as ActivationStoreError where e.kind == .notBwact || (e.kind == .schema && e.object == "/ attr format") {
+                // HDF5 files of another kind (e.g. training checkpoints, format "bwckpt") are not activations.
+                notes.append("skipped \(path): not a bwact activation file (\(e.message))")
                 continue
             } catch {
                 throw ReportError("cannot read activation file \(path): \(error)")
