@@ -36,8 +36,11 @@ let package = Package(
             "BlockwiseTraining", "LinearAlgebra",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        .target(name: "Reports", dependencies: [
+            "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "AnalysisCommands",
+        ]),
         .executableTarget(name: "bwanalyze", dependencies: [
-            "AnalysisCommands", "ActivationStore", "SyntheticFixtures",
+            "AnalysisCommands", "ActivationStore", "SyntheticFixtures", "Reports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -51,5 +54,7 @@ let package = Package(
                                    .product(name: "Numerics", package: "swift-numerics")]),
         .testTarget(name: "RepresentationMetricsTests",
                     dependencies: ["RepresentationMetrics", "LinearAlgebra", "ActivationStore", "SyntheticFixtures", "TestSupport", "bwanalyze"]),
+        .testTarget(name: "ReportsTests",
+                    dependencies: ["Reports", "AnalysisCommands", "ActivationStore", "SyntheticFixtures", "TestSupport", "bwanalyze"]),
     ]
 )

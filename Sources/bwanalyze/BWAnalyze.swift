@@ -14,7 +14,7 @@ struct BWAnalyze: ParsableCommand {
         `bwanalyze inspect FILE` to see what a file holds and `bwanalyze validate FILE` to check it.
         """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Validate.self, CKA.self, Spectrum.self, Probe.self, RetrievalCommand.self, OccDrop.self, Tokens.self, Attention.self, Bench.self, Fixtures.self, Synth.self]
+        subcommands: [Inspect.self, Validate.self, CKA.self, Spectrum.self, Probe.self, RetrievalCommand.self, OccDrop.self, Tokens.self, Attention.self, Report.self, Bench.self, Fixtures.self, Synth.self]
     )
 }
 

@@ -1,0 +1,105 @@
+import AnalysisCommands
+import Foundation
+
+/// Settings of `bwanalyze report`.
+public struct ReportOptions: Sendable {
+    /// Directory receiving metrics.csv, COLUMNS.md, summary.json, findings.json, figures/, index.html.
+    public var outputDirectory: String
+    /// Notebook path; nil = `<outputDirectory>/report.ipynb`.
+    public var notebookPath: String?
+    public var title = "Depth-wise representations: blockwise vs end-to-end"
+    /// Skip RBF CKA and the all-pairs CKA matrices.
+    public var quick = false
+    /// Recorded in summary.json.
+    public var commandLine: [String] = []
+
+    public init(outputDirectory: String, notebookPath: String? = nil, quick: Bool = false) {
+        self.outputDirectory = outputDirectory
+        self.notebookPath = notebookPath
+        self.quick = quick
+    }
+
+    public var resolvedNotebookPath: String {
+        notebookPath ?? (outputDirectory as NSString).appendingPathComponent("report.ipynb")
+    }
+}
+
+/// `bwanalyze report`: runs every analysis over a set of activation files and writes the tidy
+/// table, provenance, findings, figures, an HTML page and a notebook.
+public struct ReportGenerator: Sendable {
+    public var options: ReportOptions
+
+    public init(options: ReportOptions) { self.options = options }
+
+    /// Generates the report.
+    ///
+    /// - Parameters:
+    ///   - paths: activation files or directories (searched recursively for `.h5`).
+    ///   - log: receives progress lines (one per finished analysis job) and notes.
+    /// - Returns: the summary written to `summary.json`.
+    /// - Throws: `ReportError` for unreadable inputs or outputs.
+    @discardableResult
+    public func generate(paths: [String], log: (@Sendable (String) -> Void)? = nil) throws -> ReportSummary {
+        let inputs = try ReportInputs.collect(paths)
+        for n in inputs.notes { log?(n) }
+        let runs = inputs.runs
+        log?("\(inputs.groups.count) activation file\(inputs.groups.count == 1 ? "" : "s") of \(runs.count) run\(runs.count == 1 ? "" : "s")")
+        var analyzer = ReportAnalyzer(quick: options.quick)
+        analyzer.maxRBFClips = 2048
+        let outcome = analyzer.run(inputs, log: log)
+        let table = ReportTable(records: outcome.reports.flatMap(\.records), runs: runs)
+        let findings = Findings.evaluate(records: table.records, runs: runs)
+        let figures = ReportFigures.make(table: table, runs: runs)
+
+        var conventions: [String: String] = [:]
+        var parameters: [String: [String: String]] = [:]
+        var notes = inputs.notes + outcome.notes
+        for r in outcome.reports {
+            conventions.merge(r.conventions) { a, _ in a }
+            parameters[r.command, default: [:]].merge(r.parameters) { a, b in a == b ? a : a }
+            let who = r.inputs.map { "\($0.run) [\($0.probeSet), step \($0.step)]" }.joined(separator: " x ")
+            for w in r.warnings { notes.append("\(r.command) of \(who): \(w)") }
+        }
+        var described: [ReportSummary.Input] = []
+        for g in inputs.groups {
+            let m = g.file.metadata
+            described.append(.init(path: g.file.path, bytes: g.file.fileSize, sha256: try SHA256.hex(fileAt: g.file.path),
+                                   run: m.run, regime: m.regime, probeSet: m.probeSet, step: m.step))
+        }
+        let summary = ReportSummary(
+            title: options.title, tool: "bwanalyze report", version: bwssl_version, commandLine: options.commandLine,
+            quick: options.quick, inputs: described, runs: runs, conventions: conventions, parameters: parameters,
+            findings: findings, figures: figures.map(\.file), records: table.records.count,
+            undefinedRecords: table.records.filter { $0.value == nil }.count, notes: notes)
+
+        // Write.
+        let out = options.outputDirectory
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(atPath: (out as NSString).appendingPathComponent("figures"), withIntermediateDirectories: true)
+            try fm.createDirectory(atPath: (options.resolvedNotebookPath as NSString).deletingLastPathComponent.isEmpty ? "." :
+                                    (options.resolvedNotebookPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        } catch {
+            throw ReportError("\(out): cannot create the output directory: \(error.localizedDescription)")
+        }
+        func write(_ name: String, _ text: String) throws { try emit(text, to: (out as NSString).appendingPathComponent(name)) }
+        try write("metrics.csv", table.csv)
+        try write("COLUMNS.md", table.columnsMarkdown)
+        try write("summary.json", encodeJSON(summary) + "\n")
+        try write("findings.json", encodeJSON(findings) + "\n")
+        for f in figures { try write(f.file, f.svg) }
+        let notebookPath = options.resolvedNotebookPath
+        let notebookDir = (notebookPath as NSString).deletingLastPathComponent
+        let notebook = ReportNotebook(title: options.title,
+                                      reportPath: ReportNotebook.relativePath(from: notebookDir.isEmpty ? "." : notebookDir, to: out),
+                                      findings: findings, figures: figures, recordCount: table.records.count,
+                                      runCount: Set(table.records.map(\.run)).count)
+        try emit(try notebook.render(), to: notebookPath)
+        let linkFromPage = ReportNotebook.relativePath(from: out, to: notebookDir.isEmpty ? "." : notebookDir)
+        let notebookLink = (linkFromPage == "." ? "" : linkFromPage + "/") + (notebookPath as NSString).lastPathComponent
+        try write("index.html", ReportHTML.page(summary: summary, table: table, figures: figures,
+                                                notebookLink: notebookLink.hasPrefix("..") || notebookLink.hasPrefix("/") ? nil : notebookLink))
+        log?("wrote \(out)/index.html, metrics.csv (\(table.records.count) records), \(figures.count) figures, \(notebookPath)")
+        return summary
+    }
+}

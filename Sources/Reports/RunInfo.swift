@@ -1,0 +1,35 @@
+import Foundation
+
+/// What a report knows about one training run: its regime, block partition and the steps dumped.
+public struct RunInfo: Codable, Sendable, Equatable {
+    public var run: String
+    /// `e2e`, `simultaneous`, `sequential` or `external`.
+    public var regime: String
+    /// Last layer of each block.
+    public var blockEnds: [Int]
+    /// Every step with a dump, ascending.
+    public var steps: [Int]
+    public var probeSets: [String]
+    /// SHA-256 of each distinct `config` attribute seen in the run's files.
+    public var configSHA256: [String]
+
+    public init(run: String, regime: String, blockEnds: [Int], steps: [Int], probeSets: [String] = [], configSHA256: [String] = []) {
+        self.run = run
+        self.regime = regime
+        self.blockEnds = blockEnds
+        self.steps = steps
+        self.probeSets = probeSets
+        self.configSHA256 = configSHA256
+    }
+
+    /// The latest dumped step (the one the per-depth analyses and the findings use).
+    public var latestStep: Int { steps.max() ?? 0 }
+
+    /// Trained blockwise (simultaneous or sequential).
+    public var isBlockwise: Bool { regime == "simultaneous" || regime == "sequential" }
+
+    public var isEndToEnd: Bool { regime == "e2e" }
+
+    /// Depths of `--depth blocks`: the embedding (0) and each block's last layer.
+    public var blockDepths: Set<Int> { Set([0] + blockEnds) }
+}

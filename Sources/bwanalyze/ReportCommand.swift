@@ -1,0 +1,48 @@
+import ArgumentParser
+import Foundation
+import Reports
+
+extension BWAnalyze {
+    struct Report: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run every analysis over activation files and write a report: tidy CSV, JSON with provenance, findings, SVG figures, HTML and a notebook.",
+            discussion: """
+            Files are grouped by (run, probe set, step). At each run's latest step every depth is analysed
+            (probes, retrieval, CKA, spectrum, token and attention metrics, OccDrop with '<set>-onepatch'
+            files); earlier steps give learning dynamics at block depths; runs sharing a probe set and step
+            are compared by cross-run CKA. The paper's four findings are checked by stated criteria.
+            """)
+
+        @Argument(help: "Activation files or directories (searched recursively for .h5 files).")
+        var inputs: [String]
+
+        @Option(help: "Output directory (created if missing).")
+        var out: String
+
+        @Option(help: "Notebook path (default: OUT/report.ipynb).")
+        var notebook: String?
+
+        @Option(help: "Report title.")
+        var title: String?
+
+        @Flag(help: "Skip RBF CKA and the all-pairs CKA matrices.")
+        var quick = false
+
+        @Flag(help: "No progress on standard error.")
+        var quiet = false
+
+        func run() throws {
+            var options = ReportOptions(outputDirectory: out, notebookPath: notebook, quick: quick)
+            if let title { options.title = title }
+            options.commandLine = CommandLine.arguments
+            let tty = isatty(STDERR_FILENO) != 0
+            let write: @Sendable (String) -> Void = { line in
+                FileHandle.standardError.write(Data(((tty ? "\r\u{1B}[K" : "") + line + "\n").utf8))
+            }
+            let log = quiet ? nil : write
+            try runAnalysis {
+                try ReportGenerator(options: options).generate(paths: inputs, log: log)
+            }
+        }
+    }
+}

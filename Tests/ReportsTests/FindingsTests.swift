@@ -1,0 +1,160 @@
+import AnalysisCommands
+import Foundation
+import Reports
+import XCTest
+
+/// Records constructed so that each finding holds; tests then break one quantity at a time.
+struct Scenario {
+    var runs: [RunInfo] = [
+        RunInfo(run: "e2e", regime: "e2e", blockEnds: [3, 6, 9, 12], steps: [100, 200]),
+        RunInfo(run: "sim-k4", regime: "simultaneous", blockEnds: [3, 6, 9, 12], steps: [100, 200]),
+        RunInfo(run: "seq-k4", regime: "sequential", blockEnds: [3, 6, 9, 12], steps: [200]),
+        RunInfo(run: "sim-k6", regime: "simultaneous", blockEnds: [2, 4, 6, 8, 10, 12], steps: [200]),
+    ]
+    var probeSets = ["double-gratings", "actions"]
+    var finalAccuracy: [String: Double] = ["e2e": 0.80, "sim-k4": 0.79, "seq-k4": 0.795, "sim-k6": 0.785]
+    var finalMAP: [String: Double] = ["e2e": 0.50, "sim-k4": 0.49, "seq-k4": 0.495, "sim-k6": 0.485]
+    /// Accuracy at depths 2 and 3 (block 1 of K=6 and K=4 runs).
+    var earlyAccuracy: [String: Double] = ["e2e": 0.50, "sim-k4": 0.60, "seq-k4": 0.62, "sim-k6": 0.58]
+    /// Accuracy drop from the final block back to the previous block boundary (negative gain).
+    var lastGain = 0.005
+    var lastCKA = 0.98
+    var patch: [String: Double] = ["e2e": 0.20, "sim-k4": 0.30, "seq-k4": 0.29, "sim-k6": 0.31]
+
+    func records() -> [MetricRecord] {
+        var out: [MetricRecord] = []
+        for run in runs {
+            let k = run.blockEnds.count
+            for p in probeSets {
+                let step = run.latestStep
+                func add(_ metric: String, _ depth: Int, _ value: Double, depthB: Int? = nil, target: String? = nil) {
+                    out.append(MetricRecord(metric: metric, run: run.run, file: "\(run.run)-\(p).h5", probeSet: p, step: step, depth: depth,
+                                            runB: depthB == nil ? nil : run.run, depthB: depthB, target: target, value: value))
+                }
+                add("probe_accuracy_mean_over_targets", 12, finalAccuracy[run.run]!)
+                add("probe_accuracy_mean_over_targets", run.blockEnds[k - 2], finalAccuracy[run.run]! - lastGain)
+                add("retrieval_map", 12, finalMAP[run.run]!, target: "motion")
+                add("retrieval_map", 12, finalMAP[run.run]!, target: "object")
+                for d in [2, 3] where d != run.blockEnds[k - 2] { add("probe_accuracy_mean_over_targets", d, earlyAccuracy[run.run]!) }
+                add("cka_linear_biased", run.blockEnds[k - 2], lastCKA, depthB: 12)
+                for d in run.blockEnds { add("patch_similarity", d, patch[run.run]!) }
+                // An earlier step with values that would break every finding: must be ignored.
+                if run.steps.count > 1 {
+                    out.append(MetricRecord(metric: "probe_accuracy_mean_over_targets", run: run.run, file: "old.h5", probeSet: p,
+                                            step: run.steps[0], depth: 12, value: run.regime == "e2e" ? 0.99 : 0.1))
+                }
+            }
+        }
+        return out
+    }
+
+    func evaluate() -> [Finding] { Findings.evaluate(records: records(), runs: runs) }
+}
+
+final class FindingsTests: XCTestCase {
+    func testAllFourFindingsHoldOnConstructedRecords() {
+        let f = Scenario().evaluate()
+        XCTAssertEqual(f.map(\.id), [1, 2, 3, 4])
+        for finding in f {
+            XCTAssertEqual(finding.reproduced, true, "finding \(finding.id): \(finding.checks.filter { !$0.passed }.map(\.name))")
+            XCTAssertFalse(finding.checks.isEmpty)
+        }
+        // Finding 1 compares 3 BW runs x 2 probe sets (probe + mAP), seq vs sim, K=4 -> K=6 for each set.
+        let one = f[0]
+        XCTAssertEqual(one.checks.filter { $0.name.hasPrefix("final-block probe gap") }.count, 6)
+        XCTAssertEqual(one.checks.filter { $0.name.hasPrefix("final-block retrieval mAP gap") }.count, 6)
+        let gap = one.checks.first { $0.name.contains("probe gap sim-k4") }!
+        XCTAssertEqual(gap.measured, 0.01, accuracy: 1e-12)
+        let cost = one.checks.first { $0.name.contains("K=4 -> K=6") }!
+        XCTAssertEqual(cost.measured, 0.79 - 0.785, accuracy: 1e-12)
+        let seqSim = one.checks.first { $0.name.hasPrefix("sequential vs simultaneous") }!
+        XCTAssertEqual(seqSim.measured, abs(0.795 - (0.79 + 0.785) / 2), accuracy: 1e-12)
+        // Finding 2: block 1 of sim-k4 is depth 3; e2e at depth 3 is 0.50.
+        let emergence = f[1].checks.first { $0.name.contains("sim-k4") && $0.name.contains("[actions]") }!
+        XCTAssertEqual(emergence.measured, 0.10, accuracy: 1e-12)
+        XCTAssertEqual(f[2].checks.count, 3 * 2 * 2)
+        XCTAssertEqual(f[3].checks.first { $0.name.contains("sim-k6") }!.measured, 0.11, accuracy: 1e-12)
+    }
+
+    func testFinding1FailsWhenBlockwiseFallsBehind() {
+        var s = Scenario()
+        s.finalAccuracy["sim-k4"] = 0.70
+        let f = s.evaluate()
+        XCTAssertEqual(f[0].reproduced, false)
+        XCTAssertEqual(f[0].checks.first { $0.name.contains("probe gap sim-k4") }!.passed, false)
+        XCTAssertEqual(f[3].reproduced, false, "pooled metrics no longer agree")
+    }
+
+    func testFinding1FailsOnSequentialVsSimultaneousAndBlockCount() {
+        var s = Scenario()
+        s.finalAccuracy["seq-k4"] = 0.83  // 0.0425 from the simultaneous mean, within 0.04 of e2e
+        var f = s.evaluate()
+        XCTAssertEqual(f[0].reproduced, false)
+        XCTAssertEqual(f[0].checks.filter { !$0.passed }.map { $0.name.hasPrefix("sequential vs simultaneous") }, [true, true])
+
+        s = Scenario()
+        s.finalAccuracy["sim-k6"] = 0.765  // K=4 -> K=6 costs 0.025; still within 0.04 of e2e
+        f = s.evaluate()
+        XCTAssertEqual(f[0].reproduced, false)
+        XCTAssertTrue(f[0].checks.filter { !$0.passed }.allSatisfy { $0.name.contains("K=4 -> K=6") })
+        XCTAssertEqual(f[0].checks.filter { !$0.passed }.count, 2)
+    }
+
+    func testFinding2FailsWithoutEarlierEmergence() {
+        var s = Scenario()
+        s.earlyAccuracy["sim-k6"] = 0.40
+        let f = s.evaluate()
+        XCTAssertEqual(f[1].reproduced, false)
+        XCTAssertEqual(f[1].checks.filter { !$0.passed }.count, 2)  // sim-k6 on both probe sets
+    }
+
+    func testFinding3FailsOnLowCKAOrLateGain() {
+        var s = Scenario()
+        s.lastCKA = 0.90
+        XCTAssertEqual(s.evaluate()[2].reproduced, false)
+        s = Scenario()
+        s.lastGain = 0.03
+        let f = s.evaluate()
+        XCTAssertEqual(f[2].reproduced, false)
+        XCTAssertTrue(f[2].checks.filter { !$0.passed }.allSatisfy { $0.name.hasPrefix("probe gain") })
+    }
+
+    func testFinding4FailsWhenPatchSimilarityAgrees() {
+        var s = Scenario()
+        s.patch = ["e2e": 0.20, "sim-k4": 0.21, "seq-k4": 0.19, "sim-k6": 0.205]
+        let f = s.evaluate()
+        XCTAssertEqual(f[3].reproduced, false)
+        XCTAssertEqual(f[0].reproduced, true)
+    }
+
+    func testMissingRunsGiveNoVerdictWithAReason() {
+        var s = Scenario()
+        s.runs.removeAll { $0.regime == "e2e" }
+        var f = s.evaluate()
+        for i in [0, 1, 3] {
+            XCTAssertNil(f[i].reproduced)
+            XCTAssertTrue(f[i].notes.contains("no e2e run"), "\(f[i].notes)")
+            XCTAssertTrue(f[i].checks.isEmpty)
+        }
+        XCTAssertEqual(f[2].reproduced, true, "saturation needs only blockwise runs")
+
+        s = Scenario()
+        s.runs.removeAll { $0.isBlockwise }
+        f = s.evaluate()
+        XCTAssertTrue(f.allSatisfy { $0.reproduced == nil })
+        XCTAssertEqual(f[2].notes, ["no blockwise run"])
+
+        s = Scenario()
+        s.probeSets = ["gratings"]
+        f = s.evaluate()
+        XCTAssertNil(f[1].reproduced)
+        XCTAssertTrue(f[1].notes[0].hasPrefix("no double-gratings or actions activations"))
+        XCTAssertEqual(f[0].reproduced, true)
+    }
+
+    func testVerdictWords() {
+        XCTAssertEqual(Finding(id: 1, title: "", paper: "", criterion: "", reproduced: true).verdict, "reproduced")
+        XCTAssertEqual(Finding(id: 1, title: "", paper: "", criterion: "", reproduced: false).verdict, "not reproduced")
+        XCTAssertEqual(Finding(id: 1, title: "", paper: "", criterion: "").verdict, "not evaluated")
+    }
+}
