@@ -41,9 +41,13 @@ public struct LineChart: Sendable {
     }
 
     public func render() -> String {
-        var c = SVGCanvas(width: width, height: height)
-        let legendWidth = 190.0
+        // The legend is as wide as its longest entry (≈ 6.5 px per character at 11 px); the canvas
+        // grows so that the plot keeps at least 380 px.
+        let longest = (series.map(\.name.count) + [markers.isEmpty ? 0 : 14]).max() ?? 0
+        let legendWidth = max(150, 44 + 6.5 * Double(longest))
         let left = 70.0, right = legendWidth + 20, top = 45.0, bottom = 60.0
+        let width = max(self.width, left + 380 + right)
+        var c = SVGCanvas(width: width, height: height)
         let plotW = width - left - right, plotH = height - top - bottom
         let xs = series.flatMap { $0.points.map(\.x) } + markers
         let ys = series.flatMap { s in s.points.compactMap(\.y) + (s.band ?? []).flatMap { [$0.low, $0.high] } }
