@@ -1,5 +1,5 @@
 # Entry points; each installs what it needs (scripts/setup.sh) on a fresh Debian/Ubuntu machine.
-.PHONY: all build test demo fixtures clean
+.PHONY: all build test demo reproduce reproduce-quick fixtures clean
 
 all: build
 
@@ -9,6 +9,15 @@ build:
 
 test:
 	bash scripts/test.sh
+
+# The main job: train e2e, simultaneous and sequential at K = 4 and simultaneous at K = 6 on the
+# default preset, dump activations and write the report (notebooks-export/). Resumes and skips.
+reproduce:
+	PRESET=default bash scripts/reproduce.sh
+
+# The same pipeline on the quick preset (a few minutes); report under runs/quick/report.
+reproduce-quick:
+	PRESET=quick bash scripts/reproduce.sh
 
 demo:
 	bash scripts/demo.sh

@@ -61,8 +61,8 @@ extension PythonInteropTests {
         let scriptPath = dir.file("example.py")
         try (blocks[0] + "\n" + blocks[1]).write(toFile: scriptPath, atomically: true, encoding: .utf8)
         let cwd = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(dir.path)
-        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        _ = FileManager.default.changeCurrentDirectoryPath(dir.path)
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(cwd) }
         let r = try runProcess(py, [scriptPath])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("13 (64, 128, 192) (10, 128, 192) (16, 192)"), r.stdout)
