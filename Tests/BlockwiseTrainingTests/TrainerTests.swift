@@ -136,3 +136,35 @@ final class TrainerTests: XCTestCase {
         }
     }
 }
+
+/// Users' clips (`/clips` uint8 [N,F,H,W,C], `/labels/<target>`) replace the synthetic training set.
+final class UserClipTrainingTests: XCTestCase {
+    func testTrainsOnAnHDF5ClipFile() throws {
+        guard let py = debianPython(modules: ["h5py", "numpy"]) else {
+            if pythonRequired { XCTFail("/usr/bin/python3 with h5py is required") }
+            throw XCTSkip("h5py not available")
+        }
+        let dir = TemporaryDirectory()
+        let code = """
+        import h5py, numpy as np, sys
+        rng = np.random.default_rng(0)
+        with h5py.File(sys.argv[1], "w") as f:
+            f.create_dataset("clips", data=rng.integers(0, 256, (20, 8, 32, 32, 3), dtype=np.uint8))
+            f.create_dataset("labels/kind", data=np.arange(20, dtype=np.int64) % 2)
+        """
+        let w = try runProcess(py, ["-c", code, dir.file("clips.h5")])
+        XCTAssertEqual(w.status, 0, w.stderr)
+        var c = try smallConfig(.e2e, steps: 2)
+        c.trainingSet = dir.file("clips.h5")
+        c.dumpSteps = []
+        let trainer = try Trainer(config: c, directory: dir.file("run"), resume: false)
+        try trainer.run()
+        XCTAssertEqual(trainer.step, 2)
+        // A file whose clips do not match the configured geometry is refused with a clear message.
+        c.frames = 4
+        c.tubeletFrames = 2
+        XCTAssertThrowsError(try Trainer(config: c, directory: dir.file("run2"), resume: false)) { e in
+            XCTAssertTrue("\(e)".contains("clips are 8x32x32x3, the configuration expects 4x32x32x3"), "\(e)")
+        }
+    }
+}
