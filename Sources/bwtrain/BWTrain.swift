@@ -9,10 +9,9 @@ struct BWTrain: ParsableCommand {
         commandName: "bwtrain",
         abstract: "Train a compact VideoMAE-style video ViT end-to-end or blockwise on CPU and dump per-layer activations (bwact/1).",
         discussion: """
-        Writes into --out: checkpoint.h5, <probe-set>-stepNNNNNN.h5 activation dumps (for bwanalyze), config.json,
-        and done.json when the run is complete. A killed run continues with --resume and reaches the same weights.
-        Presets: quick (a smoke-test run in well under 2 minutes on 2 cores), default (the scale the report uses:
-        12 layers, K = 4 blocks of 3). Options given explicitly override the preset.
+        Writes into --out: checkpoint.h5, <probe-set>-stepNNNNNN.h5 activation dumps (for bwanalyze), config.json, and done.json when the run is complete. A killed run continues with --resume and reaches the same weights.
+
+        Presets: quick (a smoke-test run in well under a minute on 2 cores), default (the scale the report uses: 12 layers, K = 4 blocks of 3). Options given explicitly override the preset.
         """,
         version: "0.3.0",
         subcommands: [Train.self, Bench.self],
