@@ -3,8 +3,24 @@ import Foundation
 import Glibc
 #endif
 
-/// Write-to-temporary-then-rename, shared by the writers of this module.
-enum AtomicFile {
+/// Write-to-temporary-then-rename, shared by every writer of the suite (HDF5 files here, text
+/// outputs of the analyses and reports through `write(_:to:)`).
+public enum AtomicFile {
+    /// Writes `data` to `path` atomically: a temporary file beside it, flushed, then renamed.
+    /// A failure (or a killed process) never leaves a partial file under `path`.
+    public static func write(_ data: Data, to path: String) throws {
+        let temp = try temporaryPath(for: path)
+        do {
+            guard FileManager.default.createFile(atPath: temp, contents: data) else {
+                throw ActivationStoreError(.io, file: path, "cannot write (\(String(cString: strerror(errno))))")
+            }
+            try commit(temp, to: path)
+        } catch {
+            unlink(temp)
+            throw error
+        }
+    }
+
     /// A hidden temporary path beside `path`: `.NAME.tmp-PID-RANDOM`.
     static func temporaryPath(for path: String) throws -> String {
         let url = URL(fileURLWithPath: path)

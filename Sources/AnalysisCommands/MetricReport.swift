@@ -1,3 +1,4 @@
+import ActivationStore
 import Foundation
 
 /// One measured number (or an undefined one, with its reason): a row of the tidy output.
@@ -126,25 +127,7 @@ public func emit(_ text: String, to path: String?) throws {
         FileHandle.standardOutput.write(Data(text.utf8))
         return
     }
-    let url = URL(fileURLWithPath: path)
-    let dir = url.deletingLastPathComponent()
-    var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue else {
-        throw AnalysisError("\(path): the directory \(dir.path) does not exist")
-    }
-    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-    do {
-        try Data(text.utf8).write(to: tmp)
-        if rename(tmp.path, url.path) != 0 {
-            throw AnalysisError("\(path): cannot move the output into place: \(String(cString: strerror(errno)))")
-        }
-    } catch let e as AnalysisError {
-        try? FileManager.default.removeItem(at: tmp)
-        throw e
-    } catch {
-        try? FileManager.default.removeItem(at: tmp)
-        throw AnalysisError("\(path): cannot write: \(error.localizedDescription)")
-    }
+    try AtomicFile.write(Data(text.utf8), to: path)
 }
 
 /// A plain text table with aligned columns.

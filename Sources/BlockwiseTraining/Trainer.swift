@@ -71,7 +71,7 @@ public final class Trainer {
             curveSteps = state.ints["curve_steps"] ?? []
             curveLosses = state.arrays["curve_losses"] ?? []
         }
-        try config.json.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
+        try AtomicFile.write(Data(config.json.utf8), to: directory + "/config.json")
     }
 
     static func loadTrainingSet(_ c: TrainingConfig) throws -> VideoClipSet {
@@ -225,7 +225,7 @@ public final class Trainer {
         if step >= c.steps {
             let summary: [String: Any] = ["run": c.run, "steps": step, "dumps": c.dumpSteps, "probe_sets": sets.map(\.name)]
             let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted])
-            try data.write(to: URL(fileURLWithPath: donePath), options: .atomic)
+            try AtomicFile.write(data, to: donePath)
         }
     }
 }
