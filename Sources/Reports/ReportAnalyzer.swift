@@ -108,9 +108,12 @@ public struct ReportAnalyzer: Sendable {
             add("probe") { var a = ProbeAnalysis(); a.depthSelection = .layers; return try a.run(f) }
             add("retrieval") { var a = RetrievalAnalysis(); a.depthSelection = .layers; return try a.run(f) }
         }
-        add("consecutive CKA over layers") { var a = CKAAnalysis(); a.depthSelection = .layers; a.pairs = .consecutive; return try a.run(f) }
-        add("consecutive CKA over blocks") { var a = CKAAnalysis(); a.depthSelection = .blocks; a.pairs = .consecutive; return try a.run(f) }
-        if !quick {
+        if quick {
+            add("consecutive CKA over layers") { var a = CKAAnalysis(); a.depthSelection = .layers; a.pairs = .consecutive; return try a.run(f) }
+            add("consecutive CKA over blocks") { var a = CKAAnalysis(); a.depthSelection = .blocks; a.pairs = .consecutive; return try a.run(f) }
+        } else {
+            // The all-pairs matrix over every layer holds every consecutive pair of layers and of block
+            // boundaries, so one pass over the file gives them all.
             add("all-pairs CKA") { var a = CKAAnalysis(); a.depthSelection = .layers; a.pairs = .all; return try a.run(f) }
             if f.clipCount <= maxRBFClips {
                 add("RBF CKA") {
