@@ -16,7 +16,8 @@ public struct Benchmark {
 
     public init() {}
 
-    static func time(_ body: () throws -> Void) rethrows -> Double {
+    /// Wall-clock seconds of `body`.
+    public static func time(_ body: () throws -> Void) rethrows -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
         try body()
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

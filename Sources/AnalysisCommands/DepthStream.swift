@@ -25,11 +25,10 @@ public enum DepthSelection: Sendable, Equatable {
         case "blocks": self = .blocks
         case "layers", "all": self = .layers
         default:
-            let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && $0! >= 0 }) else {
+            guard let parts = parseList(text, as: Int.self), parts.allSatisfy({ $0 >= 0 }) else {
                 throw AnalysisError("--depth must be 'blocks', 'layers' or a comma-separated list of depths such as 0,3,6 (got '\(text)')")
             }
-            self = .list(parts.map { $0! })
+            self = .list(parts)
         }
     }
 
@@ -45,6 +44,14 @@ public enum DepthSelection: Sendable, Equatable {
             return ds
         }
     }
+}
+
+/// Parses a comma-separated list such as `1,5,10` (spaces allowed); nil when it is empty or an
+/// element does not parse.
+public func parseList<T: LosslessStringConvertible>(_ text: String, as: T.Type = T.self) -> [T]? {
+    let parts = text.split(separator: ",").map { T($0.trimmingCharacters(in: .whitespaces)) }
+    guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
+    return parts.map { $0! }
 }
 
 /// A failure of an analysis (bad arguments, mismatched files), as one line.

@@ -200,12 +200,11 @@ public struct OccDropAnalysis {
     public init() {}
 
     public func run(full: ActivationFile, onePatch: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
-        guard full.clipCount == onePatch.clipCount, full.featureCount == onePatch.featureCount, full.layerCount == onePatch.layerCount else {
-            throw AnalysisError("\(full.path) and \(onePatch.path) must hold the same clips from the same model (N, L, D: \(full.clipCount), \(full.layerCount), \(full.featureCount) vs \(onePatch.clipCount), \(onePatch.layerCount), \(onePatch.featureCount))")
+        guard full.featureCount == onePatch.featureCount, full.layerCount == onePatch.layerCount else {
+            throw AnalysisError("\(full.path) and \(onePatch.path) must come from the same model (L, D: \(full.layerCount), \(full.featureCount) vs \(onePatch.layerCount), \(onePatch.featureCount))")
         }
-        for t in Set(full.targets).intersection(onePatch.targets) where try full.labels(t) != onePatch.labels(t) {
-            throw AnalysisError("\(full.path) and \(onePatch.path) do not hold the same clips: labels '\(t)' differ")
-        }
+        // The occluded set is a different probe set by name (`<set>-onepatch`) but must hold the same clips.
+        try checkSameClips(full, onePatch, allowDifferentProbeSets: true)
         let depths = try depthSelection.depths(in: full)
         let chosen = targets ?? full.targets
         guard !chosen.isEmpty else { throw AnalysisError("\(full.path): the file has no labels") }
@@ -225,11 +224,11 @@ public struct OccDropAnalysis {
                         let testSet = Set(testIdx)
                         let trainIdx = (0..<full.clipCount).filter { !testSet.contains($0) }
                         let yTrain = trainIdx.map { labels[t][$0] }
-                        let fit = try LinearProbe.fit(subset(fullVectors[i], trainIdx), labels: yTrain, classes: classes, options: options)
-                        let predAll = fit.predict(subset(fullVectors[i], testIdx))
+                        let fit = try LinearProbe.fit(fullVectors[i].rows(at: trainIdx), labels: yTrain, classes: classes, options: options)
+                        let predAll = fit.predict(fullVectors[i].rows(at: testIdx))
                         let oneFit = protocolKind == .transfer ? fit
-                            : try LinearProbe.fit(subset(oneVectors[i], trainIdx), labels: yTrain, classes: classes, options: options)
-                        let predOne = oneFit.predict(subset(oneVectors[i], testIdx))
+                            : try LinearProbe.fit(oneVectors[i].rows(at: trainIdx), labels: yTrain, classes: classes, options: options)
+                        let predOne = oneFit.predict(oneVectors[i].rows(at: testIdx))
                         for (k, idx) in testIdx.enumerated() {
                             correctAll += predAll[k] == labels[t][idx] ? 1 : 0
                             correctOne += predOne[k] == labels[t][idx] ? 1 : 0
@@ -273,11 +272,4 @@ public struct OccDropAnalysis {
         for r in report.records where r.undefined != nil && r.metric == "occdrop" { out += "  n/a at depth \(r.depth!), \(r.target!): \(r.undefined!)\n" }
         return out
     }
-}
-
-func subset(_ x: Matrix<Double>, _ rows: [Int]) -> Matrix<Double> {
-    var s = [Double]()
-    s.reserveCapacity(rows.count * x.cols)
-    for r in rows { s += x.row(r) }
-    return Matrix(rows: rows.count, cols: x.cols, storage: s)
 }

@@ -69,6 +69,15 @@ public struct Matrix<Scalar: BLASScalar>: Equatable, Sendable {
         Matrix<T>(rows: rows, cols: cols, storage: storage.map { T($0) })
     }
 
+    /// The rows at `indices`, in that order, as a new matrix.
+    @inlinable
+    public func rows(at indices: [Int]) -> Matrix {
+        var s = [Scalar]()
+        s.reserveCapacity(indices.count * cols)
+        for i in indices { s.append(contentsOf: row(i)) }
+        return Matrix(rows: indices.count, cols: cols, storage: s)
+    }
+
     /// Rows `range` as a new matrix.
     public func rows(_ range: Range<Int>) -> Matrix {
         Matrix(rows: range.count, cols: cols, storage: Array(storage[(range.lowerBound * cols)..<(range.upperBound * cols)]))

@@ -145,7 +145,7 @@ public enum CKA {
         return xy / (xx.squareRoot() * yy.squareRoot())
     }
 
-    /// True when the rows of x are constant up to float32 rounding (see `LinearCKAAccumulator.constantTolerance`).
+    /// True when the rows of x are constant up to float32 rounding (see `ConstantRows`).
     public static func isEffectivelyConstant(_ x: Matrix<Double>) -> Bool {
         var acc = LinearCKAAccumulator(dimensions: [x.cols], pairs: [])
         guard (try? acc.add([x])) != nil else { return false }

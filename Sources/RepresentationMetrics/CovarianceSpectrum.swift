@@ -106,6 +106,21 @@ public struct CovarianceAccumulator: Sendable {
         nonFiniteCount += other.nonFiniteCount
     }
 
+    /// True when the rows seen are constant up to float32 rounding (see `ConstantRows`).
+    public func isEffectivelyConstant() -> Bool {
+        let n = Double(count)
+        var centredTrace = 0.0, shiftedTrace = 0.0
+        for i in 0..<dimension {
+            shiftedTrace += shiftedScatter[i, i]
+            centredTrace += shiftedScatter[i, i] - (count > 0 ? shiftedSum[i] * shiftedSum[i] / n : 0)
+        }
+        // Σ‖x‖² = Σ‖x − r‖² + 2 r·s + n‖r‖², s = Σ(x − r).
+        let r = reference ?? []
+        var rs = 0.0, rr = 0.0
+        for i in r.indices { rs += r[i] * shiftedSum[i]; rr += r[i] * r[i] }
+        return ConstantRows.areConstant(centredTrace: centredTrace, squaredNormSum: shiftedTrace + 2 * rs + n * rr, count: count)
+    }
+
     /// The column-centred sample covariance of all rows seen.
     ///
     /// C = [S − s sᵀ/n] / (n − 1) with s, S the sums of the rows shifted by the reference row.

@@ -203,7 +203,8 @@ private func cubicMinimizer(_ a: Double, _ fa: Double, _ da: Double, _ b: Double
     return b - (b - a) * (db + d2 - d1) / denominator
 }
 
-@inline(__always) private func dot(_ a: [Double], _ b: [Double]) -> Double {
+/// Σ aᵢbᵢ for two equally long float64 vectors (four partial sums); used across this module.
+@inline(__always) func dot(_ a: [Double], _ b: [Double]) -> Double {
     a.withUnsafeBufferPointer { pa in
         b.withUnsafeBufferPointer { pb in
             var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0

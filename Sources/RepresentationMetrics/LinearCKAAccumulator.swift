@@ -173,29 +173,23 @@ public struct LinearCKAAccumulator: Sendable {
         case .debiased, .minibatch:
             guard count >= 4 else { throw MetricUndefined("the debiased HSIC estimator needs at least 4 samples, got \(count)") }
             let trace = Matrix.frobeniusInner(s, s) - pq
-            let kSum = dotProduct(sa, sa) - normSums[pair.a]
-            let lSum = dotProduct(sb, sb) - normSums[pair.b]
+            let kSum = dot(sa, sa) - normSums[pair.a]
+            let lSum = dot(sb, sb) - normSums[pair.b]
             let ssb = Matrix.product(s, Matrix(rows: sb.count, cols: 1, storage: sb))
-            let crossTerm = dotProduct(sa, ssb.storage) - dotProduct(sa, v) - dotProduct(sb, u) + pq
+            let crossTerm = dot(sa, ssb.storage) - dot(sa, v) - dot(sb, u) + pq
             return (trace + kSum * lSum / ((n - 1) * (n - 2)) - 2 / (n - 2) * crossTerm) / (n * (n - 3))
         }
     }
 
-    /// Relative spread below which a representation counts as constant: stored float32 values carry
-    /// a relative rounding error of ~6e-8, so a spread under 1e-6 of the rows' magnitude is rounding noise.
-    public static let constantTolerance = 1e-6
-
-    /// True when the rows of representation m are constant up to float32 rounding:
-    /// tr(XcᵀXc)/n ≤ (1e-6)² · mean ‖xᵢ‖².
+    /// True when the rows of representation m are constant up to float32 rounding (see `ConstantRows`).
     public func isEffectivelyConstant(_ m: Int) -> Bool {
         guard count > 0 else { return true }
         let n = Double(count)
         let s = sums[m], r = references[m] ?? []
         var centredTrace = 0.0
         for i in 0..<dimensions[m] { centredTrace += grams[m][i, i] - s[i] * s[i] / n }
-        let magnitude = (normSums[m] + 2 * dotProduct(r, s) + n * dotProduct(r, r)) / n
-        let tol = LinearCKAAccumulator.constantTolerance
-        return centredTrace / n <= tol * tol * magnitude
+        let squaredNormSum = normSums[m] + 2 * dot(r, s) + n * dot(r, r)
+        return ConstantRows.areConstant(centredTrace: centredTrace, squaredNormSum: squaredNormSum, count: count)
     }
 
     /// CKA of a pair: HSIC(X, Y) / sqrt(HSIC(X, X) · HSIC(Y, Y)).
@@ -210,11 +204,6 @@ public struct LinearCKAAccumulator: Sendable {
     }
 }
 
-@inline(__always) func dotProduct(_ a: [Double], _ b: [Double]) -> Double {
-    var s = 0.0
-    for i in a.indices { s += a[i] * b[i] }
-    return s
-}
 
 /// Minibatch CKA (Nguyen et al. 2021, eq. 3), a different estimator from full-data CKA:
 ///

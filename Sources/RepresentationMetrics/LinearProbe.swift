@@ -206,9 +206,9 @@ public enum LinearProbe {
         var fits: [(accuracy: Double, iterations: Int, converged: Bool)] = []
         for testIndices in folds {
             let trainIndices = complement(testIndices, count: x.rows)
-            let fit = try fit(gatherRows(x, trainIndices), labels: trainIndices.map { labels[$0] }, classes: classes,
+            let fit = try fit(x.rows(at: trainIndices), labels: trainIndices.map { labels[$0] }, classes: classes,
                               options: options)
-            let accuracy = accuracyOf(fit, gatherRows(x, testIndices), testIndices.map { labels[$0] })
+            let accuracy = accuracyOf(fit, x.rows(at: testIndices), testIndices.map { labels[$0] })
             fits.append((accuracy, fit.iterations, fit.converged))
         }
         return summary(fits, classes: classes, samples: x.rows)
@@ -272,7 +272,7 @@ public enum LinearProbe {
         var chosen: [Double] = []
         for (foldNumber, testIndices) in outer.enumerated() {
             let trainIndices = complement(testIndices, count: x.rows)
-            let trainX = gatherRows(x, trainIndices)
+            let trainX = x.rows(at: trainIndices)
             let trainY = trainIndices.map { labels[$0] }
             let inner: [[Int]]
             do {
@@ -287,9 +287,9 @@ public enum LinearProbe {
                 var total = 0.0
                 for innerTest in inner {
                     let innerTrain = complement(innerTest, count: trainIndices.count)
-                    let fit = try fit(gatherRows(trainX, innerTrain), labels: innerTrain.map { trainY[$0] },
+                    let fit = try fit(trainX.rows(at: innerTrain), labels: innerTrain.map { trainY[$0] },
                                       classes: classes, options: innerOptions)
-                    total += accuracyOf(fit, gatherRows(trainX, innerTest), innerTest.map { trainY[$0] })
+                    total += accuracyOf(fit, trainX.rows(at: innerTest), innerTest.map { trainY[$0] })
                 }
                 let accuracy = total / Double(inner.count)
                 if accuracy > bestAccuracy { bestAccuracy = accuracy; bestC = c }  // strict: ties keep the smaller C
@@ -298,7 +298,7 @@ public enum LinearProbe {
             var outerOptions = options
             outerOptions.c = bestC
             let fit = try fit(trainX, labels: trainY, classes: classes, options: outerOptions)
-            fits.append((accuracyOf(fit, gatherRows(x, testIndices), testIndices.map { labels[$0] }), fit.iterations, fit.converged))
+            fits.append((accuracyOf(fit, x.rows(at: testIndices), testIndices.map { labels[$0] }), fit.iterations, fit.converged))
         }
         var bestC = candidates[0], bestCount = 0
         for c in candidates {
@@ -382,13 +382,6 @@ public enum LinearProbe {
         var member = [Bool](repeating: false, count: count)
         for i in sortedIndices { member[i] = true }
         return (0..<count).filter { !member[$0] }
-    }
-
-    private static func gatherRows(_ x: Matrix<Double>, _ indices: [Int]) -> Matrix<Double> {
-        var storage = [Double]()
-        storage.reserveCapacity(indices.count * x.cols)
-        for i in indices { storage.append(contentsOf: x.row(i)) }
-        return Matrix(rows: indices.count, cols: x.cols, storage: storage)
     }
 
     private static func accuracyOf(_ fit: ProbeFit, _ x: Matrix<Double>, _ labels: [Int]) -> Double {

@@ -66,7 +66,7 @@ public enum PairwiseStatistics {
 
         let sampled = x.rows > maxRows
         let used = sampled ? sampleIndices(count: x.rows, keep: maxRows, seed: seed) : Array(0..<x.rows)
-        let rows = sampled ? subset(x, indices: used) : x
+        let rows = sampled ? x.rows(at: used) : x
         let m = rows.rows, d = rows.cols
 
         // Row norms, then Z = rows scaled to unit length.
@@ -134,13 +134,6 @@ public enum PairwiseStatistics {
             indices.swapAt(i, j)
         }
         return indices[0..<k].sorted()
-    }
-
-    static func subset(_ x: Matrix<Double>, indices: [Int]) -> Matrix<Double> {
-        var storage = [Double]()
-        storage.reserveCapacity(indices.count * x.cols)
-        for i in indices { storage += x.row(i) }
-        return Matrix(rows: indices.count, cols: x.cols, storage: storage)
     }
 
     @inline(__always)

@@ -31,7 +31,7 @@ extension BWAnalyze {
                 if path == nil {
                     let p = URL(fileURLWithPath: dir).appendingPathComponent("bwssl-bench-\(clips)x\(tokens)x\(features)x\(layers).h5").path
                     say("writing \(p) ...")
-                    let s = try benchTime {
+                    let s = try Benchmark.time {
                         try RandomActivations.write(path: p, clips: clips, tokens: tokens, features: features, layers: layers, seed: 7,
                                                     labels: ["class": 10, "coarse": 3])
                     }
@@ -50,10 +50,4 @@ extension BWAnalyze {
             }
         }
     }
-}
-
-func benchTime(_ body: () throws -> Void) rethrows -> Double {
-    let start = DispatchTime.now().uptimeNanoseconds
-    try body()
-    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
 }

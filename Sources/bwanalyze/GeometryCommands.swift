@@ -55,9 +55,10 @@ extension BWAnalyze {
                 var a = RetrievalAnalysis()
                 a.depthSelection = try DepthSelection(parsing: depth)
                 a.targets = targets.isEmpty ? nil : targets
-                let parsed = ks.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-                guard !parsed.isEmpty, parsed.allSatisfy({ ($0 ?? 0) >= 1 }) else { throw AnalysisError("--ks must be positive integers such as 1,5,10") }
-                a.ks = parsed.map { $0! }
+                guard let parsed = parseList(ks, as: Int.self), parsed.allSatisfy({ $0 >= 1 }) else {
+                    throw AnalysisError("--ks must be positive integers such as 1,5,10")
+                }
+                a.ks = parsed
                 let f = try ActivationFile(path: file)
                 for t in targets { _ = try f.labels(t) }
                 let report = try a.run(f, progress: output.progress("retrieval"))

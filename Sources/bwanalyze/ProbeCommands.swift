@@ -75,9 +75,10 @@ extension BWAnalyze {
                 a.targets = probe.chosenTargets
                 a.options = probe.options
                 if let cGrid {
-                    let values = cGrid.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-                    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else { throw AnalysisError("--c-grid must list positive numbers such as 0.1,1,10") }
-                    a.cGrid = values.map { $0! }
+                    guard let values = parseList(cGrid, as: Double.self), values.allSatisfy({ $0 > 0 }) else {
+                        throw AnalysisError("--c-grid must list positive numbers such as 0.1,1,10")
+                    }
+                    a.cGrid = values
                 }
                 let report: MetricReport
                 if let file {

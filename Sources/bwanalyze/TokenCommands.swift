@@ -45,9 +45,10 @@ extension BWAnalyze {
             try runAnalysis {
                 var a = AttentionAnalysis()
                 if let layers {
-                    let parsed = layers.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-                    guard parsed.allSatisfy({ $0 != nil }) else { throw AnalysisError("--layers must be a comma-separated list of layer numbers") }
-                    a.layers = parsed.map { $0! }
+                    guard let parsed = parseList(layers, as: Int.self) else {
+                        throw AnalysisError("--layers must be a comma-separated list of layer numbers")
+                    }
+                    a.layers = parsed
                 }
                 let report = try a.run(ActivationFile(path: file), progress: output.progress("attention"))
                 try output.write(report, table: AttentionAnalysis.table)

@@ -42,5 +42,8 @@ final class TokenCommandTests: XCTestCase {
         let l = try bwanalyze("attention", fixturePath("attention.h5"), "--layers", "7")
         XCTAssertEqual(l.status, 1)
         XCTAssertTrue(l.stderr.contains("layer 7 stores no attention; layers with attention: 1, 2, 3"), l.stderr)
+        let empty = try bwanalyze("attention", fixturePath("attention.h5"), "--layers", "")
+        XCTAssertEqual(empty.status, 1)
+        XCTAssertEqual(empty.stderr, "bwanalyze: error: --layers must be a comma-separated list of layer numbers\n")
     }
 }
