@@ -1,0 +1,355 @@
+"""Tests of the bwact package: the writer, the reader, the PyTorch recorder, clip ids and shards.
+
+Run with `python -m unittest discover -s python/tests -v`. With BWANALYZE=path/to/bwanalyze the
+tests also check the files with the Swift tool (validate, cka); the Swift test suite sets it, and
+sets BWACT_REQUIRE=1 so that a missing torch or bwanalyze fails instead of skipping.
+"""
+import csv
+import io
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import h5py
+import numpy as np
+
+import bwact
+
+BWANALYZE = os.environ.get("BWANALYZE")
+REQUIRE = os.environ.get("BWACT_REQUIRE") == "1"
+try:
+    import torch
+except ImportError:  # pragma: no cover - depends on the machine
+    torch = None
+
+
+def need_torch(test):
+    if torch is None and not REQUIRE:
+        return unittest.skip("torch is not installed")(test)
+    return test
+
+
+def need_bwanalyze(test):
+    if not BWANALYZE and not REQUIRE:
+        return unittest.skip("BWANALYZE is not set")(test)
+    return test
+
+
+def run_bwanalyze(*args):
+    return subprocess.run([BWANALYZE, *args], capture_output=True, text=True)
+
+
+def cka_csv(*args):
+    """bwanalyze cka ... --format csv as {(depth, depth_b): value}."""
+    r = run_bwanalyze("cka", *args, "--depth", "layers", "--format", "csv")
+    if r.returncode != 0:
+        raise AssertionError(f"bwanalyze cka failed: {r.stderr}")
+    out = {}
+    for row in csv.DictReader(io.StringIO(r.stdout)):
+        out[(int(row["depth"]), int(row["depth_b"]) if row["depth_b"] else None)] = float(row["value"])
+    return out
+
+
+def linear_cka(x, y):
+    """Biased linear CKA of two [N, D] matrices in float64 (Kornblith et al. 2019), written independently."""
+    x = x - x.mean(axis=0)
+    y = y - y.mean(axis=0)
+    return np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+
+
+def attrs(**kw):
+    base = dict(run="test-run", probe_set="toy", step=7, seed=3, block_ends=[1, 2],
+                positions=bwact.grid_positions((1, 2, 2), (2, 4, 4)), config={"depth": 2})
+    base.update(kw)
+    return base
+
+
+def random_batches(rng, n, batch, t=8, d=5, depths=3, ids=True, shift=0):
+    """Batches of (layers, labels, ids) with distinct random tokens."""
+    out = []
+    for i in range(0, n, batch):
+        b = min(batch, n - i)
+        layers = [rng.standard_normal((b, t, d)).astype(np.float32) + k for k in range(depths)]
+        labels = {"cls": (np.arange(i, i + b) % 3).astype(np.int64)}
+        out.append((layers, labels, (np.arange(i, i + b) + shift) if ids else None))
+    return out
+
+
+class TempDir(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="bwact-test-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def write(self, name, batches, **kw):
+        with bwact.Writer(self.path(name), **attrs(**kw)) as w:
+            for layers, labels, ids in batches:
+                w.add(layers, labels, clip_ids=ids)
+        return self.path(name)
+
+
+class WriterTests(TempDir):
+    def test_contract_types_chunks_and_values(self):
+        rng = np.random.default_rng(0)
+        batches = random_batches(rng, 10, 4)
+        p = self.write("a.h5", batches)
+        with h5py.File(p, "r") as f:
+            self.assertEqual(f.attrs["format"], "bwact")
+            self.assertIsInstance(f.attrs["run"], str)
+            for k in ("format_version", "step", "seed"):
+                self.assertEqual(f.attrs[k].dtype, np.int64, k)
+                self.assertEqual(f.attrs[k].shape, (), k)
+            self.assertEqual(f.attrs["block_ends"].dtype, np.int64)
+            self.assertEqual(f.attrs["block_ends"].tolist(), [1, 2])
+            self.assertEqual(f.attrs["config"], '{"depth": 2}')
+            # every string attribute is variable-length UTF-8
+            for k in ("format", "run", "regime", "probe_set", "config"):
+                self.assertTrue(h5py.check_string_dtype(f.attrs.get_id(k).dtype).encoding == "utf-8", k)
+            self.assertEqual(sorted(f["layers"]), ["00", "01", "02"])
+            ds = f["layers/01/tokens"]
+            self.assertEqual((ds.shape, ds.dtype, ds.chunks[1:]), ((10, 8, 5), np.float32, (8, 5)))
+            self.assertLessEqual(ds.chunks[0] * 8 * 5 * 4, 2 ** 20)
+            self.assertEqual(f["labels/cls"].dtype, np.int64)
+            self.assertEqual(f["clip_ids"].dtype, np.int64)
+            self.assertEqual(f["positions"].shape, (8, 3))
+            expected = np.concatenate([b[0][1] for b in batches])
+            np.testing.assert_array_equal(ds[()], expected)
+        r = bwact.read(p)
+        np.testing.assert_array_equal(r["layers"][2], np.concatenate([b[0][2] for b in batches]))
+        np.testing.assert_array_equal(r["clip_ids"], np.arange(10))
+        np.testing.assert_array_equal(r["labels"]["cls"], np.arange(10) % 3)
+        self.assertEqual(r["attrs"]["step"], 7)
+        # token centres of a 1x2x2 tubelet on 2x4x4 input, frame-major
+        np.testing.assert_array_equal(r["positions"][:3], [[0, 0.5, 0.5], [0, 0.5, 2.5], [0, 2.5, 0.5]])
+
+    def test_float16_and_string_ids(self):
+        rng = np.random.default_rng(1)
+        batches = [(b[0], b[1], [f"clip-{i}" for i in b[2]]) for b in random_batches(rng, 6, 3)]
+        p = self.write("h.h5", batches, dtype="float16")
+        with bwact.open(p) as f:
+            self.assertEqual(f.tokens(0).dtype, np.float16)
+            self.assertEqual(f.clip_ids(), [f"clip-{i}" for i in range(6)])
+            np.testing.assert_array_equal(f.tokens(1, slice(0, 3)), batches[0][0][1].astype(np.float16))
+
+    def test_exception_leaves_no_file(self):
+        p = self.path("never.h5")
+        with self.assertRaises(RuntimeError):
+            with bwact.Writer(p, **attrs()) as w:
+                layers, labels, ids = random_batches(np.random.default_rng(2), 4, 4)[0]
+                w.add(layers, labels, clip_ids=ids)
+                raise RuntimeError("the data loader broke")
+        self.assertEqual(os.listdir(self.dir), [])
+        # an existing file under the final name is left untouched
+        with open(p, "w") as fh:
+            fh.write("old")
+        with self.assertRaises(bwact.BwactError):
+            with bwact.Writer(p, **attrs()) as w:
+                w.add([np.zeros((2, 8, 5), np.float32)] * 3, {"cls": [0, 1, 2]})
+        self.assertEqual(os.listdir(self.dir), ["never.h5"])
+        with open(p) as fh:
+            self.assertEqual(fh.read(), "old")
+
+    def test_bad_input_is_refused_clearly(self):
+        rng = np.random.default_rng(3)
+        good = [rng.standard_normal((2, 8, 5)).astype(np.float32) for _ in range(3)]
+        cases = [
+            (lambda w: w.add([good[0][0]] * 3, {"cls": [0, 1]}), "expected [B, T, D]"),
+            (lambda w: w.add([good[0], good[1], good[2][:, :7]], {"cls": [0, 1]}), "depth 2 has shape (2, 7, 5)"),
+            (lambda w: w.add([g.astype(np.int32) for g in good], {"cls": [0, 1]}), "expected floating point"),
+            (lambda w: w.add(good, {"cls": [0, 1, 2]}), "labels 'cls' have shape (3,)"),
+            (lambda w: w.add(good, {"cls": [0, -1]}), "negative class index"),
+            (lambda w: w.add(good, {"cls": [0.5, 1]}), "expected integers"),
+            (lambda w: w.add(good, {"cls": [0, 1]}, clip_ids=[4, 4]), "clip id 4 occurs twice"),
+            (lambda w: w.add(good, {"cls": [0, 1]}, clip_ids=[1]), "1 clip_ids for 2 clips"),
+            (lambda w: w.add([good[0], good[1], good[2] * np.nan], {"cls": [0, 1]}), "NaN or Inf"),
+            (lambda w: (w.add(good, {"cls": [0, 1]}), w.add(good[:2], {"cls": [0, 1]})), "earlier batches had (2, 8, 5)"),
+            (lambda w: (w.add(good, {"cls": [0, 1]}, clip_ids=[0, 1]), w.add(good, {"cls": [0, 1]})), "none here but int"),
+        ]
+        for i, (action, message) in enumerate(cases):
+            p = self.path(f"bad{i}.h5")
+            with self.assertRaises(bwact.BwactError) as cm:
+                with bwact.Writer(p, **attrs()) as w:
+                    action(w)
+            self.assertIn(message, str(cm.exception))
+            self.assertIn(p, str(cm.exception))
+            self.assertEqual("\n" in str(cm.exception), False)
+            self.assertFalse(os.path.exists(p))
+        self.assertEqual(os.listdir(self.dir), [])
+        for kw, message in [({"regime": "mine"}, "regime must be one of"), ({"step": "7"}, "step must be an int"),
+                            ({"dtype": "float64"}, "dtype must be"), ({"shard": (2, 2)}, "0 <= rank < world")]:
+            with self.assertRaises(bwact.BwactError) as cm:
+                bwact.Writer(self.path("x.h5"), **attrs(**kw))
+            self.assertIn(message, str(cm.exception))
+        with self.assertRaises(bwact.BwactError) as cm:
+            with bwact.Writer(self.path("be.h5"), **attrs(block_ends=[1, 3])) as w:
+                w.add(good, {"cls": [0, 1]})
+        self.assertIn("block_ends [1, 3]", str(cm.exception))
+
+    @need_bwanalyze
+    def test_bwanalyze_validates_written_files(self):
+        p = self.write("v.h5", random_batches(np.random.default_rng(4), 9, 4))
+        r = run_bwanalyze("validate", p)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+# A small video ViT, written here: tubelet embedding, pre-LN blocks, attention that can return weights.
+if torch is not None:
+    class Attention(torch.nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.heads = heads
+            self.qkv = torch.nn.Linear(dim, 3 * dim)
+            self.proj = torch.nn.Linear(dim, dim)
+
+        def forward(self, x):
+            b, t, d = x.shape
+            q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            w = torch.softmax(q @ k.transpose(-2, -1) / (d // self.heads) ** 0.5, dim=-1)
+            return self.proj((w @ v).transpose(1, 2).reshape(b, t, d)), w
+
+    class Block(torch.nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.norm1 = torch.nn.LayerNorm(dim)
+            self.attn = Attention(dim, heads)
+            self.norm2 = torch.nn.LayerNorm(dim)
+            self.mlp = torch.nn.Sequential(torch.nn.Linear(dim, 4 * dim), torch.nn.GELU(), torch.nn.Linear(4 * dim, dim))
+            self.return_weights = False
+
+        def forward(self, x):
+            a, w = self.attn(self.norm1(x))
+            x = x + a
+            x = x + self.mlp(self.norm2(x))
+            return (x, w) if self.return_weights else x
+
+    class Embedding(torch.nn.Module):
+        def __init__(self, dim, tubelet, tokens):
+            super().__init__()
+            self.proj = torch.nn.Conv3d(3, dim, kernel_size=tubelet, stride=tubelet)
+            self.pos = torch.nn.Parameter(0.02 * torch.randn(1, tokens, dim))
+
+        def forward(self, video):  # video [B, C, F, H, W]
+            return self.proj(video).flatten(2).transpose(1, 2) + self.pos
+
+    class TinyVideoViT(torch.nn.Module):
+        def __init__(self, dim=16, heads=2, depth=3, tubelet=(2, 4, 4), size=(4, 8, 8)):
+            super().__init__()
+            tokens = (size[0] // tubelet[0]) * (size[1] // tubelet[1]) * (size[2] // tubelet[2])
+            self.embed = Embedding(dim, tubelet, tokens)
+            self.blocks = torch.nn.ModuleList(Block(dim, heads) for _ in range(depth))
+            self.norm = torch.nn.LayerNorm(dim)
+            self.dropout = torch.nn.Dropout(0.5)
+
+        def set_return_weights(self, on):
+            for b in self.blocks:
+                b.return_weights = on
+
+        def forward(self, video):
+            x = self.dropout(self.embed(video))
+            for b in self.blocks:
+                x = b(x)
+                x = x[0] if isinstance(x, tuple) else x
+            return self.norm(x)
+
+
+def video_batches(n, batch, seed, order=None):
+    g = torch.Generator().manual_seed(seed)
+    videos = torch.randn(n, 3, 4, 8, 8, generator=g)
+    labels = torch.arange(n) % 4
+    ids = np.arange(100, 100 + n)
+    order = np.arange(n) if order is None else np.asarray(order)
+    for i in range(0, n, batch):
+        j = order[i:i + batch]
+        yield videos[j], {"motion": labels[j]}, ids[j]
+
+
+@need_torch
+class RecorderTests(TempDir):
+    def model(self, seed):
+        torch.manual_seed(seed)
+        return TinyVideoViT()
+
+    def record(self, name, model, n=24, batch=5, seed=0, order=None, **kw):
+        from bwact.torch import record
+        model.set_return_weights(True)
+        return record(model, [model.embed, *model.blocks], video_batches(n, batch, seed, order), self.path(name),
+                      tubelet=(2, 4, 4), input_size=(4, 8, 8), run=name, probe_set="toy", block_ends=[1, 3],
+                      attention="outputs", attention_clips=7, config={"dim": 16}, **kw)
+
+    def reference(self, model, n=24, seed=0):
+        """Every depth computed by hand from the model's parts, outside the recorder."""
+        model.eval()
+        with torch.no_grad():
+            videos = next(video_batches(n, n, seed))[0]
+            xs = [model.embed(videos)]
+            ws = []
+            for b in model.blocks:
+                x, w = b.attn(b.norm1(xs[-1]))
+                h = xs[-1] + x
+                xs.append(h + b.mlp(b.norm2(h)))
+                ws.append(w)
+        return [x.numpy() for x in xs], [w.numpy() for w in ws]
+
+    def test_capture_validates_and_cka_matches_numpy(self):
+        model_a, model_b = self.model(1), self.model(2)
+        model_a.train()
+        self.assertEqual(self.record("run-a.h5", model_a), 24)
+        self.assertTrue(model_a.training, "the recorder restores the model's mode")
+        self.record("run-b.h5", model_b)
+        ref, weights = self.reference(model_a)
+        with bwact.open(self.path("run-a.h5")) as f:
+            self.assertEqual(f.shape, (24, 8, 16))
+            self.assertEqual(f.depths, [0, 1, 2, 3])
+            for d in f.depths:
+                np.testing.assert_allclose(f.tokens(d), ref[d], rtol=0, atol=2e-5)
+            for d in (1, 2, 3):
+                a = f.attention(d)
+                self.assertEqual(a.shape, (7, 2, 8, 8))
+                np.testing.assert_allclose(a, weights[d - 1][:7], atol=2e-6)
+                np.testing.assert_allclose(a.sum(-1), 1, atol=1e-5)
+            np.testing.assert_array_equal(f.clip_ids(), np.arange(100, 124))
+            np.testing.assert_array_equal(f.labels("motion"), np.arange(24) % 4)
+            self.assertEqual(f.positions()[-1].tolist(), [2.5, 5.5, 5.5])
+        self.assertFalse(any(m._forward_hooks for m in model_a.modules()), "hooks are removed")
+        if not BWANALYZE:
+            return
+        for name in ("run-a.h5", "run-b.h5"):
+            r = run_bwanalyze("validate", self.path(name))
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        got = cka_csv(self.path("run-a.h5"), self.path("run-b.h5"))
+        a, b = bwact.read(self.path("run-a.h5")), bwact.read(self.path("run-b.h5"))
+        self.assertEqual(len(got), 16)
+        for (da, db), value in got.items():
+            expected = linear_cka(a["layers"][da].astype(np.float64).mean(1), b["layers"][db].astype(np.float64).mean(1))
+            self.assertAlmostEqual(value, expected, delta=1e-10, msg=f"depths {da}, {db}")
+        self.assertLess(min(got.values()), 0.999, "different models give CKA below 1")
+
+    def test_hooks_removed_and_no_file_on_error(self):
+        from bwact.torch import record
+        model = self.model(3)
+
+        def broken():
+            yield from video_batches(10, 5, 0)
+            raise OSError("the clip reader failed")
+
+        with self.assertRaises(OSError):
+            record(model, [model.embed, *model.blocks], broken(), self.path("x.h5"),
+                   tubelet=(2, 4, 4), input_size=(4, 8, 8), run="x", probe_set="toy")
+        self.assertFalse(any(m._forward_hooks for m in model.modules()))
+        self.assertEqual(os.listdir(self.dir), [])
+        with self.assertRaises(bwact.BwactError) as cm:
+            record(model, [model.embed, *model.blocks], video_batches(10, 5, 0), self.path("y.h5"),
+                   tubelet=(2, 2, 2), input_size=(4, 8, 8), run="y", probe_set="toy")
+        self.assertIn("gives 32", str(cm.exception))
+        self.assertFalse(any(m._forward_hooks for m in model.modules()))
+        self.assertEqual(os.listdir(self.dir), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
