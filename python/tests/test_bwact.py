@@ -9,6 +9,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -197,6 +198,197 @@ class WriterTests(TempDir):
         r = run_bwanalyze("validate", p)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
+
+
+def write_arrays(path, layers, labels, ids=None, batch=7, **kw):
+    """Writes whole arrays with the Writer, in batches of `batch` clips."""
+    with bwact.Writer(path, **attrs(**kw)) as w:
+        for i in range(0, len(layers[0]), batch):
+            w.add([x[i:i + batch] for x in layers], {k: v[i:i + batch] for k, v in labels.items()},
+                  clip_ids=None if ids is None else ids[i:i + batch])
+    return path
+
+
+def one_line_error(test, result, *fragments):
+    test.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+    lines = result.stderr.strip().splitlines()
+    test.assertEqual(len(lines), 1, result.stderr)
+    for fragment in fragments:
+        test.assertIn(fragment, lines[0])
+
+
+@need_bwanalyze
+class ClipIdTests(TempDir):
+    """Two runs over the same clips in different orders: aligned by clip id, refused without ids."""
+
+    def setUp(self):
+        super().setUp()
+        rng = np.random.default_rng(5)
+        n = 30
+        self.a = [rng.standard_normal((n, 8, 5)).astype(np.float32) for _ in range(3)]
+        self.b = [(rng.standard_normal((n, 8, 5)) + 0.5 * self.a[k]).astype(np.float32) for k in range(3)]
+        self.labels = {"cls": np.arange(n) % 3}
+        self.ids = np.arange(1000, 1000 + n)
+        self.perm = rng.permutation(n)
+
+    def permuted(self, name, ids=True):
+        p = self.perm
+        return write_arrays(self.path(name), [x[p] for x in self.b], {"cls": self.labels["cls"][p]},
+                            self.ids[p] if ids else None)
+
+    def test_reordered_clips_with_ids_give_the_aligned_cka(self):
+        a = write_arrays(self.path("a.h5"), self.a, self.labels, self.ids)
+        aligned = write_arrays(self.path("b.h5"), self.b, self.labels, self.ids)
+        shuffled = self.permuted("b-shuffled.h5")
+        want = cka_csv(a, aligned)
+        got = cka_csv(a, shuffled)
+        self.assertEqual(sorted(got), sorted(want))
+        for key, value in want.items():
+            self.assertAlmostEqual(got[key], value, delta=1e-10, msg=str(key))
+            expected = linear_cka(self.a[key[0]].astype(np.float64).mean(1), self.b[key[1]].astype(np.float64).mean(1))
+            self.assertAlmostEqual(value, expected, delta=1e-10, msg=str(key))
+        # the other way round: A is aligned to the shuffled file's order
+        back = cka_csv(shuffled, a)
+        for (da, db), value in want.items():
+            self.assertAlmostEqual(back[(db, da)], value, delta=1e-10)
+        self.assertEqual(run_bwanalyze("validate", shuffled).returncode, 0)
+
+    def test_without_ids_different_labels_are_refused(self):
+        a = write_arrays(self.path("a.h5"), self.a, self.labels)
+        shuffled = self.permuted("b-shuffled.h5", ids=False)
+        one_line_error(self, run_bwanalyze("cka", a, shuffled), "do not hold the same clips", "labels 'cls' differ")
+        # ids in one file only: the label check still applies
+        a_ids = write_arrays(self.path("a-ids.h5"), self.a, self.labels, self.ids)
+        one_line_error(self, run_bwanalyze("cka", a_ids, shuffled), "labels 'cls' differ")
+
+    def test_different_id_sets_are_refused_with_the_first_differing_id(self):
+        a = write_arrays(self.path("a.h5"), self.a, self.labels, self.ids)
+        other = self.ids.copy()
+        other[self.perm[4]] = 7
+        b = write_arrays(self.path("b.h5"), self.b, self.labels, other)
+        one_line_error(self, run_bwanalyze("cka", a, b), f"clip id '{self.ids[self.perm[4]]}' of {a} is not in {b}")
+        one_line_error(self, run_bwanalyze("cka", b, a), f"clip id '7' of {b} is not in {a}")
+
+    def test_validate_refuses_repeated_or_misshapen_ids(self):
+        p = write_arrays(self.path("a.h5"), self.a, self.labels, self.ids)
+        with h5py.File(p, "a") as f:
+            ids = f["clip_ids"][()]
+            ids[3] = ids[0]
+            f["clip_ids"][...] = ids
+        r = run_bwanalyze("validate", p)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("/clip_ids", r.stdout + r.stderr)
+        self.assertIn("more than once", r.stdout + r.stderr)
+        with h5py.File(p, "a") as f:
+            del f["clip_ids"]
+            f["clip_ids"] = np.arange(5)
+        r = run_bwanalyze("validate", p)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("expected [30]", r.stdout + r.stderr)
+
+
+@need_bwanalyze
+class ShardTests(TempDir):
+    """One run written as shards (one per rank) and indexed: one file for bwanalyze and h5py."""
+
+    def setUp(self):
+        super().setUp()
+        rng = np.random.default_rng(6)
+        self.n = 25
+        self.layers = [rng.standard_normal((self.n, 8, 5)).astype(np.float32) + k for k in range(3)]
+        self.labels = {"cls": np.arange(self.n) % 3, "other": np.arange(self.n) % 2}
+        self.ids = [f"clip-{i:03d}" for i in range(self.n)]
+        self.bounds = [(0, 9), (9, 17), (17, 25)]
+        os.mkdir(self.path("run"))
+
+    def shard(self, rank, world=3, **kw):
+        lo, hi = self.bounds[rank]
+        return write_arrays(self.path(f"run/shard-rank{rank}.h5"), [x[lo:hi] for x in self.layers],
+                            {k: v[lo:hi] for k, v in self.labels.items()}, self.ids[lo:hi], batch=4,
+                            shard=(rank, world), **kw)
+
+    def index(self):
+        shards = [self.shard(r) for r in (2, 0, 1)]
+        order = bwact.index_shards(self.path("run/index.h5"), shards)
+        self.assertEqual([os.path.basename(s) for s in order], ["shard-rank0.h5", "shard-rank1.h5", "shard-rank2.h5"])
+        return self.path("run/index.h5")
+
+    def test_shards_read_as_one_file_give_the_same_numbers(self):
+        whole = write_arrays(self.path("whole.h5"), self.layers, self.labels, self.ids)
+        index = self.index()
+        r = run_bwanalyze("validate", index)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with h5py.File(index, "r") as f:
+            ds = f["layers/01/tokens"]
+            self.assertTrue(ds.is_virtual)
+            self.assertEqual(sorted({s.file_name for s in ds.virtual_sources()}),
+                             ["shard-rank0.h5", "shard-rank1.h5", "shard-rank2.h5"])
+            self.assertNotIn("shard_rank", f.attrs)
+        got, want = bwact.read(index), bwact.read(whole)
+        for x, y in zip(got["layers"], want["layers"]):
+            np.testing.assert_array_equal(x, y)
+        self.assertEqual(got["clip_ids"], self.ids)
+        np.testing.assert_array_equal(got["labels"]["other"], self.labels["other"])
+        other = write_arrays(self.path("other.h5"), [x[:, ::-1] ** 2 for x in self.layers], self.labels, self.ids)
+        self.assertEqual(cka_csv(index, other), cka_csv(whole, other))
+        self.assertEqual(cka_csv(index), cka_csv(whole))
+        # the folder moves as a whole: the index names its shards relative to itself
+        shutil.move(self.path("run"), self.path("moved"))
+        self.assertEqual(cka_csv(self.path("moved/index.h5"), other), cka_csv(whole, other))
+
+    def test_missing_shard_is_an_error(self):
+        index = self.index()
+        os.remove(self.path("run/shard-rank1.h5"))
+        r = run_bwanalyze("validate", index)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("shard-rank1.h5", r.stdout)
+        self.assertIn("missing", r.stdout)
+        one_line_error(self, run_bwanalyze("cka", index), "shard-rank1.h5", "missing")
+
+    def test_validate_checks_the_shards_themselves(self):
+        index = self.index()
+        with h5py.File(self.path("run/shard-rank2.h5"), "a") as f:
+            f.attrs["regime"] = "sometimes"
+        r = run_bwanalyze("validate", index)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("shard-rank2.h5: / attr regime", r.stdout)
+
+    def test_index_refuses_shards_that_disagree(self):
+        cases = [
+            (dict(step=8), "attribute step is 8"),
+            (dict(block_ends=[2]), "attribute block_ends is [2]"),
+        ]
+        for kw, message in cases:
+            shards = [self.shard(0), self.shard(1, **kw), self.shard(2)]
+            r = subprocess.run([sys.executable, "-m", "bwact", "index", self.path("run/index.h5"), *shards],
+                               capture_output=True, text=True)
+            one_line_error(self, r, shards[1], message)
+            self.assertFalse(os.path.exists(self.path("run/index.h5")))
+        lo, hi = self.bounds[2]
+        odd = write_arrays(self.path("run/odd.h5"), [x[lo:hi, :4] for x in self.layers],
+                           {k: v[lo:hi] for k, v in self.labels.items()}, ["x", "y", "z", "w", "v", "u", "t", "s"],
+                           shard=(2, 3), positions=bwact.grid_positions((1, 2, 4), (2, 4, 4)))
+        with self.assertRaises(bwact.BwactError) as cm:
+            bwact.index_shards(self.path("run/index.h5"), [self.shard(0), self.shard(1), odd])
+        self.assertIn(f"{odd}: T, D = 4, 5", str(cm.exception))
+        self.ids[10] = self.ids[2]
+        shards = [self.shard(0), self.shard(1), self.shard(2)]
+        with self.assertRaises(bwact.BwactError) as cm:
+            bwact.index_shards(self.path("run/index.h5"), shards)
+        self.assertIn(f"{shards[1]}: clip id 'clip-002' also occurs in shard {shards[0]}", str(cm.exception))
+        with self.assertRaises(bwact.BwactError) as cm:
+            bwact.index_shards(self.path("run/index.h5"), shards[:2])
+        self.assertIn("rank 2 is missing", str(cm.exception))
+        self.assertEqual(sorted(os.listdir(self.path("run"))), ["odd.h5", "shard-rank0.h5", "shard-rank1.h5", "shard-rank2.h5"])
+
+    def test_report_reads_an_index_and_its_shards_as_one_run(self):
+        index = self.index()
+        r = run_bwanalyze("report", self.path("run"), "--out", self.path("report"), "--quick", "--quiet")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(self.path("report/metrics.csv")) as fh:
+            rows = list(csv.DictReader(fh))
+        files = {row["file"] for row in rows}
+        self.assertEqual(files, {index})
 
 # A small video ViT, written here: tubelet embedding, pre-LN blocks, attention that can return weights.
 if torch is not None:
