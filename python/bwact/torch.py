@@ -32,6 +32,20 @@ def _attention_tensor(output, what):
     return None
 
 
+def _weights_tensor(output, what):
+    """Attention weights [B, H, T, T] from an attention module's output: the tensor itself, or the
+    first rank-4 tensor of a tuple (e.g. (context, weights))."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)):
+        for v in output:
+            if isinstance(v, torch.Tensor) and v.dim() == 4:
+                return v
+    raise BwactError(f"{what}: output is {type(output).__name__} without a [B, H, T, T] tensor")
+
+
 def _split_batch(batch):
     """(inputs, labels, clip_ids) from a dict {'video', 'labels', 'clip_ids'} or a tuple (video, labels[, clip_ids])."""
     if isinstance(batch, dict):
@@ -59,7 +73,8 @@ def record(model, modules, batches, path, *, tubelet, input_size, run, probe_set
     - prefix_tokens: leading tokens to drop (e.g. 1 for a CLS token); bwact has no CLS token.
     - attention: None; "outputs" to take the attention weights from the tuple outputs of layers
       1..L (Hugging Face with output_attentions=True, or a layer returning (x, weights)); or a
-      list of L modules whose outputs are each layer's softmax weights [B, H, T, T]. Stored for
+      list of L modules whose outputs are each layer's softmax weights [B, H, T, T] (or tuples
+      holding them, such as (context, weights)). Stored for
       the first `attention_clips` clips. With prefix tokens dropped, rows are renormalised.
     - Other arguments are those of `bwact.Writer`.
 
@@ -94,7 +109,7 @@ def record(model, modules, batches, path, *, tubelet, input_size, run, probe_set
 
     def attention_hook(depth):
         def hook(module, inputs, output):
-            captured_attention[depth] = _first_tensor(output, f"{path}: attention of layer {depth}")
+            captured_attention[depth] = _weights_tensor(output, f"{path}: attention of layer {depth}")
         return hook
 
     handles = []

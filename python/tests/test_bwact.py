@@ -217,6 +217,26 @@ def one_line_error(test, result, *fragments):
         test.assertIn(fragment, lines[0])
 
 
+class DocumentationTests(TempDir):
+    def test_recipe_writer_example_runs_and_validates(self):
+        doc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "pytorch-recipes.md")
+        with open(doc) as fh:
+            example = fh.read().split("```python\n")[1].split("```")[0]
+        cwd = os.getcwd()
+        os.chdir(self.dir)
+        try:
+            out = io.StringIO()
+            import contextlib
+            with contextlib.redirect_stdout(out):
+                exec(compile(example, doc, "exec"), {})
+        finally:
+            os.chdir(cwd)
+        self.assertEqual(out.getvalue(), "(40, 32, 24)\n")
+        if BWANALYZE:
+            r = run_bwanalyze("validate", self.path("my-run.h5"))
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
 @need_bwanalyze
 class ClipIdTests(TempDir):
     """Two runs over the same clips in different orders: aligned by clip id, refused without ids."""
@@ -521,6 +541,19 @@ class RecorderTests(TempDir):
             expected = linear_cka(a["layers"][da].astype(np.float64).mean(1), b["layers"][db].astype(np.float64).mean(1))
             self.assertAlmostEqual(value, expected, delta=1e-10, msg=f"depths {da}, {db}")
         self.assertLess(min(got.values()), 0.999, "different models give CKA below 1")
+
+    def test_attention_from_attention_modules(self):
+        model = self.model(4)
+        from bwact.torch import record
+        n = record(model, [model.embed, *model.blocks], video_batches(9, 4, 1), self.path("m.h5"),
+                   tubelet=(2, 4, 4), input_size=(4, 8, 8), run="m", probe_set="toy",
+                   attention=[b.attn for b in model.blocks], attention_clips=5)
+        self.assertEqual(n, 9)
+        ref, weights = self.reference(model, n=9, seed=1)
+        with bwact.open(self.path("m.h5")) as f:
+            for d in (1, 2, 3):
+                np.testing.assert_allclose(f.attention(d), weights[d - 1][:5], atol=2e-6)
+            np.testing.assert_allclose(f.tokens(3), ref[3], atol=2e-5)
 
     def test_hooks_removed_and_no_file_on_error(self):
         from bwact.torch import record
