@@ -22,12 +22,11 @@ def _str_dtype():
 
 
 def _as_int64(values, what):
+    """Integer labels as int64; whole-valued floats (e.g. float tensors of class indices) are accepted."""
     a = np.asarray(values)
-    if a.dtype.kind not in "iu" and not (a.dtype.kind == "b"):
-        if a.dtype.kind == "f" and a.size and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
-            pass
-        else:
-            raise BwactError(f"{what}: expected integers, got dtype {a.dtype}")
+    whole_floats = a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a))
+    if a.dtype.kind not in "iub" and not whole_floats:
+        raise BwactError(f"{what}: expected integers, got dtype {a.dtype}")
     return a.astype(np.int64)
 
 
@@ -93,6 +92,8 @@ class Writer:
             if not (world >= 1 and 0 <= rank < world):
                 raise BwactError(f"{self.path}: shard (rank, world) needs 0 <= rank < world, got {shard!r}")
             shard = (rank, world)
+        if positions is None:
+            raise BwactError(f"{self.path}: positions are required ([T, 3] token centres; see bwact.grid_positions)")
         self.attrs = {"run": run, "regime": regime, "probe_set": probe_set, "step": int(step), "seed": int(seed),
                       "config": config}
         self.block_ends = None if block_ends is None else [int(b) for b in block_ends]
@@ -249,7 +250,7 @@ class Writer:
         be = self.block_ends
         if not be or any(b2 <= b1 for b1, b2 in zip(be, be[1:])) or be[0] < 1 or be[-1] != L:
             raise BwactError(f"{self.path}: block_ends {be} must be strictly increasing within 1..L and end at L = {L}")
-        if self.positions is not None and self.positions.shape != (t, 3):
+        if self.positions.shape != (t, 3):
             raise BwactError(f"{self.path}: positions have shape {self.positions.shape}; expected ({t}, 3) for T = {t} tokens")
         self._shape = shape
 
@@ -323,10 +324,7 @@ class Writer:
         if self.shard is not None:
             f.attrs["shard_rank"] = np.int64(self.shard[0])
             f.attrs["shard_world"] = np.int64(self.shard[1])
-        if self.positions is not None:
-            f.create_dataset("positions", data=self.positions)
-        else:
-            raise BwactError(f"{self.path}: positions are required ([T, 3] token centres; see bwact.grid_positions)")
+        f.create_dataset("positions", data=self.positions)
         f.flush()
 
 

@@ -183,7 +183,8 @@ class WriterTests(TempDir):
             self.assertFalse(os.path.exists(p))
         self.assertEqual(os.listdir(self.dir), [])
         for kw, message in [({"regime": "mine"}, "regime must be one of"), ({"step": "7"}, "step must be an int"),
-                            ({"dtype": "float64"}, "dtype must be"), ({"shard": (2, 2)}, "0 <= rank < world")]:
+                            ({"dtype": "float64"}, "dtype must be"), ({"shard": (2, 2)}, "0 <= rank < world"),
+                            ({"positions": None}, "positions are required")]:
             with self.assertRaises(bwact.BwactError) as cm:
                 bwact.Writer(self.path("x.h5"), **attrs(**kw))
             self.assertIn(message, str(cm.exception))
@@ -344,6 +345,10 @@ class ShardTests(TempDir):
             self.assertEqual(sorted({s.file_name for s in ds.virtual_sources()}),
                              ["shard-rank0.h5", "shard-rank1.h5", "shard-rank2.h5"])
             self.assertNotIn("shard_rank", f.attrs)
+        r = run_bwanalyze("inspect", index)
+        self.assertIn("3 files behind virtual datasets: shard-rank0.h5, shard-rank1.h5, shard-rank2.h5", r.stdout)
+        self.assertIn("N = 25 clips", r.stdout)
+        self.assertIn("clip ids   yes", r.stdout)
         got, want = bwact.read(index), bwact.read(whole)
         for x, y in zip(got["layers"], want["layers"]):
             np.testing.assert_array_equal(x, y)
