@@ -46,27 +46,24 @@ extension ActivationFile {
         return f
     }
 
-    /// Reads whole clips `rows` (in that order) of a [N, T, D] dataset: the rows are sorted and read in
-    /// contiguous runs, then put in the requested order.
+    /// Reads whole clips `rows` (in that order) of a [N, T, D] dataset: the rows are sorted, read in
+    /// one HDF5 read of their contiguous runs, then put in the requested order.
     func readRows<S: HDF5MemoryScalar & Numeric>(_ object: String, rows: [Int], as: S.Type) throws -> [S] {
         let perClip = tokenCount * featureCount
-        var out = [S](repeating: 0, count: rows.count * perClip)
         let sorted = rows.enumerated().sorted { $0.element < $1.element }
-        var i = 0
-        while i < sorted.count {
-            var j = i + 1
-            while j < sorted.count, sorted[j].element == sorted[j - 1].element + 1 { j += 1 }
-            let start = sorted[i].element
-            let values = try file.read(object, as: S.self, start: [start, 0, 0], count: [j - i, tokenCount, featureCount])
-            for k in i..<j {
-                let dst = sorted[k].offset * perClip, src = (k - i) * perClip
-                out.withUnsafeMutableBufferPointer { o in
-                    values.withUnsafeBufferPointer { v in
-                        for e in 0..<perClip { o[dst + e] = v[src + e] }
-                    }
+        var runs: [Range<Int>] = []
+        for (_, row) in sorted {
+            if let last = runs.last, last.upperBound == row { runs[runs.count - 1] = last.lowerBound..<(row + 1) } else { runs.append(row..<(row + 1)) }
+        }
+        let values = try file.read(object, as: S.self, rowRuns: runs)
+        var out = [S](repeating: 0, count: rows.count * perClip)
+        out.withUnsafeMutableBufferPointer { o in
+            values.withUnsafeBufferPointer { v in
+                for (k, entry) in sorted.enumerated() {
+                    let dst = entry.offset * perClip, src = k * perClip
+                    for e in 0..<perClip { o[dst + e] = v[src + e] }
                 }
             }
-            i = j
         }
         return out
     }

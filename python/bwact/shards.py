@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 
 from .reader import ATTRIBUTES, _attr
-from .writer import BwactError
+from .writer import BwactError, publish
 
 SHARD_ATTRIBUTES = ("shard_rank", "shard_world")
 
@@ -154,7 +154,7 @@ def index_shards(out, shards):
                 for name in ("positions", "training/step", "training/loss"):
                     if name in src:
                         f.create_dataset(name, data=src[name][()])
-        os.replace(tmp, out)
+        publish(tmp, out)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -30,6 +30,17 @@ def _as_int64(values, what):
     return a.astype(np.int64)
 
 
+def publish(tmp, path):
+    """Gives the finished temporary file the mode a new file would get (mkstemp makes it 0600),
+    syncs it to disk and renames it to `path`."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def _to_numpy(x):
     """numpy array from a numpy array, a list, or a torch tensor (detached, moved to the CPU)."""
     if hasattr(x, "detach") and hasattr(x, "cpu"):
@@ -132,9 +143,7 @@ class Writer:
                 raise
             self._file.close()
             self._file = None
-            with open(self._tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path)
             self._tmp = None
         else:
             self._discard()
