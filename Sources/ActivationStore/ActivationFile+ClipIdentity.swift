@@ -145,7 +145,28 @@ public enum VirtualSources {
             out += report.violations.map {
                 SchemaViolation("\(s.name): \($0.object)", $0.message, blocksReading: $0.blocksReading)
             }
+            if report.isValid, let m = SchemaInspection(file).metadata, let shard = SchemaInspection(source).metadata {
+                out += disagreements(index: m, shard: shard).map { SchemaViolation("\(s.name): / attr \($0.0)", $0.1) }
+            }
         }
+        return out
+    }
+}
+
+extension VirtualSources {
+    /// The root attributes in which a shard differs from its index, as (attribute, message).
+    static func disagreements(index m: ActivationMetadata, shard s: ActivationMetadata) -> [(String, String)] {
+        var out: [(String, String)] = []
+        func check<T: Equatable>(_ name: String, _ a: T, _ b: T) {
+            if a != b { out.append((name, "is \(b) in this shard but \(a) in the index; the shards of a run must agree")) }
+        }
+        check("run", m.run, s.run)
+        check("regime", m.regime, s.regime)
+        check("block_ends", m.blockEnds, s.blockEnds)
+        check("probe_set", m.probeSet, s.probeSet)
+        check("step", m.step, s.step)
+        check("seed", m.seed, s.seed)
+        check("config", m.config, s.config)
         return out
     }
 }

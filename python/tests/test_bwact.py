@@ -380,6 +380,13 @@ class ShardTests(TempDir):
         r = run_bwanalyze("validate", index)
         self.assertEqual(r.returncode, 1)
         self.assertIn("shard-rank2.h5: / attr regime", r.stdout)
+        # a shard changed after indexing no longer agrees with the index
+        with h5py.File(self.path("run/shard-rank2.h5"), "a") as f:
+            f.attrs["regime"] = "external"
+            f.attrs["step"] = np.int64(99)
+        r = run_bwanalyze("validate", index)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("shard-rank2.h5: / attr step: is 99 in this shard but 7 in the index", r.stdout)
 
     def test_index_refuses_shards_that_disagree(self):
         cases = [
