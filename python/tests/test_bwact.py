@@ -360,6 +360,13 @@ class ShardTests(TempDir):
         other = write_arrays(self.path("other.h5"), [x[:, ::-1] ** 2 for x in self.layers], self.labels, self.ids)
         self.assertEqual(cka_csv(index, other), cka_csv(whole, other))
         self.assertEqual(cka_csv(index), cka_csv(whole))
+        # sharded against reordered: a shuffled copy of the other run, matched by clip id
+        p = np.random.default_rng(7).permutation(self.n)
+        shuffled = write_arrays(self.path("other-shuffled.h5"), [x[:, ::-1][p] ** 2 for x in self.layers],
+                                {k: v[p] for k, v in self.labels.items()}, [self.ids[i] for i in p])
+        got = cka_csv(index, shuffled)
+        for key, value in cka_csv(whole, other).items():
+            self.assertAlmostEqual(got[key], value, delta=1e-10, msg=str(key))
         # the folder moves as a whole: the index names its shards relative to itself
         shutil.move(self.path("run"), self.path("moved"))
         self.assertEqual(cka_csv(self.path("moved/index.h5"), other), cka_csv(whole, other))
