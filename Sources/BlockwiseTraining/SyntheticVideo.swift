@@ -13,8 +13,10 @@ import Numerics
 /// Pixel coordinates: `x` is the column (0 at the left), `y` the row (0 at the top). Every set adds
 /// independent uniform noise in ±`noiseAmplitude` to every pixel of every frame, then clamps to [0, 1].
 public enum SyntheticVideo {
-    /// The names `named(_:count:frames:height:width:seed:)` accepts.
-    public static let knownNames = ["gratings", "double-gratings", "actions", "mixed"]
+    /// The probe-set families.
+    public static let knownNames = ["gratings", "double-gratings", "actions"]
+    /// The names `named(_:count:frames:height:width:seed:)` accepts: the families and `mixed` (training only).
+    public static let acceptedNames = knownNames + ["mixed"]
 
     /// Half-width of the uniform per-pixel, per-frame noise (standard deviation a/√3 ≈ 0.0115).
     public static let noiseAmplitude: Float = 0.02
@@ -240,8 +242,8 @@ public enum SyntheticVideo {
     ///   range (count ≥ 0, frames ≥ 1, height and width ≥ 8, channels ≥ 1).
     public static func named(_ name: String, count: Int, frames: Int, height: Int, width: Int, channels: Int = 3,
                              seed: UInt64, texturedBackgrounds: Bool = false) throws -> VideoClipSet {
-        guard knownNames.contains(name) else {
-            throw TrainingError("unknown synthetic video '\(name)'; known: \(knownNames.joined(separator: ", "))")
+        guard acceptedNames.contains(name) else {
+            throw TrainingError("unknown synthetic video '\(name)'; known: \(acceptedNames.joined(separator: ", "))")
         }
         guard count >= 0 else { throw TrainingError("clip count must be ≥ 0, got \(count)") }
         guard frames >= 1 else { throw TrainingError("frames must be ≥ 1, got \(frames)") }

@@ -49,6 +49,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Synthetic `actions` clips over textured backgrounds (eight random gratings, 1–8 cycles per frame
     /// side) instead of three faint low-frequency ones.
     public var texturedBackgrounds = false
+    /// Base b of the fixed sin-cos positions (frequencies b^(−2i/d_axis)); 10000 is the transformer
+    /// default, which on a grid of a few tokens per axis leaves most channels nearly constant.
+    public var positionBase = 10000.0
 
     // optimisation
     public var steps = 800
@@ -115,6 +118,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         need(probeClips > 0 && attentionClips >= 0 && attentionClips <= probeClips, "probe clips must be positive and attention clips at most the probe clips")
         need(dumpSteps.allSatisfy { $0 >= 0 && $0 <= steps }, "dump steps \(dumpSteps) must lie in 0...\(steps)")
         need(regime != .sequential || steps >= blocks, "the sequential regime needs at least one step per block (\(steps) steps, \(blocks) blocks)")
+        need(positionBase > 1 && positionBase.isFinite, "position base \(positionBase) must be above 1")
         need(inputStd > 0 && inputStd.isFinite && inputMean.isFinite, "input standard deviation \(inputStd) must be positive and finite")
         need(checkpointEvery >= 0 && logEvery > 0, "checkpoint and log intervals must be non-negative / positive")
         return p

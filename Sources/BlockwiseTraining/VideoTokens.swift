@@ -79,7 +79,7 @@ public struct VideoTokens: Sendable {
 
     /// Fixed 3D sin-cos position embedding [T, dim]: the width is split between time, row and column
     /// (even shares, the column axis taking the rest); on each axis channel pairs (sin, cos) of
-    /// position·ω_i with ω_i = 10000^(−2i/d_axis), positions in token-grid units.
+    /// position·ω_i with ω_i = b^(−2i/d_axis), b = `positionBase`, positions in token-grid units.
     public func positionEmbedding(dim: Int) -> [Float] {
         let c = config
         let dt = (dim / 6) * 2, dy = (dim / 6) * 2, dx = ((dim - dt - dy) / 2) * 2
@@ -87,7 +87,7 @@ public struct VideoTokens: Sendable {
         func fill(_ row: Int, _ start: Int, _ width: Int, _ pos: Double) {
             let half = width / 2
             for i in 0..<half {
-                let omega = pow(10000.0, -Double(2 * i) / Double(max(1, width)))
+                let omega = pow(c.positionBase, -Double(2 * i) / Double(max(1, width)))
                 e[row * dim + start + i] = Float(sin(pos * omega))
                 e[row * dim + start + half + i] = Float(cos(pos * omega))
             }

@@ -52,6 +52,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Encoder inputs are (pixel − mean) / std (default: the preset's).") var inputMean: Double?
     @Option(help: "See --input-mean.") var inputStd: Double?
     @Flag(inversion: .prefixedNo, help: "Synthetic actions over textured backgrounds (default: the preset's).") var texturedBackgrounds: Bool?
+    @Option(help: "Base of the sin-cos position frequencies (default: the preset's).") var positionBase: Double?
     @Option(help: "Comma-separated probe sets to dump (default: the preset's).") var probeSets: String?
     @Option(help: "Probe set whose occluded variant is dumped for OccDrop; empty for none (default: the preset's).") var occludedProbeSet: String?
 
@@ -88,6 +89,7 @@ struct ModelOptions: ParsableArguments {
             c.dumpSteps = parsed.map { $0! }
         }
         if let normalizeTargets { c.normalizeTargets = normalizeTargets }
+        if let positionBase { c.positionBase = positionBase }
         if let inputMean { c.inputMean = inputMean }
         if let inputStd { c.inputStd = inputStd }
         if let texturedBackgrounds { c.texturedBackgrounds = texturedBackgrounds }

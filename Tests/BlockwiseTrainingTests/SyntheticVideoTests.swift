@@ -171,9 +171,21 @@ final class SyntheticVideoTests: XCTestCase {
                        ["spatial_frequency": 3, "orientation": 4, "temporal_frequency": 3, "contrast": 2, "colour": 3])
     }
 
+    /// The mixed training set is a third of each family, clip for clip the family's own clips.
+    func testMixedIsAThirdOfEachFamily() throws {
+        let m = try SyntheticVideo.named("mixed", count: 10, frames: 8, height: 32, width: 32, seed: 5, texturedBackgrounds: true)
+        XCTAssertEqual(m.count, 10)
+        XCTAssertEqual(m.labels["family"], [0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
+        let g = SyntheticVideo.gratings(count: 4, seed: 5)
+        let d = SyntheticVideo.doubleGratings(count: 4, seed: 5)
+        let a = SyntheticVideo.actions(count: 2, seed: 5, texturedBackground: true)
+        XCTAssertEqual(m.pixels, g.pixels + d.pixels + a.pixels)
+        XCTAssertNotEqual(a.pixels, SyntheticVideo.actions(count: 2, seed: 5).pixels)
+    }
+
     func testNamedRejectsUnknownNamesAndBadSizes() {
         XCTAssertThrowsError(try SyntheticVideo.named("ucf101", count: 1, frames: 8, height: 32, width: 32, seed: 0)) {
-            XCTAssertEqual("\($0)", "unknown synthetic video 'ucf101'; known: gratings, double-gratings, actions")
+            XCTAssertEqual("\($0)", "unknown synthetic video 'ucf101'; known: gratings, double-gratings, actions, mixed")
         }
         for (n, f, h, w) in [(-1, 8, 32, 32), (1, 0, 32, 32), (1, 8, 4, 32), (1, 8, 32, 7)] {
             XCTAssertThrowsError(try SyntheticVideo.named("gratings", count: n, frames: f, height: h, width: w, seed: 0)) {
