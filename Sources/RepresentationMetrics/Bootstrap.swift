@@ -1,3 +1,4 @@
+import Foundation
 import LinearAlgebra
 
 /// Percentile bootstrap over clips, shared by every metric that has per-clip terms.
@@ -96,6 +97,6 @@ public struct Bootstrap: Sendable, Equatable {
 
     /// A one-line statement of the method (for conventions and documentation).
     public var description: String {
-        "percentile bootstrap over clips: \(resamples) resamples of the N clips with replacement (SplitMix64 seed \(seed); the same resampled clip indices for every run, depth and target on the same N clips, so differences are paired), \(Int((level * 100).rounded()))% interval = [\(100 * (1 - level) / 2), \(100 - 100 * (1 - level) / 2)] percentiles with linear interpolation (numpy's default)"
+        "percentile bootstrap over clips: \(resamples) resamples of the N clips with replacement (SplitMix64 seed \(seed); the same resampled clip indices for every run, depth and target on the same N clips, so differences are paired), \(String(format: "%g", level * 100))% interval = the \(String(format: "%g", 50 * (1 - level))) and \(String(format: "%g", 100 - 50 * (1 - level))) percentiles with linear interpolation (numpy's default)"
     }
 }
