@@ -24,7 +24,7 @@ public struct ProbeAnalysis: Sendable {
     public static let conventions: [String: String] = [
         "probe_accuracy_shuffled": "chance level measured: the same probe and CV with the target's labels randomly permuted across clips (one fixed permutation, seed in the parameters), at the last depth; interval by the same bootstrap",
         "probe_accuracy_shuffled_mean_over_targets": "mean of probe_accuracy_shuffled over the probed targets",
-        "probe_accuracy_ci": "bootstrap interval over clips of the out-of-fold correctness (each clip predicted by the probe fitted without its fold; the probes are not refitted); its centre is the pooled out-of-fold accuracy, which differs from the mean over folds only through unequal fold sizes",
+        "probe_accuracy_interval": "ci_low, ci_high of every probe accuracy: bootstrap interval over clips of the out-of-fold correctness (each clip predicted by the probe fitted without its fold; the probes are not refitted); its centre is the pooled out-of-fold accuracy, which differs from the mean over folds only through unequal fold sizes",
         "probe_accuracy": "clip vectors standardised with the training fold's mean/std (ddof 0) -> multinomial logistic regression, L2 penalty with C in scikit-learn's sense (loss sum_i CE_i + ||W||^2/(2C), intercept unpenalised), L-BFGS to convergence (<= max iterations); stratified k-fold CV shuffled with seed 0 (per class: seeded shuffle, dealt round-robin into folds) or a given train/test split; value = mean accuracy over folds, std = population std over folds",
         "probe_accuracy_mean_over_targets": "mean of probe_accuracy over the probed targets at one depth",
     ]
