@@ -8,6 +8,7 @@ packages=(
   libhdf5-dev liblapacke-dev libopenblas-dev      # the C libraries we link
   python3-h5py python3-numpy python3-sklearn      # interop and cross-check tests
   python3-nbformat python3-pandas                 # notebook validation; the exported notebook reloads CSVs with pandas
+  python3-torch python3-venv python3-setuptools python3-wheel   # the bwact package's tests (python/), CPU PyTorch
 )
 
 missing=()

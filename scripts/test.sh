@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export BWSSL_REQUIRE_PYTHON=1
 swift build --build-tests
+# The bwact Python package is installed with pip into a venv that sees Debian's numpy, h5py and
+# torch (Debian refuses a system-wide pip install; its h5py is registered under another
+# distribution name, hence --no-deps). The Swift suite runs the package's tests with it.
+venv=.build/bwact-venv
+[ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$venv"
+"$venv/bin/pip" install --quiet --no-build-isolation --no-index --no-deps --force-reinstall ./python
+rm -rf python/build python/bwact.egg-info
+export BWACT_PYTHON="$PWD/$venv/bin/python"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

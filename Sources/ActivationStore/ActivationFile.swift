@@ -29,7 +29,10 @@ public final class ActivationFile: @unchecked Sendable {
     /// Clips per storage chunk, when the token datasets are chunked.
     public let chunkClips: Int?
 
-    private let file: HDF5File
+    let file: HDF5File
+    /// When set, logical clip i is stored clip `clipOrder[i]` (a file aligned to another by clip ids;
+    /// see `reordered(_:)`).
+    public internal(set) var clipOrder: [Int]? = nil
 
     public var depths: ClosedRange<Int> { 0...layerCount }
     /// Size of the file in bytes.
@@ -56,6 +59,7 @@ public final class ActivationFile: @unchecked Sendable {
         guard let metadata = inspection.metadata else {
             throw ActivationStoreError(.schema, file: path, "root attributes incomplete")
         }
+        try VirtualSources.requireSources(of: file, path: path)
         self.path = path
         self.file = file
         self.metadata = metadata
@@ -115,6 +119,7 @@ public final class ActivationFile: @unchecked Sendable {
         try checkDepth(depth)
         let object = ActivationPaths.tokens(depth)
         try checkClips(clips, limit: clipCount, object: object)
+        if let order = clipOrder { return try readRows(object, rows: Array(order[clips]), as: S.self) }
         return try file.read(object, as: S.self, start: [clips.lowerBound, 0, 0],
                              count: [clips.count, tokenCount, featureCount])
     }
@@ -135,7 +140,8 @@ public final class ActivationFile: @unchecked Sendable {
             throw ActivationStoreError(.invalidArgument, file: path, object: ActivationPaths.labels(target),
                                        "no such target; \(known)")
         }
-        return try file.read(ActivationPaths.labels(target), as: Int64.self).map { Int($0) }
+        let stored = try file.read(ActivationPaths.labels(target), as: Int64.self).map { Int($0) }
+        return clipOrder.map { $0.map { stored[$0] } } ?? stored
     }
 
     /// Token centres as (frame, row, col), row-major [T, 3]; nil when the file has none.
@@ -150,6 +156,9 @@ public final class ActivationFile: @unchecked Sendable {
         let object = ActivationPaths.attention(depth)
         guard let shape = attentionShapes[depth] else {
             throw ActivationStoreError(.invalidArgument, file: path, object: object, "this layer stores no attention")
+        }
+        if clipOrder != nil {
+            throw ActivationStoreError(.invalidArgument, file: path, object: object, "attention is not available in a clip order aligned to another file")
         }
         let r = clips ?? 0..<shape.clips
         try checkClips(r, limit: shape.clips, object: object)

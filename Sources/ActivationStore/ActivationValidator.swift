@@ -24,6 +24,7 @@ public enum ActivationValidator {
         }
         let inspection = SchemaInspection(file)
         var violations = inspection.violations
+        violations += additionViolations(file, path: path, structureOK: inspection.blockingViolations.isEmpty)
         var counts: [Int: Int] = [:]
         if scanValues, inspection.blockingViolations.isEmpty, let reader = try? ActivationFile(path: path) {
             for depth in reader.depths {

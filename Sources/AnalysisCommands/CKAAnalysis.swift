@@ -65,8 +65,8 @@ public struct CKAAnalysis {
         var pairList: [CKAPair] = []
         var labels: [(Int, Int)] = []  // (depth A, depth B) per pair
         let mode: Pairs
-        if let b {
-            try checkSameClips(a, b, allowDifferentProbeSets: allowDifferentProbeSets)
+        if let unaligned = b {
+            let b = try alignClips(a, unaligned, allowDifferentProbeSets: allowDifferentProbeSets)
             let depthsB = try depthSelection.depths(in: b)
             sources.append(DepthStream.Source(file: b, depths: depthsB))
             mode = pairs ?? .all

@@ -31,6 +31,10 @@ public struct FileSummary: Codable, Sendable {
     public var trainingSteps: Int?
     public var targets: [Target]
     public var warnings: [String]
+    /// True when the file has `/clip_ids` (absent from JSON otherwise).
+    public var clipIDs: Bool?
+    /// The files behind the virtual datasets of a shard index (absent from JSON otherwise).
+    public var shards: [String]?
 
     public init(_ f: ActivationFile) throws {
         file = f.path
@@ -60,6 +64,9 @@ public struct FileSummary: Codable, Sendable {
             return Target(name: name, classes: classes, counts: counts)
         }
         warnings = f.warnings.map(\.description)
+        if f.hasClipIDs { clipIDs = try f.clipIDs() != nil }
+        let behind = VirtualSources.files(behind: f.path)
+        if !behind.isEmpty { shards = behind }
     }
 
     /// Human-readable size, e.g. `1.2 MiB`.
@@ -107,6 +114,10 @@ public struct FileSummary: Codable, Sendable {
                     : "min \(t.counts.min() ?? 0), max \(t.counts.max() ?? 0) per class"
                 row(i == 0 ? "targets" : "", "\(t.name): \(t.classes) classes (\(counts))")
             }
+        }
+        if clipIDs == true { row("clip ids", "yes (unique; cross-file analyses match clips by id)") }
+        if let shards {
+            row("shards", "\(shards.count) file\(shards.count == 1 ? "" : "s") behind virtual datasets: \(shards.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", "))")
         }
         row("training", trainingSteps.map { "\($0) logged steps x \(blockEnds.count) block loss\(blockEnds.count == 1 ? "" : "es")" } ?? "no loss curve")
         for (i, w) in warnings.enumerated() { row(i == 0 ? "warnings" : "", w) }

@@ -254,12 +254,12 @@ public struct OccDropAnalysis {
 
     public init() {}
 
-    public func run(full: ActivationFile, onePatch: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
-        guard full.featureCount == onePatch.featureCount, full.layerCount == onePatch.layerCount else {
-            throw AnalysisError("\(full.path) and \(onePatch.path) must come from the same model (L, D: \(full.layerCount), \(full.featureCount) vs \(onePatch.layerCount), \(onePatch.featureCount))")
+    public func run(full: ActivationFile, onePatch unaligned: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
+        guard full.featureCount == unaligned.featureCount, full.layerCount == unaligned.layerCount else {
+            throw AnalysisError("\(full.path) and \(unaligned.path) must come from the same model (L, D: \(full.layerCount), \(full.featureCount) vs \(unaligned.layerCount), \(unaligned.featureCount))")
         }
         // The occluded set is a different probe set by name (`<set>-onepatch`) but must hold the same clips.
-        try checkSameClips(full, onePatch, allowDifferentProbeSets: true)
+        let onePatch = try alignClips(full, unaligned, allowDifferentProbeSets: true)
         let depths = try depthSelection.depths(in: full)
         let chosen = targets ?? full.targets
         guard !chosen.isEmpty else { throw AnalysisError("\(full.path): the file has no labels") }

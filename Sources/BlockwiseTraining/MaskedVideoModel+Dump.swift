@@ -26,6 +26,7 @@ extension MaskedVideoModel {
         let clipSize = c.frames * c.height * c.width * c.channels
         let tp = c.tokens * c.patchDim
         for b in 0..<count { tokens.patchify(pixels + b * clipSize, into: w.patches.p + b * tp) }
+        tokens.standardizeInputs(w.patches.p, count: count * tp)
         // Pad a short last batch with zeros; its rows are computed but never written.
         if count < w.batch { (w.patches.p + count * tp).update(repeating: 0, count: (w.batch - count) * tp) }
         let rt = w.batch * c.tokens

@@ -116,6 +116,7 @@ extension MaskedVideoModel {
             }
         }
         if c.normalizeTargets { tokens.normalizeTargets(w.targets.p, tokens: w.batch * w.masked) }
+        tokens.standardizeInputs(w.patchesVisible.p, count: w.batch * w.visible * c.patchDim)
     }
 
     /// Encoder forward on the visible tokens up to layer `upTo` (L by default), then the final LN if reached.

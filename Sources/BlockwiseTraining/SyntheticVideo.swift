@@ -14,7 +14,7 @@ import Numerics
 /// independent uniform noise in ±`noiseAmplitude` to every pixel of every frame, then clamps to [0, 1].
 public enum SyntheticVideo {
     /// The names `named(_:count:frames:height:width:seed:)` accepts.
-    public static let knownNames = ["gratings", "double-gratings", "actions"]
+    public static let knownNames = ["gratings", "double-gratings", "actions", "mixed"]
 
     /// Half-width of the uniform per-pixel, per-frame noise (standard deviation a/√3 ≈ 0.0115).
     public static let noiseAmplitude: Float = 0.02
@@ -156,21 +156,47 @@ public enum SyntheticVideo {
     /// - Parameters: As for `gratings`.
     /// - Complexity: O(count · frames · height · width · channels).
     public static func actions(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
-                               seed: UInt64) -> VideoClipSet {
+                               seed: UInt64, texturedBackground: Bool = false) -> VideoClipSet {
         actions(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                plainBackground: false)
+                plainBackground: false, texturedBackground: texturedBackground)
     }
 
     /// `actions`, optionally over a plain 0.5 background (for tests that locate the object from pixels).
     static func actions(count: Int, frames: Int, height: Int, width: Int, channels: Int, seed: UInt64,
-                        plainBackground: Bool) -> VideoClipSet {
+                        plainBackground: Bool, texturedBackground: Bool = false) -> VideoClipSet {
         let size = ClipSize(count: count, frames: frames, height: height, width: width, channels: channels)
         let counts = ["object": 4, "motion": 6]
         return generate(name: "actions", size: size, family: Family.actions, order: ["object", "motion"],
                         classCounts: counts, seed: seed) { classes, rng, noise, clip in
             renderAction(object: classes[0], motion: classes[1], size: size, plainBackground: plainBackground,
-                         rng: &rng, noise: &noise, into: clip)
+                         texturedBackground: texturedBackground, rng: &rng, noise: &noise, into: clip)
         }
+    }
+
+    // MARK: mixture
+
+    /// A training mixture: ⌈count/3⌉ gratings, then as many double gratings, then actions (the rest),
+    /// each family drawn as by its own function from `seed`. The one target is `family` (0 gratings,
+    /// 1 double gratings, 2 actions).
+    ///
+    /// - Complexity: O(count · frames · height · width · channels).
+    public static func mixed(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
+                             seed: UInt64, texturedBackgrounds: Bool = false) -> VideoClipSet {
+        let n = max(0, count), third = (n + 2) / 3
+        let parts = [gratings(count: min(third, n), frames: frames, height: height, width: width, channels: channels, seed: seed),
+                     doubleGratings(count: min(third, max(0, n - third)), frames: frames, height: height, width: width,
+                                    channels: channels, seed: seed),
+                     actions(count: max(0, n - 2 * third), frames: frames, height: height, width: width, channels: channels,
+                             seed: seed, texturedBackground: texturedBackgrounds)]
+        var pixels: [Float] = []
+        pixels.reserveCapacity(parts.reduce(0) { $0 + $1.pixels.count })
+        var family: [Int] = []
+        for (k, part) in parts.enumerated() {
+            pixels += part.pixels
+            family += Array(repeating: k, count: part.count)
+        }
+        return VideoClipSet(name: "mixed", count: n, frames: parts[0].frames, height: parts[0].height, width: parts[0].width,
+                            channels: parts[0].channels, pixels: pixels, labels: ["family": family], classCounts: ["family": 3])
     }
 
     // MARK: occlusion
@@ -213,7 +239,7 @@ public enum SyntheticVideo {
     /// - Throws: `TrainingError` for an unknown name (listing the known ones) or for sizes out of
     ///   range (count ≥ 0, frames ≥ 1, height and width ≥ 8, channels ≥ 1).
     public static func named(_ name: String, count: Int, frames: Int, height: Int, width: Int, channels: Int = 3,
-                             seed: UInt64) throws -> VideoClipSet {
+                             seed: UInt64, texturedBackgrounds: Bool = false) throws -> VideoClipSet {
         guard knownNames.contains(name) else {
             throw TrainingError("unknown synthetic video '\(name)'; known: \(knownNames.joined(separator: ", "))")
         }
@@ -222,9 +248,12 @@ public enum SyntheticVideo {
         guard height >= 8, width >= 8 else { throw TrainingError("frames must be at least 8×8 pixels, got \(height)×\(width)") }
         guard channels >= 1 else { throw TrainingError("channels must be ≥ 1, got \(channels)") }
         switch name {
+        case "mixed": return mixed(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
+                                   texturedBackgrounds: texturedBackgrounds)
         case "gratings": return gratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
         case "double-gratings": return doubleGratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
-        default: return actions(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
+        default: return actions(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
+                                texturedBackground: texturedBackgrounds)
         }
     }
 }
@@ -468,7 +497,7 @@ extension SyntheticVideo {
         }
     }
 
-    static func renderAction(object: Int, motion: Int, size: ClipSize, plainBackground: Bool,
+    static func renderAction(object: Int, motion: Int, size: ClipSize, plainBackground: Bool, texturedBackground: Bool = false,
                              rng: inout SeededGenerator, noise: inout Noise, into clip: UnsafeMutableBufferPointer<Float>) {
         let (h, w, c) = (size.height, size.width, size.channels)
         guard h > 0, w > 0, c > 0 else { return }
@@ -478,10 +507,12 @@ extension SyntheticVideo {
         var background = [Float](repeating: 0.5, count: h * w * c)
         let m = Float(min(h, w))
         var base = (0..<c).map { _ in uniform(&rng, 0.4, 0.6) }
-        var waves: [(kx: Float, ky: Float, phase: Float, amplitude: Float)] = (0..<3).map { _ in
-            let k = 2 * Float.pi * uniform(&rng, 1, 5) / m
+        let (waveCount, cycles, amplitudes): (Int, (Float, Float), (Float, Float)) =
+            texturedBackground ? (8, (1, 8), (0.04, 0.1)) : (3, (1, 5), (0.03, 0.07))
+        var waves: [(kx: Float, ky: Float, phase: Float, amplitude: Float)] = (0..<waveCount).map { _ in
+            let k = 2 * Float.pi * uniform(&rng, cycles.0, cycles.1) / m
             let theta = uniform(&rng, 0, .pi)
-            return (k * Float.cos(theta), k * Float.sin(theta), uniform(&rng, 0, 2 * .pi), uniform(&rng, 0.03, 0.07))
+            return (k * Float.cos(theta), k * Float.sin(theta), uniform(&rng, 0, 2 * .pi), uniform(&rng, amplitudes.0, amplitudes.1))
         }
         if plainBackground { base = Array(repeating: 0.5, count: c); waves = [] }
         for y in 0..<h {

@@ -42,6 +42,13 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// in flat regions; with it on, the local losses stayed at ≈ 0.99 (the trivial level) over 300
     /// default-preset steps, while raw targets fell from 0.38 to 0.016 in 150.
     public var normalizeTargets = false
+    /// Encoder input standardisation: every pixel enters the patch embedding as (x − inputMean) / inputStd
+    /// (targets are unaffected). (0, 1) feeds raw pixels in [0, 1].
+    public var inputMean = 0.0
+    public var inputStd = 1.0
+    /// Synthetic `actions` clips over textured backgrounds (eight random gratings, 1–8 cycles per frame
+    /// side) instead of three faint low-frequency ones.
+    public var texturedBackgrounds = false
 
     // optimisation
     public var steps = 800
@@ -108,6 +115,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         need(probeClips > 0 && attentionClips >= 0 && attentionClips <= probeClips, "probe clips must be positive and attention clips at most the probe clips")
         need(dumpSteps.allSatisfy { $0 >= 0 && $0 <= steps }, "dump steps \(dumpSteps) must lie in 0...\(steps)")
         need(regime != .sequential || steps >= blocks, "the sequential regime needs at least one step per block (\(steps) steps, \(blocks) blocks)")
+        need(inputStd > 0 && inputStd.isFinite && inputMean.isFinite, "input standard deviation \(inputStd) must be positive and finite")
         need(checkpointEvery >= 0 && logEvery > 0, "checkpoint and log intervals must be non-negative / positive")
         return p
     }

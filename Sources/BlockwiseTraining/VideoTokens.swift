@@ -50,6 +50,14 @@ public struct VideoTokens: Sendable {
         }
     }
 
+    /// The encoder's input standardisation in place: x ← (x − inputMean) / inputStd (nothing for (0, 1)).
+    public func standardizeInputs(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        let c = config
+        guard c.inputMean != 0 || c.inputStd != 1 else { return }
+        let mean = Float(c.inputMean), scale = Float(1 / c.inputStd)
+        for i in 0..<count { values[i] = (values[i] - mean) * scale }
+    }
+
     /// VideoMAE's normalised targets: per token and channel, (x − mean)/(std + 1e-6) over the tubelet's
     /// t·p·p pixels, std unbiased. Works in place on [T, P] patches.
     public func normalizeTargets(_ patches: UnsafeMutablePointer<Float>, tokens: Int) {

@@ -45,10 +45,16 @@ public struct ReportInputs: @unchecked Sendable {
         var seen = Set<String>()
         var groups: [Group] = []
         var notes: [String] = []
+        // A shard index and its shards are one run: the shards behind an index given too are skipped.
+        let shardsOf = shardIndexes(candidates)
         var keys: [String: String] = [:]
         for path in candidates {
             let canonical = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
             guard seen.insert(canonical).inserted else { continue }
+            if let index = shardsOf[canonical] {
+                notes.append("skipped \(path): a shard of \(index), read through that index")
+                continue
+            }
             let file: ActivationFile
             do {
                 file = try ActivationFile(path: path)

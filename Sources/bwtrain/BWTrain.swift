@@ -44,11 +44,16 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Frame height and width in pixels.") var size: Int?
     @Option(help: "Tubelet frames.") var tubelet: Int?
     @Option(help: "Patch size in pixels.") var patch: Int?
-    @Option(help: "Training clips: a synthetic set (actions, gratings, double-gratings) or an HDF5 file with /clips uint8 [N,F,H,W,C] and /labels/<target>.") var data: String?
+    @Option(help: "Training clips: a synthetic set (actions, gratings, double-gratings, or mixed: a third of each) or an HDF5 file with /clips uint8 [N,F,H,W,C] and /labels/<target>.") var data: String?
     @Option(help: "Clips in the synthetic training set.") var trainingClips: Int?
     @Option(help: "Clips per probe set in the dumps.") var probeClips: Int?
     @Option(help: "Comma-separated dump steps (0 = before training).") var dumpSteps: String?
-    @Flag(help: "Regress per-patch normalised pixels (VideoMAE's default) instead of raw pixels.") var normalizeTargets = false
+    @Flag(inversion: .prefixedNo, help: "Regress per-patch normalised pixels (VideoMAE's default) instead of raw pixels (default: the preset's).") var normalizeTargets: Bool?
+    @Option(help: "Encoder inputs are (pixel − mean) / std (default: the preset's).") var inputMean: Double?
+    @Option(help: "See --input-mean.") var inputStd: Double?
+    @Flag(inversion: .prefixedNo, help: "Synthetic actions over textured backgrounds (default: the preset's).") var texturedBackgrounds: Bool?
+    @Option(help: "Comma-separated probe sets to dump (default: the preset's).") var probeSets: String?
+    @Option(help: "Probe set whose occluded variant is dumped for OccDrop; empty for none (default: the preset's).") var occludedProbeSet: String?
 
     func config() throws -> TrainingConfig {
         var c = try TrainingConfig.preset(preset)
@@ -82,7 +87,12 @@ struct ModelOptions: ParsableArguments {
             guard parsed.allSatisfy({ $0 != nil }) else { throw TrainingError("--dump-steps must be comma-separated step numbers") }
             c.dumpSteps = parsed.map { $0! }
         }
-        if normalizeTargets { c.normalizeTargets = true }
+        if let normalizeTargets { c.normalizeTargets = normalizeTargets }
+        if let inputMean { c.inputMean = inputMean }
+        if let inputStd { c.inputStd = inputStd }
+        if let texturedBackgrounds { c.texturedBackgrounds = texturedBackgrounds }
+        if let probeSets { c.probeSets = probeSets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        if let occludedProbeSet { c.occludedProbeSet = occludedProbeSet }
         c.run = run ?? "\(preset)-\(c.regime == .e2e ? "e2e" : c.regime == .simultaneous ? "sim" : "seq")-k\(c.blocks)-s\(seed)"
         if c.trainingSet.hasSuffix(".h5"), !FileManager.default.fileExists(atPath: c.trainingSet) {
             throw TrainingError("\(c.trainingSet): no such data file")
