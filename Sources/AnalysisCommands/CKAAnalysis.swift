@@ -209,12 +209,16 @@ public struct CKAAnalysis {
             warnings.append("N = \(rows) rows is not well above D = \(dims.max() ?? 0): linear CKA is biased towards 1 when D is large relative to N; consider --estimator debiased")
         }
         var replicates: [Int: [Double?]] = [:]
+        var clipSet = ""
         if let bootstrap, !bootstrapPairs.isEmpty {
+            // Rows follow a's clip order (b was aligned to it), so a's resamples apply to both.
+            let (weights, key) = try bootstrap.weights(for: a)
+            clipSet = key
             let ms = keep.sorted()
             let slot = Dictionary(uniqueKeysWithValues: ms.enumerated().map { ($1, $0) })
             let matrices = ms.map { Matrix(rows: rows, cols: dims[$0], storage: clipVectors[$0]!) }
             let reps = CKA.linearBootstrap(matrices, pairs: bootstrapPairs.map { CKAPair(slot[pairList[$0].a]!, slot[pairList[$0].b]!) },
-                                           weights: bootstrap.weights(clips: rows))
+                                           weights: weights)
             for (i, k) in bootstrapPairs.enumerated() { replicates[k] = reps[i] }
             parameters["bootstrap"] = bootstrap.description + "; rows of the clip-vector matrices resampled"
         }
@@ -224,7 +228,7 @@ public struct CKAAnalysis {
             var r = MetricRecord(metric: metricName, run: fa.metadata.run, file: fa.path, probeSet: fa.metadata.probeSet,
                                  step: fa.metadata.step, depth: labels[k].0, runB: fb.metadata.run, depthB: labels[k].1)
             r.measure { try values[k].get() }
-            if let bootstrap, let reps = replicates[k] { r.setBootstrap(reps, clips: rows, bootstrap: bootstrap) }
+            if let bootstrap, let reps = replicates[k] { r.setBootstrap(reps, clips: rows, clipSet: clipSet, bootstrap: bootstrap) }
             records.append(r)
         }
         var conventions = [metricName: CKAAnalysis.conventions[metricName] ?? "",

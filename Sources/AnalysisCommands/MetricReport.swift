@@ -29,12 +29,16 @@ public struct MetricRecord: Codable, Sendable, Equatable {
 
     /// Bootstrap replicate values of one record, with the number of clips they resampled.
     public struct Replicates: Sendable, Equatable {
-        /// N: records with the same N (and probe set) were resampled with the same clip indices.
+        /// N, the clips resampled.
         public var clips: Int
+        /// Which clips (`Bootstrap.weights(for:)`): records with the same key were resampled with the
+        /// same clips, so their replicates pair up.
+        public var clipSet: String
         /// One value per resample; nil where the statistic is undefined in that resample.
         public var values: [Double?]
-        public init(clips: Int, values: [Double?]) {
+        public init(clips: Int, clipSet: String? = nil, values: [Double?]) {
             self.clips = clips
+            self.clipSet = clipSet ?? "order:\(clips)"
             self.values = values
         }
     }
@@ -44,9 +48,9 @@ public struct MetricRecord: Codable, Sendable, Equatable {
     }
 
     /// Sets the replicates and, from them, the interval (nil when any replicate is undefined).
-    public mutating func setBootstrap(_ values: [Double?], clips: Int, bootstrap: Bootstrap) {
+    public mutating func setBootstrap(_ values: [Double?], clips: Int, clipSet: String, bootstrap: Bootstrap) {
         guard self.value != nil else { return }
-        replicates = Replicates(clips: clips, values: values)
+        replicates = Replicates(clips: clips, clipSet: clipSet, values: values)
         if let ci = bootstrap.interval(values) {
             ciLow = ci.low
             ciHigh = ci.high

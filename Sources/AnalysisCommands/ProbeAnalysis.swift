@@ -54,8 +54,8 @@ public struct ProbeAnalysis: Sendable {
         }
         var params = parameters("cv")
         params.merge(extra) { $1 }
-        var out = report(f, depths: depths, targets: chosen, results: results, parameters: params, warnings: warnings,
-                         inputs: [f], labels: labels)
+        var out = try report(f, depths: depths, targets: chosen, results: results, parameters: params, warnings: warnings,
+                             inputs: [f], labels: labels, scored: f)
         if shuffledChance, let last = depths.last {
             let index = depths.count - 1
             let shuffled = labels.map { ProbeAnalysis.permuted($0, seed: shuffleSeed) }
@@ -64,8 +64,8 @@ public struct ProbeAnalysis: Sendable {
             let chance = try evaluate(depths: [last], targets: chosen, progress: nil, warnings: &chanceWarnings, chosenC: &ignored) { _, t in
                 (try LinearProbe.crossValidate(vectors[index], labels: shuffled[t], options: options), nil)
             }
-            let extraReport = report(f, depths: [last], targets: chosen, results: chance, parameters: [:], warnings: [],
-                                     inputs: [f], labels: shuffled, metric: "probe_accuracy_shuffled")
+            let extraReport = try report(f, depths: [last], targets: chosen, results: chance, parameters: [:], warnings: [],
+                                         inputs: [f], labels: shuffled, scored: f, metric: "probe_accuracy_shuffled")
             out.records += extraReport.records
             out.warnings += chanceWarnings.map { "shuffled labels: \($0)" }
             out.parameters["shuffle_seed"] = "\(shuffleSeed)"
@@ -105,8 +105,8 @@ public struct ProbeAnalysis: Sendable {
         }
         var params = parameters("train/test")
         params.merge(extra) { $1 }
-        return report(train, depths: depths, targets: chosen, results: results, parameters: params,
-                      warnings: warnings, inputs: [train, test], labels: testLabels)
+        return try report(train, depths: depths, targets: chosen, results: results, parameters: params,
+                          warnings: warnings, inputs: [train, test], labels: testLabels, scored: test)
     }
 
     func resolveTargets(_ f: ActivationFile) throws -> [String] {
@@ -161,13 +161,13 @@ public struct ProbeAnalysis: Sendable {
         return out
     }
 
-    /// Records of one evaluation; `labels` are the scored clips' labels per target (for the bootstrap).
+    /// Records of one evaluation; `labels` are the scored clips' labels per target and `scored` their file (for the bootstrap).
     func report(_ f: ActivationFile, depths: [Int], targets: [String], results: [[Result<ProbeResult, Error>]],
                 parameters: [String: String], warnings: [String], inputs: [ActivationFile], labels: [[Int]],
-                metric: String = "probe_accuracy") -> MetricReport {
+                scored: ActivationFile, metric: String = "probe_accuracy") throws -> MetricReport {
         var records: [MetricRecord] = []
         let base = MetricRecord(metric: metric, run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
-        let weights = bootstrap.map { $0.weights(clips: labels.first?.count ?? 0) }
+        let weights = try bootstrap.map { try $0.weights(for: scored) }
         for (i, depth) in depths.enumerated() {
             var means: [Double] = []
             var failures: [String] = []
@@ -202,12 +202,12 @@ public struct ProbeAnalysis: Sendable {
                 m.undefined = "probe undefined for target\(failures.count == 1 ? "" : "s") \(failures.joined(separator: ", "))"
             }
             records.append(m)
-            if let bootstrap, let weights, n > 0 {
-                let replicates = Bootstrap.replicateMeans(correct, weights: weights)
+            if let bootstrap, let weights, n > 0, weights.weights.rows == n {
+                let replicates = Bootstrap.replicateMeans(correct, weights: weights.weights)
                 let first = records.count - targets.count - 1
                 for row in 0...targets.count {
-                    let values = (0..<weights.cols).map { Optional(replicates[row, $0]) }
-                    records[first + row].setBootstrap(values, clips: n, bootstrap: bootstrap)
+                    let values = (0..<replicates.cols).map { Optional(replicates[row, $0]) }
+                    records[first + row].setBootstrap(values, clips: n, clipSet: weights.clipSet, bootstrap: bootstrap)
                 }
             }
         }

@@ -149,7 +149,7 @@ public struct RetrievalAnalysis {
         let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: maxBatchBytes, progress: progress)
         var records: [MetricRecord] = []
         let base = MetricRecord(metric: "", run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
-        let weights = bootstrap.map { $0.weights(clips: f.clipCount) }
+        let weights = try bootstrap.map { try $0.weights(for: f) }
         for (i, depth) in depths.enumerated() {
             for (t, target) in chosen.enumerated() {
                 let result = Result { try Retrieval.evaluate(vectors[i], labels: labels[t], ks: ks) }
@@ -167,7 +167,8 @@ public struct RetrievalAnalysis {
                 r.target = target
                 r.measure { try result.get().meanAveragePrecision }
                 if let bootstrap, let weights, let ap = try? result.get().averagePrecisions, ap.count == f.clipCount {
-                    r.setBootstrap(Bootstrap.replicateMeans(ap, weights: weights), clips: f.clipCount, bootstrap: bootstrap)
+                    r.setBootstrap(Bootstrap.replicateMeans(ap, weights: weights.weights), clips: f.clipCount, clipSet: weights.clipSet,
+                                   bootstrap: bootstrap)
                 }
                 records.append(r)
             }

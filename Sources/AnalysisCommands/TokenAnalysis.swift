@@ -41,7 +41,7 @@ public struct TokenAnalysis {
         var records: [MetricRecord] = []
         var warnings: [String] = []
         let base = MetricRecord(metric: "", run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
-        let weights = bootstrap.map { $0.weights(clips: f.clipCount) }
+        let weights = try bootstrap.map { try $0.weights(for: f) }
         for (i, depth) in depths.enumerated() {
             var r = base
             r.metric = "patch_similarity"
@@ -50,8 +50,8 @@ public struct TokenAnalysis {
                 r.measure { try patch[i].value() }
                 if let bootstrap, let weights, patch[i].clipValues.count == f.clipCount {
                     let v = Matrix(rows: 1, cols: f.clipCount, storage: patch[i].clipValues)
-                    let reps = Bootstrap.replicateMeans(v, weights: weights)
-                    r.setBootstrap(reps.storage.map { Optional($0) }, clips: f.clipCount, bootstrap: bootstrap)
+                    let reps = Bootstrap.replicateMeans(v, weights: weights.weights)
+                    r.setBootstrap(reps.storage.map { Optional($0) }, clips: f.clipCount, clipSet: weights.clipSet, bootstrap: bootstrap)
                 }
                 if patch[i].degenerateTokens > 0 {
                     warnings.append("depth \(depth): \(patch[i].degenerateTokens) constant tokens count as zero vectors in patch similarity")

@@ -280,7 +280,7 @@ struct RecordIndex {
             if let t = r.target { targetsByMetric[r.metric, default: [:]][r.probeSet, default: []].insert(t) }
             guard let v = r.value else { continue }
             values[Key(metric: r.metric, run: r.run, probeSet: r.probeSet, depth: r.depth, depthB: r.depthB, target: r.target)] =
-                Estimate(point: v, replicates: r.replicates?.values, clips: r.replicates?.clips)
+                Estimate(point: v, replicates: r.replicates?.values, clipSet: r.replicates?.clipSet)
         }
         probeSets = sets.sorted()
     }
@@ -330,16 +330,16 @@ struct Estimate {
     var point: Double
     /// One value per resample (nil where undefined); nil when the quantity has no interval.
     var replicates: [Double?]?
-    /// N of the clips resampled.
-    var clips: Int?
+    /// Which clips were resampled (`MetricRecord.Replicates.clipSet`).
+    var clipSet: String?
 
     /// f applied to the points, and to each resample's values when every input has replicates over the
-    /// same N clips (so the same resampled clip indices: the comparison is paired); otherwise no replicates.
+    /// same clips (so the same resampled clips: the comparison is paired); otherwise no replicates.
     static func combine(_ xs: [Estimate], _ f: ([Double]) -> Double) -> Estimate {
         let point = f(xs.map(\.point))
-        guard let first = xs.first, let clips = first.clips, let count = first.replicates?.count,
-              xs.allSatisfy({ $0.clips == clips && $0.replicates?.count == count }) else {
-            return Estimate(point: point, replicates: nil, clips: nil)
+        guard let first = xs.first, let clipSet = first.clipSet, let count = first.replicates?.count,
+              xs.allSatisfy({ $0.clipSet == clipSet && $0.replicates?.count == count }) else {
+            return Estimate(point: point, replicates: nil, clipSet: nil)
         }
         let reps = (0..<count).map { r -> Double? in
             var vs: [Double] = []
@@ -349,7 +349,7 @@ struct Estimate {
             }
             return f(vs)
         }
-        return Estimate(point: point, replicates: reps, clips: clips)
+        return Estimate(point: point, replicates: reps, clipSet: clipSet)
     }
 
     /// The percentile interval of the replicates; nil without replicates or when one is undefined.

@@ -107,4 +107,40 @@ final class AnalysisIntervalTests: XCTestCase {
             XCTAssertEqual(pa[r]! - pb[r]!, idx.reduce(0.0) { $0 + diff[$1] } / Double(a.clipCount), accuracy: 1e-12)
         }
     }
+
+    /// Files holding the same clips in another order, identified by `/clip_ids`, are resampled with the
+    /// same clips: their replicates agree, whatever the order.
+    func testClipIDsPairResamplesAcrossClipOrders() throws {
+        guard let py = debianPython(modules: ["h5py", "numpy"]) else {
+            if pythonRequired { XCTFail("/usr/bin/python3 with h5py and numpy is required") }
+            throw XCTSkip("Debian's python3-h5py is not installed")
+        }
+        let dir = TemporaryDirectory()
+        let path = dir.file("ids.h5")
+        try FileManager.default.copyItem(atPath: fixturePath("run-b.h5"), toPath: path)
+        let r = try runProcess(py, ["-c", """
+            import sys, h5py, numpy as np
+            with h5py.File(sys.argv[1], "a") as f:
+                N = f["layers/00/tokens"].shape[0]
+                f["clip_ids"] = np.array([f"clip-{i:03d}" for i in range(N)], dtype=h5py.string_dtype())
+            """, path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let f = try ActivationFile(path: path)
+        var g = SeededGenerator(seed: 1)
+        var order = Array(0..<f.clipCount)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(g.next(below: UInt64(i + 1)))) }
+        let shuffled = try f.reordered(order)
+        var tokens = TokenAnalysis()
+        tokens.depthSelection = .list([2])
+        tokens.bootstrap = bootstrap
+        let a = try tokens.run(f).records[0].replicates!, b = try tokens.run(shuffled).records[0].replicates!
+        XCTAssertEqual(a.clipSet, b.clipSet)
+        XCTAssertTrue(a.clipSet.hasPrefix("ids:"))
+        for (x, y) in zip(a.values, b.values) { XCTAssertEqual(x!, y!, accuracy: 1e-12) }
+        // Without ids the file's own order is resampled: the same permutation resamples other clips.
+        let plain = try ActivationFile(path: fixturePath("run-b.h5"))
+        let c = try tokens.run(plain).records[0].replicates!, d = try tokens.run(try plain.reordered(order)).records[0].replicates!
+        XCTAssertEqual(c.clipSet, "order:\(plain.clipCount)")
+        XCTAssertTrue(zip(c.values, d.values).contains { abs($0! - $1!) > 1e-9 })
+    }
 }

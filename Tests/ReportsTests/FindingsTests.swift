@@ -247,7 +247,7 @@ final class FindingsTests: XCTestCase {
         XCTAssertEqual(gain.ciHigh!, percentile(diffs, 0.975), accuracy: 1e-15)
         // Unpaired records (different N) give no interval.
         var other = records
-        for i in other.indices where other[i].run == "e2e" && other[i].replicates != nil { other[i].replicates!.clips = 299 }
+        for i in other.indices where other[i].run == "e2e" && other[i].replicates != nil { other[i].replicates!.clipSet = "order:299" }
         let g = Findings.evaluate(records: other, runs: s.runs)
         XCTAssertNil(g[0].checks.first { $0.name.contains("probe gap sim-k4") }!.ciLow)
         XCTAssertNotNil(g[2].checks.first { $0.name == gain.name }!.ciLow, "within one run still paired")
