@@ -97,6 +97,6 @@ public struct Bootstrap: Sendable, Equatable {
 
     /// A one-line statement of the method (for conventions and documentation).
     public var description: String {
-        "percentile bootstrap over clips: \(resamples) resamples of the N clips with replacement (SplitMix64 seed \(seed); the same resampled clip indices for every run, depth and target on the same N clips, so differences are paired), \(String(format: "%g", level * 100))% interval = the \(String(format: "%g", 50 * (1 - level))) and \(String(format: "%g", 100 - 50 * (1 - level))) percentiles with linear interpolation (numpy's default)"
+        "percentile bootstrap over clips: \(resamples) resamples of the N clips with replacement (SplitMix64 seed \(seed), drawn over the clips sorted by clip id when a file has /clip_ids, else in file order; every run, depth and target on the same clips is resampled with the same clips, so differences are paired), \(String(format: "%g", level * 100))% interval = the \(String(format: "%g", 50 * (1 - level))) and \(String(format: "%g", 100 - 50 * (1 - level))) percentiles with linear interpolation (numpy's default)"
     }
 }
