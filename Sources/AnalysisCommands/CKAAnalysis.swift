@@ -34,6 +34,12 @@ public struct CKAAnalysis {
     public var maxGramRows = 8192
     /// Memory budget of one streamed batch (bytes of float64 tokens over all selected depths).
     public var maxBatchBytes = 64 << 20
+    /// When set (linear kernel, biased estimator, mean pooling), CKA values get bootstrap intervals over
+    /// clips (`CKA.linearBootstrap`). With `--pairs all` on one file only the pairs a report reads get
+    /// them: consecutive selected depths, consecutive block boundaries, and the first with the last depth.
+    public var bootstrap: Bootstrap? = nil
+    /// Largest N for the bootstrap (its cost is O(N²·B) per pair).
+    public var maxBootstrapClips = 2048
 
     public init() {}
 
@@ -102,6 +108,28 @@ public struct CKAAnalysis {
             "pairs": mode.rawValue, "rows": "\(rows)", "precision": "float64 accumulation",
         ]
         let repDepth = sources.flatMap { s in s.depths.map { (s.file.path, $0) } }
+        // Pairs that get bootstrap intervals, and the clip vectors they need.
+        var bootstrapPairs: [Int] = []
+        if bootstrap != nil {
+            if kernel != .linear || estimator != .biased || pooling != .mean {
+                warnings.append("bootstrap intervals are computed for linear biased CKA of clip vectors only")
+            } else if rows > maxBootstrapClips {
+                warnings.append("bootstrap intervals skipped: N = \(rows) > \(maxBootstrapClips) clips")
+            } else if b == nil && mode == .all {
+                let blockDepths = [0] + a.metadata.blockEnds
+                bootstrapPairs = pairList.indices.filter { k in
+                    let (da, db) = labels[k]
+                    let i = depthsA.firstIndex(of: da)!, j = depthsA.firstIndex(of: db)!
+                    if j == i + 1 || (da == depthsA.first! && db == depthsA.last!) { return true }
+                    if let bi = blockDepths.firstIndex(of: da), bi + 1 < blockDepths.count, blockDepths[bi + 1] == db { return true }
+                    return false
+                }
+            } else {
+                bootstrapPairs = Array(pairList.indices)
+            }
+        }
+        let keep = Set(bootstrapPairs.flatMap { [pairList[$0].a, pairList[$0].b] })
+        var clipVectors: [Int: [Double]] = [:]
         let useGram = kernel == .rbf || (estimator != .minibatch && dims.max()! > rows)
         if useGram {
             guard rows <= maxGramRows else {
@@ -114,6 +142,7 @@ public struct CKAAnalysis {
                 for (m, x) in batch.enumerated() { collected[m] += x.storage }
             }
             for m in dims.indices { reps[m] = Matrix(rows: rows, cols: dims[m], storage: collected[m]) }
+            for m in keep { clipVectors[m] = collected[m] }
             var grams: [Int: Result<Matrix<Double>, Error>] = [:]
             var gammas: [String] = []
             for m in Set(pairList.flatMap { [$0.a, $0.b] }).sorted() {
@@ -155,6 +184,7 @@ public struct CKAAnalysis {
             // every pair that involves it is reported undefined.
             var nonFinite = Set<Int>()
             try stream.forEach(progress: progress) { _, batch in
+                for m in keep { clipVectors[m, default: []] += batch[m].storage }
                 var clean = batch
                 for m in clean.indices where clean[m].nonFiniteCount > 0 {
                     nonFinite.insert(m)
@@ -178,13 +208,27 @@ public struct CKAAnalysis {
         if pooling == .mean && rows < 4 * (dims.max() ?? 0) && kernel == .linear {
             warnings.append("N = \(rows) rows is not well above D = \(dims.max() ?? 0): linear CKA is biased towards 1 when D is large relative to N; consider --estimator debiased")
         }
+        var replicates: [Int: [Double?]] = [:]
+        var clipSet = ""
+        if let bootstrap, !bootstrapPairs.isEmpty {
+            // Rows follow a's clip order (b was aligned to it), so a's resamples apply to both.
+            let (weights, key) = try bootstrap.weights(for: a)
+            clipSet = key
+            let ms = keep.sorted()
+            let slot = Dictionary(uniqueKeysWithValues: ms.enumerated().map { ($1, $0) })
+            let matrices = ms.map { Matrix(rows: rows, cols: dims[$0], storage: clipVectors[$0]!) }
+            let reps = CKA.linearBootstrap(matrices, pairs: bootstrapPairs.map { CKAPair(slot[pairList[$0].a]!, slot[pairList[$0].b]!) },
+                                           weights: weights)
+            for (i, k) in bootstrapPairs.enumerated() { replicates[k] = reps[i] }
+            parameters["bootstrap"] = bootstrap.description + "; rows of the clip-vector matrices resampled"
+        }
         var records: [MetricRecord] = []
-        for (k, p) in pairList.enumerated() {
+        for k in pairList.indices {
             let fa = a, fb = b ?? a
             var r = MetricRecord(metric: metricName, run: fa.metadata.run, file: fa.path, probeSet: fa.metadata.probeSet,
                                  step: fa.metadata.step, depth: labels[k].0, runB: fb.metadata.run, depthB: labels[k].1)
-            _ = p
             r.measure { try values[k].get() }
+            if let bootstrap, let reps = replicates[k] { r.setBootstrap(reps, clips: rows, clipSet: clipSet, bootstrap: bootstrap) }
             records.append(r)
         }
         var conventions = [metricName: CKAAnalysis.conventions[metricName] ?? "",

@@ -1,5 +1,6 @@
 import ActivationStore
 import Foundation
+import RepresentationMetrics
 
 /// One measured number (or an undefined one, with its reason): a row of the tidy output.
 public struct MetricRecord: Codable, Sendable, Equatable {
@@ -19,6 +20,42 @@ public struct MetricRecord: Codable, Sendable, Equatable {
     public var std: Double?
     /// Why `value` is missing.
     public var undefined: String?
+    /// Bootstrap confidence interval of `value` over clips (see `Bootstrap`); nil when not computed.
+    public var ciLow: Double?
+    public var ciHigh: Double?
+    /// The bootstrap replicates behind the interval, kept in memory for paired comparisons (not written
+    /// to CSV or JSON).
+    public var replicates: Replicates?
+
+    /// Bootstrap replicate values of one record, with the number of clips they resampled.
+    public struct Replicates: Sendable, Equatable {
+        /// N, the clips resampled.
+        public var clips: Int
+        /// Which clips (`Bootstrap.weights(for:)`): records with the same key were resampled with the
+        /// same clips, so their replicates pair up.
+        public var clipSet: String
+        /// One value per resample; nil where the statistic is undefined in that resample.
+        public var values: [Double?]
+        public init(clips: Int, clipSet: String? = nil, values: [Double?]) {
+            self.clips = clips
+            self.clipSet = clipSet ?? "order:\(clips)"
+            self.values = values
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case metric, run, file, probeSet, step, depth, runB, depthB, target, head, value, std, undefined, ciLow, ciHigh
+    }
+
+    /// Sets the replicates and, from them, the interval (nil when any replicate is undefined).
+    public mutating func setBootstrap(_ values: [Double?], clips: Int, clipSet: String, bootstrap: Bootstrap) {
+        guard self.value != nil else { return }
+        replicates = Replicates(clips: clips, clipSet: clipSet, values: values)
+        if let ci = bootstrap.interval(values) {
+            ciLow = ci.low
+            ciHigh = ci.high
+        }
+    }
 
     public init(metric: String, run: String, file: String, probeSet: String, step: Int, depth: Int? = nil,
                 runB: String? = nil, depthB: Int? = nil, target: String? = nil, head: Int? = nil,

@@ -12,10 +12,19 @@ public struct ProbeAnalysis: Sendable {
     /// When set, C is chosen per outer fold by inner CV over this grid.
     public var cGrid: [Double]? = nil
     public var maxBatchBytes = 64 << 20
+    /// When set, every accuracy gets a bootstrap interval from its out-of-fold predictions (no refitting).
+    public var bootstrap: Bootstrap? = nil
+    /// When true, the probe is also cross-validated with each target's labels shuffled (seed
+    /// `shuffleSeed`) at the last selected depth: the measured chance level.
+    public var shuffledChance = false
+    public var shuffleSeed: UInt64 = 1
 
     public init() {}
 
     public static let conventions: [String: String] = [
+        "probe_accuracy_shuffled": "chance level measured: the same probe and CV with the target's labels randomly permuted across clips (one fixed permutation, seed in the parameters), at the last depth; interval by the same bootstrap",
+        "probe_accuracy_shuffled_mean_over_targets": "mean of probe_accuracy_shuffled over the probed targets",
+        "probe_accuracy_interval": "ci_low, ci_high of every probe accuracy: bootstrap interval over clips of the out-of-fold correctness (each clip predicted by the probe fitted without its fold; the probes are not refitted); its centre is the pooled out-of-fold accuracy, which differs from the mean over folds only through unequal fold sizes",
         "probe_accuracy": "clip vectors standardised with the training fold's mean/std (ddof 0) -> multinomial logistic regression, L2 penalty with C in scikit-learn's sense (loss sum_i CE_i + ||W||^2/(2C), intercept unpenalised), L-BFGS to convergence (<= max iterations); stratified k-fold CV shuffled with seed 0 (per class: seeded shuffle, dealt round-robin into folds) or a given train/test split; value = mean accuracy over folds, std = population std over folds",
         "probe_accuracy_mean_over_targets": "mean of probe_accuracy over the probed targets at one depth",
     ]
@@ -45,7 +54,33 @@ public struct ProbeAnalysis: Sendable {
         }
         var params = parameters("cv")
         params.merge(extra) { $1 }
-        return report(f, depths: depths, targets: chosen, results: results, parameters: params, warnings: warnings, inputs: [f])
+        var out = try report(f, depths: depths, targets: chosen, results: results, parameters: params, warnings: warnings,
+                             inputs: [f], labels: labels, scored: f)
+        if shuffledChance, let last = depths.last {
+            let index = depths.count - 1
+            let shuffled = labels.map { ProbeAnalysis.permuted($0, seed: shuffleSeed) }
+            var chanceWarnings: [String] = []
+            var ignored: [String: String] = [:]
+            let chance = try evaluate(depths: [last], targets: chosen, progress: nil, warnings: &chanceWarnings, chosenC: &ignored) { _, t in
+                (try LinearProbe.crossValidate(vectors[index], labels: shuffled[t], options: options), nil)
+            }
+            let extraReport = try report(f, depths: [last], targets: chosen, results: chance, parameters: [:], warnings: [],
+                                         inputs: [f], labels: shuffled, scored: f, metric: "probe_accuracy_shuffled")
+            out.records += extraReport.records
+            out.warnings += chanceWarnings.map { "shuffled labels: \($0)" }
+            out.parameters["shuffle_seed"] = "\(shuffleSeed)"
+        }
+        if let bootstrap { out.parameters["bootstrap"] = bootstrap.description }
+        return out
+    }
+
+    /// labels permuted across clips by a seeded Fisher–Yates shuffle (class counts unchanged).
+    public static func permuted(_ labels: [Int], seed: UInt64) -> [Int] {
+        var g = SeededGenerator(seed: seed)
+        var a = labels
+        guard a.count > 1 else { return a }
+        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(g.next(below: UInt64(i + 1)))) }
+        return a
     }
 
     /// Probes trained on `train` and scored on `test` (two files of the same run on different clips).
@@ -70,8 +105,8 @@ public struct ProbeAnalysis: Sendable {
         }
         var params = parameters("train/test")
         params.merge(extra) { $1 }
-        return report(train, depths: depths, targets: chosen, results: results, parameters: params,
-                      warnings: warnings, inputs: [train, test])
+        return try report(train, depths: depths, targets: chosen, results: results, parameters: params,
+                          warnings: warnings, inputs: [train, test], labels: testLabels, scored: test)
     }
 
     func resolveTargets(_ f: ActivationFile) throws -> [String] {
@@ -126,13 +161,19 @@ public struct ProbeAnalysis: Sendable {
         return out
     }
 
+    /// Records of one evaluation; `labels` are the scored clips' labels per target and `scored` their file (for the bootstrap).
     func report(_ f: ActivationFile, depths: [Int], targets: [String], results: [[Result<ProbeResult, Error>]],
-                parameters: [String: String], warnings: [String], inputs: [ActivationFile]) -> MetricReport {
+                parameters: [String: String], warnings: [String], inputs: [ActivationFile], labels: [[Int]],
+                scored: ActivationFile, metric: String = "probe_accuracy") throws -> MetricReport {
         var records: [MetricRecord] = []
-        let base = MetricRecord(metric: "probe_accuracy", run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
+        let base = MetricRecord(metric: metric, run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
+        let weights = try bootstrap.map { try $0.weights(for: scored) }
         for (i, depth) in depths.enumerated() {
             var means: [Double] = []
             var failures: [String] = []
+            // Out-of-fold correctness per target (rows) and clip (columns), then the mean over targets.
+            let n = labels.first?.count ?? 0
+            var correct = Matrix<Double>(rows: targets.count + 1, cols: n)
             for (t, target) in targets.enumerated() {
                 var r = base
                 r.depth = depth
@@ -142,6 +183,12 @@ public struct ProbeAnalysis: Sendable {
                     r.value = p.mean
                     r.std = p.std
                     means.append(p.mean)
+                    if p.predictions.count == n {
+                        for k in 0..<n where p.predictions[k] == labels[t][k] {
+                            correct[t, k] = 1
+                            correct[targets.count, k] += 1 / Double(targets.count)
+                        }
+                    }
                 case .failure(let e):
                     r.undefined = "\(e)"
                     failures.append(target)
@@ -149,12 +196,20 @@ public struct ProbeAnalysis: Sendable {
                 records.append(r)
             }
             var m = base
-            m.metric = "probe_accuracy_mean_over_targets"
+            m.metric = metric + "_mean_over_targets"
             m.depth = depth
             if failures.isEmpty, !means.isEmpty { m.value = means.reduce(0, +) / Double(means.count) } else {
                 m.undefined = "probe undefined for target\(failures.count == 1 ? "" : "s") \(failures.joined(separator: ", "))"
             }
             records.append(m)
+            if let bootstrap, let weights, n > 0, weights.weights.rows == n {
+                let replicates = Bootstrap.replicateMeans(correct, weights: weights.weights)
+                let first = records.count - targets.count - 1
+                for row in 0...targets.count {
+                    let values = (0..<replicates.cols).map { Optional(replicates[row, $0]) }
+                    records[first + row].setBootstrap(values, clips: n, clipSet: weights.clipSet, bootstrap: bootstrap)
+                }
+            }
         }
         return MetricReport(command: "probe", parameters: parameters, conventions: ProbeAnalysis.conventions,
                             inputs: inputs.map(InputDescription.init), records: records, warnings: warnings)

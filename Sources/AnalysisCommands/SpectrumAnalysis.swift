@@ -131,6 +131,8 @@ public struct RetrievalAnalysis {
     public var targets: [String]? = nil
     public var ks = [1, 5, 10]
     public var maxBatchBytes = 64 << 20
+    /// When set, mAP gets a bootstrap interval over clips (resampling the per-query average precisions).
+    public var bootstrap: Bootstrap? = nil
 
     public init() {}
 
@@ -147,6 +149,7 @@ public struct RetrievalAnalysis {
         let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: maxBatchBytes, progress: progress)
         var records: [MetricRecord] = []
         let base = MetricRecord(metric: "", run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
+        let weights = try bootstrap.map { try $0.weights(for: f) }
         for (i, depth) in depths.enumerated() {
             for (t, target) in chosen.enumerated() {
                 let result = Result { try Retrieval.evaluate(vectors[i], labels: labels[t], ks: ks) }
@@ -163,11 +166,16 @@ public struct RetrievalAnalysis {
                 r.depth = depth
                 r.target = target
                 r.measure { try result.get().meanAveragePrecision }
+                if let bootstrap, let weights, let ap = try? result.get().averagePrecisions, ap.count == f.clipCount {
+                    r.setBootstrap(Bootstrap.replicateMeans(ap, weights: weights.weights), clips: f.clipCount, clipSet: weights.clipSet,
+                                   bootstrap: bootstrap)
+                }
                 records.append(r)
             }
         }
         return MetricReport(command: "retrieval", parameters: ["ks": ks.map(String.init).joined(separator: ","), "clips": "\(f.clipCount)",
-                                                                "similarity": "cosine of clip vectors (mean over tokens)"],
+                                                                "similarity": "cosine of clip vectors (mean over tokens)"]
+                                .merging(bootstrap.map { ["bootstrap": $0.description + "; mAP intervals resample the queries' average precisions (the gallery is not resampled)"] } ?? [:]) { a, _ in a },
                             conventions: RetrievalAnalysis.conventions, inputs: [InputDescription(f)], records: records)
     }
 

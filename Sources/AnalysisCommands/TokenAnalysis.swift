@@ -7,6 +7,8 @@ import RepresentationMetrics
 public struct TokenAnalysis {
     public var depthSelection: DepthSelection = .blocks
     public var maxBatchBytes = 64 << 20
+    /// When set, patch similarity gets a bootstrap interval over clips (resampling the per-clip values).
+    public var bootstrap: Bootstrap? = nil
 
     public init() {}
 
@@ -20,7 +22,7 @@ public struct TokenAnalysis {
         let depths = try depthSelection.depths(in: f)
         let stream = DepthStream(sources: [.init(file: f, depths: depths)], pooling: .tokens, maxBatchBytes: maxBatchBytes)
         let t = f.tokenCount, d = f.featureCount
-        var patch = depths.map { _ in PatchSimilarityAccumulator() }
+        var patch = depths.map { _ in PatchSimilarityAccumulator(keepsClipValues: bootstrap != nil) }
         var shifts = depths.dropLast().map { _ in TokenShiftAccumulator() }
         var patchErrors = [String?](repeating: nil, count: depths.count)
         var shiftErrors = [String?](repeating: nil, count: max(0, depths.count - 1))
@@ -39,12 +41,18 @@ public struct TokenAnalysis {
         var records: [MetricRecord] = []
         var warnings: [String] = []
         let base = MetricRecord(metric: "", run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
+        let weights = try bootstrap.map { try $0.weights(for: f) }
         for (i, depth) in depths.enumerated() {
             var r = base
             r.metric = "patch_similarity"
             r.depth = depth
             if let e = patchErrors[i] { r.undefined = e } else {
                 r.measure { try patch[i].value() }
+                if let bootstrap, let weights, patch[i].clipValues.count == f.clipCount {
+                    let v = Matrix(rows: 1, cols: f.clipCount, storage: patch[i].clipValues)
+                    let reps = Bootstrap.replicateMeans(v, weights: weights.weights)
+                    r.setBootstrap(reps.storage.map { Optional($0) }, clips: f.clipCount, clipSet: weights.clipSet, bootstrap: bootstrap)
+                }
                 if patch[i].degenerateTokens > 0 {
                     warnings.append("depth \(depth): \(patch[i].degenerateTokens) constant tokens count as zero vectors in patch similarity")
                 }
@@ -71,7 +79,7 @@ public struct TokenAnalysis {
         }
         return MetricReport(command: "tokens", parameters: ["depths": depths.map(String.init).joined(separator: ","),
                                                              "tokens_per_clip": "\(t)", "clips": "\(f.clipCount)",
-                                                             "precision": "float64 accumulation"],
+                                                             "precision": "float64 accumulation"].merging(bootstrap.map { ["bootstrap": $0.description] } ?? [:]) { a, _ in a },
                             conventions: TokenAnalysis.conventions, inputs: [InputDescription(f)], records: records, warnings: warnings)
     }
 

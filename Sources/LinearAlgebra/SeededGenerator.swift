@@ -14,6 +14,16 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 
+    /// Uniform integer in 0..<bound (bound ≥ 1), unbiased: draws below 2⁶⁴ mod bound are rejected.
+    public mutating func next(below bound: UInt64) -> UInt64 {
+        precondition(bound > 0, "bound must be positive")
+        let threshold = (0 &- bound) % bound  // 2⁶⁴ mod bound
+        while true {
+            let r = next()
+            if r >= threshold { return r % bound }
+        }
+    }
+
     /// Uniform in [0, 1) with 53 random bits.
     public mutating func nextUniform() -> Double {
         Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)

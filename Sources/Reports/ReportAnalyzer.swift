@@ -15,6 +15,9 @@ import RepresentationMetrics
 public struct ReportAnalyzer: Sendable {
     public var quick = false
     public var maxRBFClips = 2048
+    /// Bootstrap over clips for the intervals of probes, retrieval mAP, linear CKA and patch similarity
+    /// at each run's latest step; nil = no intervals.
+    public var bootstrap: Bootstrap? = Bootstrap(resamples: 1000, seed: 0, level: 0.95)
 
     public init(quick: Bool = false) { self.quick = quick }
 
@@ -74,12 +77,14 @@ public struct ReportAnalyzer: Sendable {
         }
         // Cross-run CKA between runs sharing a probe set and step (the latest step of both).
         let latestGroups = analysed.filter { runs[$0.run]!.latestStep == $0.step }
+        let me = self
         for (i, a) in latestGroups.enumerated() {
             for b in latestGroups[(i + 1)...] where a.probeSet == b.probeSet && a.step == b.step && a.run != b.run {
                 jobs.append(Job(label: "cross-run CKA \(a.run) x \(b.run) / \(a.probeSet) / step \(a.step)") {
                     var ab = CKAAnalysis()
                     ab.depthSelection = .layers
                     ab.pairs = .matching
+                    ab.bootstrap = me.bootstrap
                     return ReportAnalyzer.attempt("cross-run CKA \(a.run) x \(b.run) [\(a.probeSet)]") { try ab.run(a.file, b.file) }
                 })
             }
@@ -105,16 +110,32 @@ public struct ReportAnalyzer: Sendable {
         if f.targets.isEmpty {
             notes.append("\(where_): no labels; probes and retrieval skipped")
         } else {
-            add("probe") { var a = ProbeAnalysis(); a.depthSelection = .layers; return try a.run(f) }
-            add("retrieval") { var a = RetrievalAnalysis(); a.depthSelection = .layers; return try a.run(f) }
+            add("probe") {
+                var a = ProbeAnalysis()
+                a.depthSelection = .layers
+                a.bootstrap = bootstrap
+                a.shuffledChance = true
+                return try a.run(f)
+            }
+            add("retrieval") { var a = RetrievalAnalysis(); a.depthSelection = .layers; a.bootstrap = bootstrap; return try a.run(f) }
         }
         if quick {
-            add("consecutive CKA over layers") { var a = CKAAnalysis(); a.depthSelection = .layers; a.pairs = .consecutive; return try a.run(f) }
-            add("consecutive CKA over blocks") { var a = CKAAnalysis(); a.depthSelection = .blocks; a.pairs = .consecutive; return try a.run(f) }
+            add("consecutive CKA over layers") {
+                var a = CKAAnalysis(); a.depthSelection = .layers; a.pairs = .consecutive; a.bootstrap = bootstrap; return try a.run(f)
+            }
+            add("consecutive CKA over blocks") {
+                var a = CKAAnalysis(); a.depthSelection = .blocks; a.pairs = .consecutive; a.bootstrap = bootstrap; return try a.run(f)
+            }
+            add("CKA embedding vs last layer") {
+                var a = CKAAnalysis(); a.depthSelection = .list([0, f.layerCount]); a.pairs = .consecutive; a.bootstrap = bootstrap
+                return try a.run(f)
+            }
         } else {
             // The all-pairs matrix over every layer holds every consecutive pair of layers and of block
             // boundaries, so one pass over the file gives them all.
-            add("all-pairs CKA") { var a = CKAAnalysis(); a.depthSelection = .layers; a.pairs = .all; return try a.run(f) }
+            add("all-pairs CKA") {
+                var a = CKAAnalysis(); a.depthSelection = .layers; a.pairs = .all; a.bootstrap = bootstrap; return try a.run(f)
+            }
             if f.clipCount <= maxRBFClips {
                 add("RBF CKA") {
                     var a = CKAAnalysis()
@@ -129,7 +150,7 @@ public struct ReportAnalyzer: Sendable {
             }
         }
         add("spectrum") { var a = SpectrumAnalysis(); a.depthSelection = .layers; return try a.run(f) }
-        add("token metrics") { var a = TokenAnalysis(); a.depthSelection = .layers; return try a.run(f) }
+        add("token metrics") { var a = TokenAnalysis(); a.depthSelection = .layers; a.bootstrap = bootstrap; return try a.run(f) }
         if !f.attentionShapes.isEmpty {
             add("attention") { try AttentionAnalysis().run(f) }
         }

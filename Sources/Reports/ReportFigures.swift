@@ -27,9 +27,14 @@ public enum ReportFigures {
             let setRuns = runs.filter { r in inSet.contains { $0.run == r.run } }
             func depthSeries(_ metric: String, _ pick: (MetricRecord) -> Bool = { _ in true }) -> [LineChart.Series] {
                 setRuns.compactMap { r in
-                    let pts = inSet.filter { $0.run == r.run && $0.metric == metric && pick($0) }
-                        .compactMap { rec in rec.depth.map { (x: Double($0), y: rec.value) } }
-                    return pts.isEmpty ? nil : LineChart.Series(name: name(r), points: pts)
+                    let recs = inSet.filter { $0.run == r.run && $0.metric == metric && pick($0) }
+                    let pts = recs.compactMap { rec in rec.depth.map { (x: Double($0), y: rec.value) } }
+                    // The 95% bootstrap interval as a shaded band where every point has one.
+                    let band = recs.compactMap { rec -> (x: Double, low: Double, high: Double)? in
+                        guard let d = rec.depth, let lo = rec.ciLow, let hi = rec.ciHigh else { return nil }
+                        return (Double(d), lo, hi)
+                    }.sorted { $0.x < $1.x }
+                    return pts.isEmpty ? nil : LineChart.Series(name: name(r), points: pts, band: band.count == recs.count && band.count >= 2 ? band : nil)
                 }
             }
             func lineFigure(_ file: String, _ title: String, _ yLabel: String, _ series: [LineChart.Series], caption: String,
@@ -44,12 +49,13 @@ public enum ReportFigures {
             let slug = sanitize(p)
             lineFigure("probe_accuracy_\(slug)", "Linear-probe accuracy vs depth: \(p)", "accuracy (fraction, mean over targets)",
                        depthSeries("probe_accuracy_mean_over_targets"),
-                       caption: "Linear-probe accuracy (3-fold stratified CV, mean over the probe set's targets) of clip vectors at every depth, one line per run at its latest step; dashed lines mark block boundaries.",
+                       caption: "Linear-probe accuracy (3-fold stratified CV, mean over the probe set's targets) of clip vectors at every depth, one line per run at its latest step, shaded: 95% bootstrap interval over clips (out-of-fold predictions resampled); dashed lines mark block boundaries. Measured chance (shuffled labels) is in metrics.csv as probe_accuracy_shuffled.",
                        yRange: 0...1)
             lineFigure("cka_consecutive_\(slug)", "Consecutive linear CKA: \(p)", "linear CKA (biased, unitless)",
                        depthSeries("cka_linear_biased") { $0.runB == $0.run && $0.depthB == ($0.depth ?? -2) + 1 }.map { s in
                            var s = s
                            s.points = s.points.map { (x: $0.x + 1, y: $0.y) }
+                           s.band = s.band?.map { (x: $0.x + 1, low: $0.low, high: $0.high) }
                            return s
                        },
                        caption: "Linear CKA between the clip vectors of consecutive depths l-1 and l (plotted at l), one line per run and regime.",
@@ -59,7 +65,7 @@ public enum ReportFigures {
                        caption: "Effective rank exp(-sum p log p) of the clip-vector covariance spectrum at every depth.")
             lineFigure("patch_similarity_\(slug)", "Within-clip patch similarity vs depth: \(p)", "mean cosine (unitless)",
                        depthSeries("patch_similarity"),
-                       caption: "Within-clip patch similarity (tokens layer-normalised and L2-normalised; mean cosine over token pairs of a clip) at every depth.")
+                       caption: "Within-clip patch similarity (tokens layer-normalised and L2-normalised; mean cosine over token pairs of a clip) at every depth; shaded: 95% bootstrap interval over clips.")
             // Cross-run CKA at matching depths.
             var cross: [LineChart.Series] = []
             let pairs = Set(inSet.filter { $0.metric == "cka_linear_biased" && $0.runB != nil && $0.runB != $0.run }.map { "\($0.run) x \($0.runB!)" }).sorted()

@@ -1,5 +1,6 @@
 import AnalysisCommands
 import Foundation
+import RepresentationMetrics
 
 /// Settings of `bwanalyze report`.
 public struct ReportOptions: Sendable {
@@ -12,6 +13,8 @@ public struct ReportOptions: Sendable {
     public var quick = false
     /// Recorded in summary.json.
     public var commandLine: [String] = []
+    /// Bootstrap resamples for the confidence intervals (seed 0, 95%); 0 = no intervals.
+    public var resamples = 1000
 
     public init(outputDirectory: String, notebookPath: String? = nil, quick: Bool = false) {
         self.outputDirectory = outputDirectory
@@ -46,6 +49,7 @@ public struct ReportGenerator: Sendable {
         log?("\(inputs.groups.count) activation file\(inputs.groups.count == 1 ? "" : "s") of \(runs.count) run\(runs.count == 1 ? "" : "s")")
         var analyzer = ReportAnalyzer(quick: options.quick)
         analyzer.maxRBFClips = 2048
+        analyzer.bootstrap = options.resamples > 0 ? Bootstrap(resamples: options.resamples, seed: 0, level: 0.95) : nil
         let outcome = analyzer.run(inputs, log: log)
         let table = ReportTable(records: outcome.reports.flatMap(\.records), runs: runs)
         let findings = Findings.evaluate(records: table.records, runs: runs)
@@ -69,7 +73,8 @@ public struct ReportGenerator: Sendable {
         let summary = ReportSummary(
             title: options.title, tool: "bwanalyze report", version: bwssl_version, commandLine: options.commandLine,
             quick: options.quick, inputs: described, runs: runs, conventions: conventions, parameters: parameters,
-            findings: findings, figures: figures.map(\.file), records: table.records.count,
+            findings: findings, bootstrap: analyzer.bootstrap.map(\.description), chance: ReportSummary.ChanceLevel.from(table.records),
+            figures: figures.map(\.file), records: table.records.count,
             undefinedRecords: table.records.filter { $0.value == nil }.count, notes: notes)
 
         // Write.

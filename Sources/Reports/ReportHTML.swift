@@ -7,25 +7,82 @@ public enum ReportHTML {
 
     static func fmt(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "n/a" }
 
-    /// The findings as an HTML table: id, finding, verdict, checks (measured vs criterion and paper), notes.
-    public static func findingsTable(_ findings: [Finding]) -> String {
-        var s = "<table class=\"findings\">\n<thead><tr><th>#</th><th>finding</th><th>verdict</th><th>measured (criterion; paper)</th><th>criterion</th></tr></thead>\n<tbody>\n"
-        for f in findings {
-            let checks = f.checks.map { c in
-                "<li class=\"\(c.passed ? "pass" : "fail")\">\(esc(c.name)): <b>\(String(format: "%.4f", c.measured))</b> (\(esc(c.criterion)); paper \(esc(c.paper))) \(c.passed ? "&#10003;" : "&#10007;")</li>"
-            }.joined()
-            let notes = f.notes.map { "<li class=\"note\">\(esc($0))</li>" }.joined()
-            s += "<tr><td>\(f.id)</td><td><b>\(esc(f.title))</b><br/><small>paper: \(esc(f.paper))</small></td><td class=\"verdict \(f.reproduced.map { $0 ? "pass" : "fail" } ?? "na")\">\(esc(f.verdict))</td><td><ul>\(checks)\(notes)</ul></td><td><small>\(esc(f.criterion))</small></td></tr>\n"
+    static func cssClass(_ verdict: String) -> String {
+        switch verdict {
+        case Finding.reproducedVerdict: return "pass"
+        case Finding.notReproducedVerdict: return "fail"
+        case Finding.inconclusiveVerdict: return "unsure"
+        default: return "na"
         }
-        return s + "</tbody>\n</table>\n"
     }
 
-    /// The findings as plain text (one line per finding).
+    static func signed(_ v: Double) -> String { String(format: "%+.3f", v) }
+
+    /// The key numbers of a finding: per kind of check, the range of the point values, the range the
+    /// 95% intervals span, and how many checks were decided each way.
+    public static func keyNumbers(_ f: Finding) -> [String] {
+        var kinds: [String] = []
+        for c in f.checks where !kinds.contains(c.kind) { kinds.append(c.kind) }
+        return kinds.map { kind in
+            let cs = f.checks.filter { $0.kind == kind }
+            let points = cs.map(\.measured)
+            var s = "\(kind) (\(cs[0].criterion)): "
+            s += cs.count == 1 ? signed(points[0]) : "\(signed(points.min()!)) to \(signed(points.max()!))"
+            let los = cs.compactMap(\.ciLow), his = cs.compactMap(\.ciHigh)
+            if los.count == cs.count, his.count == cs.count {
+                s += cs.count == 1 ? ", 95% CI [\(signed(los[0])), \(signed(his[0]))]"
+                    : ", 95% CIs within [\(signed(los.min()!)), \(signed(his.max()!))]"
+            } else {
+                s += " (\(cs.count - min(los.count, his.count)) without interval)"
+            }
+            let counts = [Finding.reproducedVerdict, Finding.notReproducedVerdict, Finding.inconclusiveVerdict].compactMap { v -> String? in
+                let n = cs.filter { $0.verdict == v }.count
+                return n == 0 ? nil : "\(n) \(v)"
+            }
+            return s + "; " + counts.joined(separator: ", ")
+        }
+    }
+
+    /// The findings at a glance: one row per finding with its verdict, key numbers with their 95%
+    /// intervals, and the paper's values; each finding's checks, criterion and reasons fold away below.
+    public static func findingsTable(_ findings: [Finding]) -> String {
+        var s = "<table class=\"findings\">\n<thead><tr><th>#</th><th>finding</th><th>verdict</th><th>measured (point, 95% bootstrap interval)</th><th>paper</th></tr></thead>\n<tbody>\n"
+        for f in findings {
+            let key = keyNumbers(f).map { "<li>\(esc($0))</li>" }.joined()
+            let notes = f.checks.isEmpty ? f.notes.map { "<li class=\"note\">\(esc($0))</li>" }.joined() : ""
+            s += "<tr><td>\(f.id)</td><td><b>\(esc(f.title))</b></td><td class=\"verdict \(cssClass(f.verdict))\">\(esc(f.verdict))</td><td><ul>\(key)\(notes)</ul></td><td><small>\(esc(f.paper))</small></td></tr>\n"
+        }
+        s += "</tbody>\n</table>\n"
+        for f in findings {
+            s += "<details>\n<summary>Finding \(f.id) in detail: \(esc(f.title)) &mdash; <span class=\"\(cssClass(f.verdict))\">\(esc(f.verdict))</span></summary>\n"
+            s += "<p><small><b>Criterion.</b> \(esc(f.criterion))</small></p>\n"
+            if !f.reasons.isEmpty { s += "<p><b>Why:</b></p>\n<ul>" + f.reasons.map { "<li>\(esc($0))</li>" }.joined() + "</ul>\n" }
+            if !f.checks.isEmpty {
+                s += "<table>\n<thead><tr><th>check</th><th>point</th><th>95% interval</th><th>criterion</th><th>paper</th><th>verdict</th></tr></thead>\n<tbody>\n"
+                for c in f.checks {
+                    let ci = c.ciLow.flatMap { lo in c.ciHigh.map { String(format: "[%.4f, %.4f]", lo, $0) } } ?? "n/a"
+                    s += "<tr><td>\(esc(c.name))</td><td>\(String(format: "%.4f", c.measured))</td><td>\(ci)</td><td>\(esc(c.criterion))</td><td>\(esc(c.paper))</td><td class=\"\(cssClass(c.verdict))\">\(esc(c.verdict))</td></tr>\n"
+                }
+                s += "</tbody>\n</table>\n"
+            }
+            if !f.notes.isEmpty { s += "<ul>" + f.notes.map { "<li class=\"note\">\(esc($0))</li>" }.joined() + "</ul>\n" }
+            s += "</details>\n"
+        }
+        return s
+    }
+
+    /// The findings as plain text (one line per finding, then its checks with their intervals).
     public static func findingsText(_ findings: [Finding]) -> String {
         findings.map { f in
             "\(f.id)  \(f.title): \(f.verdict)" + (f.notes.isEmpty ? "" : " (\(f.notes.joined(separator: "; ")))")
-                + f.checks.map { "\n     \($0.name): \(String(format: "%.4f", $0.measured)) \($0.criterion) -> \($0.passed ? "pass" : "fail")" }.joined()
+                + f.checks.map { "\n     \($0.name): \($0.measuredText) \($0.criterion) -> \($0.verdict)" }.joined()
         }.joined(separator: "\n") + "\n"
+    }
+
+    /// The figure the page leads with: probe accuracy vs depth on double gratings (or the first probe-accuracy figure).
+    static func headline(_ figures: [ReportFigure]) -> ReportFigure? {
+        figures.first { $0.file == "figures/probe_accuracy_double-gratings.svg" }
+            ?? figures.first { $0.file.hasPrefix("figures/probe_accuracy_") && !$0.file.contains("_steps") }
     }
 
     /// A compact table: per run and probe set at the latest step, final-block probe accuracy, mAP, effective rank, patch similarity.
@@ -66,7 +123,8 @@ public enum ReportHTML {
         table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
         th, td { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; text-align: left; }
         th { background: #f2f2f2; }
-        .pass { color: #1a7f37; } .fail { color: #b3261e; } .na { color: #777; }
+        .pass { color: #1a7f37; } .fail { color: #b3261e; } .unsure { color: #9a6700; } .na { color: #777; }
+        details { margin: 0.5em 0; } summary { cursor: pointer; }
         .verdict { font-weight: bold; white-space: nowrap; }
         li.note { color: #555; }
         figure { margin: 2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
@@ -78,10 +136,12 @@ public enum ReportHTML {
         <h1>\(esc(summary.title))</h1>
         <p>Generated by <code>\(esc(summary.tool)) \(esc(summary.version))</code>\(summary.quick ? " in quick mode (no RBF CKA, no all-pairs CKA matrices)" : "") from \(summary.inputs.count) activation file\(summary.inputs.count == 1 ? "" : "s") of \(summary.runs.count) run\(summary.runs.count == 1 ? "" : "s"); \(summary.records) records (\(summary.undefinedRecords) undefined). Data: <a href="metrics.csv">metrics.csv</a> (columns: <a href="COLUMNS.md">COLUMNS.md</a>), <a href="summary.json">summary.json</a>, <a href="findings.json">findings.json</a>\(notebookLink.map { ", notebook: <a href=\"\(esc($0))\">\(esc($0))</a>" } ?? "").</p>
 
-        <h2>Findings</h2>
-        <p>Each of the paper's findings (DESIGN.md) is checked against the measured records at each run's latest step, by the criterion stated beside it.</p>
 
         """
+        if let h = headline(figures) {
+            s += "<figure>\n<img src=\"\(esc(h.file))\" alt=\"\(esc(h.title))\"/>\n<figcaption><b>\(esc(h.title)).</b> \(esc(h.caption))</figcaption>\n</figure>\n"
+        }
+        s += "<h2>Findings</h2>\n<p>Each of the paper's four findings is checked at each run's latest step. Every compared quantity has a 95% percentile bootstrap interval over clips (paired across runs and depths on the same clips\(summary.bootstrap.map { "; " + esc($0) } ?? "")). A finding is <span class=\"pass\">reproduced</span> when every check's interval lies on the paper's side of its threshold, <span class=\"fail\">not reproduced</span> when any interval lies wholly on the other side, and <span class=\"unsure\">inconclusive</span> otherwise. The checks, criteria and reasons of each finding are folded below the table.</p>\n"
         s += findingsTable(summary.findings)
         s += "<h2>Runs</h2>\n"
         s += htmlTable(["run", "regime", "block ends", "steps", "probe sets", "config SHA-256"],
@@ -90,9 +150,17 @@ public enum ReportHTML {
                                            $0.configSHA256.map { String($0.prefix(16)) + "…" }.joined(separator: ", ")] })
         s += "<h2>Final block at the latest step</h2>\n"
         s += htmlTable(finalBlockHeader, finalBlockRows(table, runs: summary.runs))
+        if !summary.chance.isEmpty {
+            s += "<h2>Chance, measured</h2>\n<p>Probe accuracy with each target's labels shuffled across clips (same probe, same cross-validation), at the last depth, with its 95% bootstrap interval.</p>\n"
+            s += htmlTable(["run", "probe set", "depth", "target", "accuracy", "95% interval"],
+                           summary.chance.map { c in
+                               [c.run, c.probeSet, "\(c.depth)", c.target ?? "mean over targets", c.value.map { String(format: "%.4f", $0) } ?? (c.undefined ?? "n/a"),
+                                c.ciLow.flatMap { lo in c.ciHigh.map { String(format: "[%.4f, %.4f]", lo, $0) } } ?? "n/a"]
+                           })
+        }
         s += "<h2>Figures</h2>\n"
         if figures.isEmpty { s += "<p>No figures: the records support none.</p>\n" }
-        for f in figures {
+        for f in figures where f.file != headline(figures)?.file {
             s += "<figure>\n<img src=\"\(esc(f.file))\" alt=\"\(esc(f.title))\"/>\n<figcaption><b>\(esc(f.title)).</b> \(esc(f.caption))</figcaption>\n</figure>\n"
         }
         s += "<h2>Inputs</h2>\n"

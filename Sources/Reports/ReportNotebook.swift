@@ -54,14 +54,13 @@ public struct ReportNotebook {
         metrics = pd.read_csv(os.path.join(REPORT, "metrics.csv"))
         print(f"{len(metrics)} records from {metrics['run'].nunique()} runs")
         """, outputs: [["output_type": "stream", "name": "stdout", "text": ["\(recordCount) records from \(runCount) runs\n"]]])
-        markdown("## Findings\n\nEach of the paper's four findings is evaluated on the records at each run's latest step, by the criterion given in `findings.json` (`criterion`), with every measured comparison under `checks` beside the paper's value. `reproduced` is `null` when the runs a finding needs are missing.\n\n"
+        markdown("## Findings\n\nEach of the paper's four findings is evaluated on the records at each run's latest step, by the criterion given in `findings.json` (`criterion`), with every measured comparison under `checks` (point value, 95% bootstrap interval `ci_low`/`ci_high`, its own verdict) beside the paper's value. `verdict` is decided on the intervals: `reproduced` when every check's interval lies on the paper's side of its threshold, `not reproduced` when any lies wholly on the other side, `inconclusive` otherwise, `not evaluated` when the runs a finding needs are missing; `reasons` says which checks decided it.\n\n"
                  + findings.map { "- **\($0.id). \($0.title)**: \($0.verdict). Paper: \($0.paper). Criterion: \($0.criterion)" }.joined(separator: "\n"))
         code("""
         with open(os.path.join(REPORT, "findings.json")) as f:
             findings = json.load(f)
-        verdict = lambda r: "not evaluated" if r is None else ("reproduced" if r else "not reproduced")
-        pd.DataFrame([{"#": f["id"], "finding": f["title"], "verdict": verdict(f["reproduced"]),
-                       "checks": len(f["checks"]), "notes": "; ".join(f["notes"])} for f in findings])
+        pd.DataFrame([{"#": f["id"], "finding": f["title"], "verdict": f["verdict"],
+                       "checks": len(f["checks"]), "reasons": "; ".join(f["reasons"])} for f in findings])
         """, outputs: [["output_type": "execute_result", "metadata": [String: Any](),
                         "data": ["text/html": lines(ReportHTML.findingsTable(findings)), "text/plain": lines(ReportHTML.findingsText(findings))]]])
         for fig in figures {

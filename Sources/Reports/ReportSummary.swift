@@ -19,6 +19,28 @@ public struct ReportSummary: Codable, Sendable {
     public var version: String
     public var commandLine: [String]
     public var quick: Bool
+
+    /// Probe accuracy with the target's labels shuffled, at one depth of one run's latest step.
+    public struct ChanceLevel: Codable, Sendable, Equatable {
+        public var run: String
+        public var probeSet: String
+        public var step: Int
+        public var depth: Int
+        /// The target, or nil for the mean over targets.
+        public var target: String?
+        public var value: Double?
+        public var ciLow: Double?
+        public var ciHigh: Double?
+        public var undefined: String?
+
+        /// The chance records (`probe_accuracy_shuffled*`) among `records`.
+        public static func from(_ records: [MetricRecord]) -> [ChanceLevel] {
+            records.filter { $0.metric.hasPrefix("probe_accuracy_shuffled") && $0.depth != nil }.map {
+                ChanceLevel(run: $0.run, probeSet: $0.probeSet, step: $0.step, depth: $0.depth!, target: $0.target,
+                            value: $0.value, ciLow: $0.ciLow, ciHigh: $0.ciHigh, undefined: $0.undefined)
+            }
+        }
+    }
     public var inputs: [Input]
     public var runs: [RunInfo]
     /// Metric name → exact convention (merged over the analyses).
@@ -26,6 +48,10 @@ public struct ReportSummary: Codable, Sendable {
     /// Analysis parameters by analysis (command) name, merged.
     public var parameters: [String: [String: String]]
     public var findings: [Finding]
+    /// How the confidence intervals were computed (nil when none were).
+    public var bootstrap: String?
+    /// The measured chance level of every probe target: probe accuracy with shuffled labels.
+    public var chance: [ChanceLevel]
     public var figures: [String]
     public var records: Int
     public var undefinedRecords: Int

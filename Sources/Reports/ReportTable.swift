@@ -6,8 +6,8 @@ public struct ReportTable: Sendable {
     public var records: [MetricRecord]
     public var runs: [String: RunInfo]
 
-    /// `MetricReport.csvColumns` plus `block_depth`.
-    public static let columns = MetricReport.csvColumns + ["block_depth"]
+    /// `MetricReport.csvColumns` plus `block_depth`, then the bootstrap interval `ci_low`, `ci_high`.
+    public static let columns = MetricReport.csvColumns + ["block_depth", "ci_low", "ci_high"]
 
     /// What each CSV column means (written to COLUMNS.md and the HTML page).
     public static let columnDocs: [(name: String, meaning: String)] = [
@@ -25,6 +25,8 @@ public struct ReportTable: Sendable {
         ("std", "spread where the metric has one (population std over CV folds for probes); empty otherwise"),
         ("undefined", "why the value is missing (zero variance, too few clips, NaN, ...); empty when defined"),
         ("block_depth", "true when `depth` (and `depth_b`, if any) is a block depth of the run: the embedding (0) or the last layer of a block (root attribute `block_ends`); false otherwise; empty without a depth"),
+        ("ci_low", "lower end of the 95% percentile bootstrap interval over clips (probe accuracies incl. shuffled-label chance, retrieval mAP, linear CKA, patch similarity at each run's latest step; method in summary.json under `bootstrap`); empty when not computed"),
+        ("ci_high", "upper end of that interval; empty when not computed"),
     ]
 
     /// Merges records, keeping the first of identical keys (e.g. a consecutive CKA pair also in the all-pairs matrix).
@@ -57,7 +59,8 @@ public struct ReportTable: Sendable {
             let fields: [String] = [r.metric, r.run, r.file, r.probeSet, "\(r.step)", r.depth.map(String.init) ?? "",
                                     r.runB ?? "", r.depthB.map(String.init) ?? "", r.target ?? "", r.head.map(String.init) ?? "",
                                     r.value.map { "\($0)" } ?? "", r.std.map { "\($0)" } ?? "", r.undefined ?? "",
-                                    isBlockDepth(r).map { $0 ? "true" : "false" } ?? ""]
+                                    isBlockDepth(r).map { $0 ? "true" : "false" } ?? "",
+                                    r.ciLow.map { "\($0)" } ?? "", r.ciHigh.map { "\($0)" } ?? ""]
             lines.append(fields.map(ReportTable.escape).joined(separator: ","))
         }
         return lines.joined(separator: "\n") + "\n"

@@ -75,6 +75,10 @@ public struct ProbeResult: Sendable, Codable, Equatable {
     public var classes: Int
     /// Number of clips evaluated (all clips for CV; train + test for a split).
     public var samples: Int
+    /// The predicted class of every scored clip: for cross-validation the out-of-fold prediction of each
+    /// clip in the input's row order (made by the probe fitted without that clip's fold); for a
+    /// train/test split the prediction of each test clip. Bootstrap intervals resample these, without refitting.
+    public var predictions: [Int] = []
 }
 
 /// The linear probe of the paper's evaluation: standardise with the training data's statistics, then
@@ -204,14 +208,16 @@ public enum LinearProbe {
         let classes = labels.max()! + 1
         let folds = try stratifiedFolds(labels: labels, folds: options.folds, seed: options.seed)
         var fits: [(accuracy: Double, iterations: Int, converged: Bool)] = []
+        var predictions = [Int](repeating: -1, count: x.rows)
         for testIndices in folds {
             let trainIndices = complement(testIndices, count: x.rows)
             let fit = try fit(x.rows(at: trainIndices), labels: trainIndices.map { labels[$0] }, classes: classes,
                               options: options)
-            let accuracy = accuracyOf(fit, x.rows(at: testIndices), testIndices.map { labels[$0] })
+            let (accuracy, predicted) = score(fit, x.rows(at: testIndices), testIndices.map { labels[$0] })
+            for (k, i) in testIndices.enumerated() { predictions[i] = predicted[k] }
             fits.append((accuracy, fit.iterations, fit.converged))
         }
-        return summary(fits, classes: classes, samples: x.rows)
+        return summary(fits, classes: classes, samples: x.rows, predictions: predictions)
     }
 
     /// Accuracy of the probe fitted on `train` (standardised with train's statistics) and scored on `test`:
@@ -236,8 +242,9 @@ public enum LinearProbe {
         try requireTwoClasses(trainLabels, role: "training data")
         let classes = max(trainLabels.max()!, testLabels.max()!) + 1
         let fit = try fit(train, labels: trainLabels, classes: classes, options: options)
-        let accuracy = accuracyOf(fit, test, testLabels)
-        return summary([(accuracy, fit.iterations, fit.converged)], classes: classes, samples: train.rows + test.rows)
+        let (accuracy, predicted) = score(fit, test, testLabels)
+        return summary([(accuracy, fit.iterations, fit.converged)], classes: classes, samples: train.rows + test.rows,
+                       predictions: predicted)
     }
 
     /// Nested cross-validation over a grid of C values.
@@ -270,6 +277,7 @@ public enum LinearProbe {
         let outer = try stratifiedFolds(labels: labels, folds: options.folds, seed: options.seed)
         var fits: [(accuracy: Double, iterations: Int, converged: Bool)] = []
         var chosen: [Double] = []
+        var predictions = [Int](repeating: -1, count: x.rows)
         for (foldNumber, testIndices) in outer.enumerated() {
             let trainIndices = complement(testIndices, count: x.rows)
             let trainX = x.rows(at: trainIndices)
@@ -289,7 +297,7 @@ public enum LinearProbe {
                     let innerTrain = complement(innerTest, count: trainIndices.count)
                     let fit = try fit(trainX.rows(at: innerTrain), labels: innerTrain.map { trainY[$0] },
                                       classes: classes, options: innerOptions)
-                    total += accuracyOf(fit, trainX.rows(at: innerTest), innerTest.map { trainY[$0] })
+                    total += score(fit, trainX.rows(at: innerTest), innerTest.map { trainY[$0] }).accuracy
                 }
                 let accuracy = total / Double(inner.count)
                 if accuracy > bestAccuracy { bestAccuracy = accuracy; bestC = c }  // strict: ties keep the smaller C
@@ -298,14 +306,16 @@ public enum LinearProbe {
             var outerOptions = options
             outerOptions.c = bestC
             let fit = try fit(trainX, labels: trainY, classes: classes, options: outerOptions)
-            fits.append((accuracyOf(fit, x.rows(at: testIndices), testIndices.map { labels[$0] }), fit.iterations, fit.converged))
+            let (accuracy, predicted) = score(fit, x.rows(at: testIndices), testIndices.map { labels[$0] })
+            for (k, i) in testIndices.enumerated() { predictions[i] = predicted[k] }
+            fits.append((accuracy, fit.iterations, fit.converged))
         }
         var bestC = candidates[0], bestCount = 0
         for c in candidates {
             let count = chosen.filter { $0 == c }.count
             if count > bestCount { bestCount = count; bestC = c }
         }
-        return (bestC, summary(fits, classes: classes, samples: x.rows))
+        return (bestC, summary(fits, classes: classes, samples: x.rows, predictions: predictions))
     }
 
     // MARK: standardisation
@@ -384,19 +394,20 @@ public enum LinearProbe {
         return (0..<count).filter { !member[$0] }
     }
 
-    private static func accuracyOf(_ fit: ProbeFit, _ x: Matrix<Double>, _ labels: [Int]) -> Double {
+    /// Accuracy of the fit on (x, labels) and its predictions.
+    private static func score(_ fit: ProbeFit, _ x: Matrix<Double>, _ labels: [Int]) -> (accuracy: Double, predictions: [Int]) {
         let predictions = fit.predict(x)
         let correct = zip(predictions, labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
-        return Double(correct) / Double(labels.count)
+        return (Double(correct) / Double(labels.count), predictions)
     }
 
     private static func summary(_ fits: [(accuracy: Double, iterations: Int, converged: Bool)], classes: Int,
-                                samples: Int) -> ProbeResult {
+                                samples: Int, predictions: [Int]) -> ProbeResult {
         let accuracies = fits.map(\.accuracy)
         let mean = accuracies.reduce(0, +) / Double(accuracies.count)
         let variance = accuracies.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(accuracies.count)
         return ProbeResult(foldAccuracies: accuracies, mean: mean, std: variance.squareRoot(),
                            converged: fits.allSatisfy(\.converged), maxIterations: fits.map(\.iterations).max() ?? 0,
-                           classes: classes, samples: samples)
+                           classes: classes, samples: samples, predictions: predictions)
     }
 }

@@ -12,13 +12,18 @@ public struct RetrievalResult: Sendable, Codable, Equatable {
     public var queries: Int
     /// Number of queries whose label no other sample has; excluded from every average.
     public var queriesWithoutPositives: Int
+    /// Average precision of every sample as a query, in row order; nil for a query without positives.
+    /// `meanAveragePrecision` is the mean of the non-nil entries (bootstrap intervals resample these).
+    public var averagePrecisions: [Double?]
 
-    public init(ks: [Int], hitRates: [Double], meanAveragePrecision: Double, queries: Int, queriesWithoutPositives: Int) {
+    public init(ks: [Int], hitRates: [Double], meanAveragePrecision: Double, queries: Int, queriesWithoutPositives: Int,
+                averagePrecisions: [Double?] = []) {
         self.ks = ks
         self.hitRates = hitRates
         self.meanAveragePrecision = meanAveragePrecision
         self.queries = queries
         self.queriesWithoutPositives = queriesWithoutPositives
+        self.averagePrecisions = averagePrecisions
     }
 }
 
@@ -65,6 +70,7 @@ public enum Retrieval {
         var hits = [Int](repeating: 0, count: ks.count)
         var apSum = 0.0
         var queries = 0, withoutPositives = 0
+        var averagePrecisions = [Double?](repeating: nil, count: n)
         var order = [Int]()
         order.reserveCapacity(n - 1)
         for i in 0..<n {
@@ -86,12 +92,13 @@ public enum Retrieval {
                 precisionSum += Double(found) / Double(rank)
                 if found == positives { break }
             }
+            averagePrecisions[i] = precisionSum / Double(positives)
             apSum += precisionSum / Double(positives)
             for (index, k) in ks.enumerated() where firstRank <= k { hits[index] += 1 }
         }
         guard queries > 0 else { throw MetricUndefined("no query has a positive (no two samples share a label)") }
         return RetrievalResult(ks: ks, hitRates: hits.map { Double($0) / Double(queries) },
                                meanAveragePrecision: apSum / Double(queries),
-                               queries: queries, queriesWithoutPositives: withoutPositives)
+                               queries: queries, queriesWithoutPositives: withoutPositives, averagePrecisions: averagePrecisions)
     }
 }

@@ -48,17 +48,8 @@ extension LinearProbe {
     private static func shuffle(_ a: inout [Int], using generator: inout SeededGenerator) {
         guard a.count > 1 else { return }
         for i in stride(from: a.count - 1, to: 0, by: -1) {
-            let j = Int(uniformBelow(UInt64(i + 1), using: &generator))
+            let j = Int(generator.next(below: UInt64(i + 1)))
             a.swapAt(i, j)
-        }
-    }
-
-    /// Uniform integer in 0..<bound by rejection of the biased low range.
-    private static func uniformBelow(_ bound: UInt64, using generator: inout SeededGenerator) -> UInt64 {
-        let threshold = (0 &- bound) % bound  // 2⁶⁴ mod bound
-        while true {
-            let r = generator.next()
-            if r >= threshold { return r % bound }
         }
     }
 }

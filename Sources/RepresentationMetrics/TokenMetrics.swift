@@ -47,8 +47,12 @@ public struct PatchSimilarityAccumulator: Sendable {
     public private(set) var degenerateTokens = 0
     /// Σ over clips of the clip value.
     private var sum = 0.0
+    /// When true, every clip's value is kept in `clipValues` (for bootstrap intervals).
+    public var keepsClipValues = false
+    /// The value of every clip added, in order, when `keepsClipValues` is set; empty otherwise.
+    public private(set) var clipValues: [Double] = []
 
-    public init() {}
+    public init(keepsClipValues: Bool = false) { self.keepsClipValues = keepsClipValues }
 
     /// Adds a chunk of clips, row-major [clips, tokens, features].
     ///
@@ -76,6 +80,7 @@ public struct PatchSimilarityAccumulator: Sendable {
         clips += other.clips
         degenerateTokens += other.degenerateTokens
         sum += other.sum
+        if keepsClipValues { clipValues += other.clipValues }
     }
 
     /// The mean over clips of the clip values.
@@ -130,7 +135,9 @@ public struct PatchSimilarityAccumulator: Sendable {
             }
             var norm2 = 0.0
             for k in 0..<d { norm2 += total[k] * total[k] }
-            next.sum += (norm2 - Double(unitTokens)) / Double(t * (t - 1))
+            let clipValue = (norm2 - Double(unitTokens)) / Double(t * (t - 1))
+            next.sum += clipValue
+            if keepsClipValues { next.clipValues.append(clipValue) }
             next.clips += 1
         }
         self = next

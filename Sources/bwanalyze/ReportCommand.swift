@@ -28,12 +28,17 @@ extension BWAnalyze {
         @Flag(help: "Skip RBF CKA and the all-pairs CKA matrices.")
         var quick = false
 
+        @Option(help: "Bootstrap resamples over clips for the 95% intervals of probe, retrieval, CKA and patch-similarity values, on which the findings' verdicts are decided (0: no intervals, every verdict inconclusive).")
+        var resamples = 1000
+
         @Flag(help: "No progress on standard error.")
         var quiet = false
 
         func run() throws {
             var options = ReportOptions(outputDirectory: out, notebookPath: notebook, quick: quick)
             if let title { options.title = title }
+            guard resamples >= 0 else { throw ValidationError("--resamples must be 0 or more") }
+            options.resamples = resamples
             options.commandLine = CommandLine.arguments
             let tty = isatty(STDERR_FILENO) != 0
             let write: @Sendable (String) -> Void = { line in

@@ -1,5 +1,6 @@
 import AnalysisCommands
 import Foundation
+import LinearAlgebra
 import Reports
 import XCTest
 
@@ -20,6 +21,11 @@ struct Scenario {
     var lastGain = 0.005
     var lastCKA = 0.98
     var patch: [String: Double] = ["e2e": 0.20, "sim-k4": 0.30, "seq-k4": 0.29, "sim-k6": 0.31]
+    /// Bootstrap replicates of every record: value + spread·u with u uniform in [-1, 1), drawn per record
+    /// (so differences of two records spread over ±2·spread); nil spread = records without replicates.
+    var spread: Double? = 0.001
+    var resamples = 200
+    var clips = 300
 
     func records() -> [MetricRecord] {
         var out: [MetricRecord] = []
@@ -28,8 +34,13 @@ struct Scenario {
             for p in probeSets {
                 let step = run.latestStep
                 func add(_ metric: String, _ depth: Int, _ value: Double, depthB: Int? = nil, target: String? = nil) {
-                    out.append(MetricRecord(metric: metric, run: run.run, file: "\(run.run)-\(p).h5", probeSet: p, step: step, depth: depth,
-                                            runB: depthB == nil ? nil : run.run, depthB: depthB, target: target, value: value))
+                    var r = MetricRecord(metric: metric, run: run.run, file: "\(run.run)-\(p).h5", probeSet: p, step: step, depth: depth,
+                                         runB: depthB == nil ? nil : run.run, depthB: depthB, target: target, value: value)
+                    if let spread {
+                        var g = SeededGenerator(seed: UInt64(out.count + 1))
+                        r.replicates = .init(clips: clips, values: (0..<resamples).map { _ in value + spread * (2 * g.nextUniform() - 1) })
+                    }
+                    out.append(r)
                 }
                 add("probe_accuracy_mean_over_targets", 12, finalAccuracy[run.run]!)
                 add("probe_accuracy_mean_over_targets", run.blockEnds[k - 2], finalAccuracy[run.run]! - lastGain)
@@ -64,11 +75,14 @@ final class FindingsTests: XCTestCase {
         XCTAssertEqual(one.checks.filter { $0.name.hasPrefix("final-block probe gap") }.count, 6)
         XCTAssertEqual(one.checks.filter { $0.name.hasPrefix("final-block retrieval mAP gap") }.count, 6)
         let gap = one.checks.first { $0.name.contains("probe gap sim-k4") }!
-        XCTAssertEqual(gap.measured, 0.01, accuracy: 1e-12)
+        XCTAssertEqual(gap.measured, -0.01, accuracy: 1e-12, "signed: blockwise minus e2e")
+        XCTAssertEqual(gap.verdict, "reproduced")
+        XCTAssertLessThan(gap.ciLow!, gap.measured)
+        XCTAssertGreaterThan(gap.ciHigh!, gap.measured)
         let cost = one.checks.first { $0.name.contains("K=4 -> K=6") }!
         XCTAssertEqual(cost.measured, 0.79 - 0.785, accuracy: 1e-12)
         let seqSim = one.checks.first { $0.name.hasPrefix("sequential vs simultaneous") }!
-        XCTAssertEqual(seqSim.measured, abs(0.795 - (0.79 + 0.785) / 2), accuracy: 1e-12)
+        XCTAssertEqual(seqSim.measured, 0.795 - (0.79 + 0.785) / 2, accuracy: 1e-12)
         // Finding 2: block 1 of sim-k4 is depth 3; e2e at depth 3 is 0.50.
         let emergence = f[1].checks.first { $0.name.contains("sim-k4") && $0.name.contains("[actions]") }!
         XCTAssertEqual(emergence.measured, 0.10, accuracy: 1e-12)
@@ -152,9 +166,98 @@ final class FindingsTests: XCTestCase {
         XCTAssertEqual(f[0].reproduced, true)
     }
 
-    func testVerdictWords() {
-        XCTAssertEqual(Finding(id: 1, title: "", paper: "", criterion: "", reproduced: true).verdict, "reproduced")
-        XCTAssertEqual(Finding(id: 1, title: "", paper: "", criterion: "", reproduced: false).verdict, "not reproduced")
+    func testVerdictWordsFromChecks() {
+        func check(_ verdict: String) -> Finding.Check {
+            Finding.Check(name: verdict, measured: 0, ciLow: -1, ciHigh: 1, criterion: "", passed: true, verdict: verdict, paper: "")
+        }
+        func decided(_ verdicts: [String]) -> Finding {
+            var f = Finding(id: 1, title: "", paper: "", criterion: "", checks: verdicts.map(check))
+            f.decide()
+            return f
+        }
+        let yes = decided(["reproduced", "reproduced"])
+        XCTAssertEqual(yes.verdict, "reproduced")
+        XCTAssertEqual(yes.reproduced, true)
+        let no = decided(["reproduced", "inconclusive", "not reproduced"])
+        XCTAssertEqual(no.verdict, "not reproduced")
+        XCTAssertEqual(no.reproduced, false)
+        XCTAssertEqual(no.reasons.count, 1)
+        XCTAssertTrue(no.reasons[0].contains("not reproduced: 0.0000 [-1.0000, 1.0000]"), no.reasons[0])
+        let unsure = decided(["reproduced", "inconclusive"])
+        XCTAssertEqual(unsure.verdict, "inconclusive")
+        XCTAssertNil(unsure.reproduced)
+        XCTAssertEqual(unsure.reasons.count, 1)
         XCTAssertEqual(Finding(id: 1, title: "", paper: "", criterion: "").verdict, "not evaluated")
+    }
+
+    /// Interval verdicts against hand-placed intervals for every kind of threshold.
+    func testIntervalVerdictPerRule() {
+        typealias R = Findings.Rule
+        let cases: [(R, Double, Double, String)] = [
+            (.atMost(0.01), -0.02, 0.01, "reproduced"), (.atMost(0.01), 0.011, 0.05, "not reproduced"), (.atMost(0.01), 0.0, 0.02, "inconclusive"),
+            (.below(0.02), -0.1, 0.019, "reproduced"), (.below(0.02), 0.02, 0.03, "not reproduced"), (.below(0.02), 0.01, 0.02, "inconclusive"),
+            (.atLeast(0.95), 0.95, 0.99, "reproduced"), (.atLeast(0.95), 0.90, 0.949, "not reproduced"), (.atLeast(0.95), 0.94, 0.96, "inconclusive"),
+            (.above(0), 0.001, 0.1, "reproduced"), (.above(0), -0.1, 0, "not reproduced"), (.above(0), -0.01, 0.01, "inconclusive"),
+            (.within(0.04), -0.04, 0.04, "reproduced"), (.within(0.04), 0.041, 0.2, "not reproduced"), (.within(0.04), -0.2, -0.05, "not reproduced"),
+            (.within(0.04), 0.0, 0.05, "inconclusive"), (.within(0.04), -0.05, 0.05, "inconclusive"),
+            // An end equal to the threshold up to float rounding counts as equal.
+            (.within(0.04), -0.02, 0.04000000000000001, "reproduced"),
+        ]
+        for (rule, lo, hi, want) in cases { XCTAssertEqual(rule.verdict(lo, hi), want, "\(rule) [\(lo), \(hi)]") }
+    }
+
+    func testWideIntervalsMakeFindingsInconclusive() {
+        var s = Scenario()
+        s.spread = 0.05  // probe gaps of 0.01 now have intervals about ±0.1 wide: neither inside nor outside ±0.04
+        let f = s.evaluate()
+        XCTAssertEqual(f[0].verdict, "inconclusive")
+        XCTAssertNil(f[0].reproduced)
+        let gap = f[0].checks.first { $0.name.contains("probe gap sim-k4") }!
+        XCTAssertEqual(gap.measured, -0.01, accuracy: 1e-12)
+        XCTAssertTrue(gap.passed, "the point value still meets the criterion")
+        XCTAssertEqual(gap.verdict, "inconclusive")
+        XCTAssertLessThan(gap.ciLow!, -0.04)
+        XCTAssertGreaterThan(gap.ciHigh!, 0.0)
+        XCTAssertFalse(f[0].reasons.isEmpty)
+        XCTAssertTrue(f[0].reasons.allSatisfy { $0.hasPrefix("interval not decisive") })
+    }
+
+    func testRecordsWithoutIntervalsAreInconclusive() {
+        var s = Scenario()
+        s.spread = nil
+        let f = s.evaluate()
+        for finding in f {
+            XCTAssertEqual(finding.verdict, "inconclusive", "finding \(finding.id)")
+            XCTAssertTrue(finding.checks.allSatisfy { $0.ciLow == nil && $0.verdict == "inconclusive" && $0.passed })
+        }
+    }
+
+    /// The interval of a difference is the percentile interval of the per-resample differences (paired).
+    func testIntervalsArePairedPercentilesOfTheReplicates() {
+        let s = Scenario()
+        let records = s.records()
+        func reps(_ run: String, _ depth: Int, _ p: String) -> [Double] {
+            records.first { $0.metric == "probe_accuracy_mean_over_targets" && $0.run == run && $0.depth == depth && $0.probeSet == p && $0.step == 200 }!
+                .replicates!.values.map { $0! }
+        }
+        let f = Findings.evaluate(records: records, runs: s.runs)
+        let gain = f[2].checks.first { $0.name == "probe gain depth 9 -> 12 of sim-k4 (simultaneous) [actions]" }!
+        let diffs = zip(reps("sim-k4", 12, "actions"), reps("sim-k4", 9, "actions")).map { $0 - $1 }
+        XCTAssertEqual(gain.ciLow!, percentile(diffs, 0.025), accuracy: 1e-15)
+        XCTAssertEqual(gain.ciHigh!, percentile(diffs, 0.975), accuracy: 1e-15)
+        // Unpaired records (different N) give no interval.
+        var other = records
+        for i in other.indices where other[i].run == "e2e" && other[i].replicates != nil { other[i].replicates!.clipSet = "order:299" }
+        let g = Findings.evaluate(records: other, runs: s.runs)
+        XCTAssertNil(g[0].checks.first { $0.name.contains("probe gap sim-k4") }!.ciLow)
+        XCTAssertNotNil(g[2].checks.first { $0.name == gain.name }!.ciLow, "within one run still paired")
+    }
+
+    /// numpy's default percentile (linear interpolation), written out independently of `Bootstrap`.
+    func percentile(_ values: [Double], _ q: Double) -> Double {
+        let s = values.sorted()
+        let pos = q * Double(s.count - 1)
+        let i = Int(pos)
+        return i + 1 < s.count ? s[i] * (1 - (pos - Double(i))) + s[i + 1] * (pos - Double(i)) : s[i]
     }
 }

@@ -41,10 +41,10 @@ final class ReportCommandTests: XCTestCase {
         // CSV: header, consistent rows, the block_depth column.
         let csv = try String(contentsOfFile: out + "/metrics.csv", encoding: .utf8)
         let lines = csv.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines[0], "metric,run,file,probe_set,step,depth,run_b,depth_b,target,head,value,std,undefined,block_depth")
+        XCTAssertEqual(lines[0], "metric,run,file,probe_set,step,depth,run_b,depth_b,target,head,value,std,undefined,block_depth,ci_low,ci_high")
         let rows = lines.dropFirst().map(csvFields)
         XCTAssertGreaterThan(rows.count, 100)
-        for row in rows { XCTAssertEqual(row.count, 14, "\(row)") }
+        for row in rows { XCTAssertEqual(row.count, 16, "\(row)") }
         let col = Dictionary(uniqueKeysWithValues: lines[0].split(separator: ",").enumerated().map { (String($1), $0) })
         func rowsWhere(_ metric: String, run: String) -> [[String]] { rows.filter { $0[col["metric"]!] == metric && $0[col["run"]!] == run } }
         // Every depth 0...4 of run A is probed for both targets; depth 2 and 4 are block ends, 1 and 3 are not.
@@ -61,6 +61,29 @@ final class ReportCommandTests: XCTestCase {
         XCTAssertTrue(rowsWhere("cka_rbf_biased", run: "fixture-run-a").isEmpty, "--quick skips RBF")
         // Undefined values carry a reason and no value.
         for row in rows where !row[col["undefined"]!].isEmpty { XCTAssertEqual(row[col["value"]!], "") }
+        // Bootstrap intervals: on every defined probe, mAP, patch-similarity and linear-CKA value of the latest
+        // step, bracketing the value (probe intervals bracket the pooled out-of-fold accuracy, which can
+        // differ from the mean over folds by unequal fold sizes: allow 1/N).
+        for metric in ["probe_accuracy", "probe_accuracy_mean_over_targets", "retrieval_map", "patch_similarity", "probe_accuracy_shuffled"] {
+            let withCI = rowsWhere(metric, run: "fixture-run-a")
+            XCTAssertFalse(withCI.isEmpty, metric)
+            for row in withCI where !row[col["value"]!].isEmpty {
+                let v = Double(row[col["value"]!])!, lo = Double(row[col["ci_low"]!]), hi = Double(row[col["ci_high"]!])
+                XCTAssertNotNil(lo, "\(metric) \(row)")
+                XCTAssertNotNil(hi, "\(metric) \(row)")
+                if let lo, let hi {
+                    XCTAssertLessThanOrEqual(lo, hi)
+                    XCTAssertLessThanOrEqual(lo, v + 1.0 / 80)
+                    XCTAssertGreaterThanOrEqual(hi, v - 1.0 / 80)
+                }
+            }
+        }
+        let consecutive = rowsWhere("cka_linear_biased", run: "fixture-run-a").filter { $0[col["run_b"]!] == "fixture-run-a" }
+        XCTAssertFalse(consecutive.isEmpty)
+        for row in consecutive where !row[col["value"]!].isEmpty { XCTAssertFalse(row[col["ci_low"]!].isEmpty, "\(row)") }
+        // Measured chance: one shuffled-label accuracy per target at the last depth, and its mean.
+        XCTAssertEqual(rowsWhere("probe_accuracy_shuffled", run: "fixture-run-a").map { $0[col["depth"]!] }, ["4", "4"])
+        XCTAssertEqual(rowsWhere("probe_accuracy_shuffled_mean_over_targets", run: "fixture-run-a").count, 1)
 
         // JSON.
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as! [String: Any]
@@ -83,7 +106,18 @@ final class ReportCommandTests: XCTestCase {
         let findings = try decoder.decode([Finding].self, from: Data(contentsOf: URL(fileURLWithPath: out + "/findings.json")))
         XCTAssertEqual(findings.map(\.id), [1, 2, 3, 4])
         // The fixtures hold an e2e and a simultaneous run on probe set 'pair' but no double-gratings/actions.
-        XCTAssertNotNil(findings[0].reproduced)
+        XCTAssertNotEqual(findings[0].verdict, "not evaluated")
+        XCTAssertTrue(["reproduced", "not reproduced", "inconclusive"].contains(findings[0].verdict))
+        XCTAssertFalse(findings[0].reasons.isEmpty)
+        XCTAssertTrue(findings[0].checks.allSatisfy { $0.ciLow != nil && $0.ciHigh != nil }, "every check has an interval")
+        XCTAssertEqual(findings[1].verdict, "not evaluated")
+        let chance = summary["chance"] as! [[String: Any]]
+        XCTAssertFalse(chance.isEmpty)
+        XCTAssertTrue(chance.contains { $0["run"] as? String == "fixture-run-a" && $0["target"] == nil })
+        for c in chance {
+            if c["value"] is Double { XCTAssertTrue(c["ci_low"] is Double && c["ci_high"] is Double, "\(c)") } else { XCTAssertTrue(c["undefined"] is String, "\(c)") }
+        }
+        XCTAssertTrue((summary["bootstrap"] as? String)?.contains("1000 resamples") ?? false)
         XCTAssertNil(findings[1].reproduced)
         XCTAssertFalse(findings[1].notes.isEmpty)
 
