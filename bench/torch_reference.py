@@ -234,7 +234,8 @@ def bwtrain_clips_per_second(binary, c, steps):
     for line in out.splitlines():
         m = re.match(r"^(e2e|simultaneous|sequential)\s+([\d.]+)\s+([\d.]+)", line)
         if m:
-            rates[m.group(1)] = float(m.group(3))
+            # From the seconds per step (3 decimals) rather than the rounded clips/s column.
+            rates[m.group(1)] = c["batch"] / float(m.group(2))
         if line.startswith("machine:") or line.startswith("model:"):
             print("  bwtrain " + line, flush=True)
     return rates
