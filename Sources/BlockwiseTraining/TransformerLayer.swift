@@ -81,7 +81,9 @@ enum TransformerLayer {
     }
 }
 
-/// dst += src, elementwise.
+/// dst += src, elementwise (split over the cores when long).
 @inline(__always) func accumulate(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
-    for i in 0..<n { dst[i] += src[i] }
+    Kernels.parallelFor(n, grain: 4 * Kernels.elementGrain) { range in
+        for i in range { dst[i] += src[i] }
+    }
 }
