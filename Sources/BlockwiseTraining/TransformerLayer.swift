@@ -69,7 +69,6 @@ enum TransformerLayer {
         Kernels.linearBackward(dinp: s.datty.p, dweight: gr + o.projw, dbias: gr + o.projb, dout: s.dx1.p, inp: c.atty.p,
                                weight: p + o.projw, rows: r, inDim: d, outDim: d)
         s.dqkv.zero(r * 3 * d)
-        s.datt.zero(c.batch * c.heads * c.tokens * c.tokens)
         Kernels.attentionBackward(dqkv: s.dqkv.p, datt: s.datt.p, dout: s.datty.p, qkv: c.qkv.p, att: c.att.p,
                                   batch: c.batch, tokens: c.tokens, heads: c.heads, headDim: hd)
         s.dln.zero(r * d)
