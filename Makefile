@@ -1,5 +1,5 @@
 # Entry points; each installs what it needs (scripts/setup.sh) on a fresh Debian/Ubuntu machine.
-.PHONY: all build test demo reproduce reproduce-quick fixtures clean
+.PHONY: all build test demo reproduce reproduce-quick fixtures clean bench-torch
 
 all: build
 
@@ -28,3 +28,9 @@ fixtures: build
 
 clean:
 	rm -rf .build
+
+# Side-by-side training throughput (issue 9): bwtrain bench beside a PyTorch CPU implementation of the
+# same model on four frozen configurations, in one run. Needs PyTorch (not a test dependency).
+bench-torch:
+	swift build -c release --product bwtrain
+	python3 bench/torch_reference.py --bwtrain .build/release/bwtrain $(BENCH_ARGS)

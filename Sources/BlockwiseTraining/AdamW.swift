@@ -31,20 +31,42 @@ public final class AdamW {
     }
 
     /// One update of the parameters of `blocks` with their gradients.
+    ///
+    /// Per element: m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², p ← p − lr·(m̂/(√v̂ + eps) + decay·p), with
+    /// m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ) and t the block's update count. The tensors being updated are laid
+    /// end to end and the elements split evenly over the cores (`Kernels.parallelFor`).
     public func update(params: Buffer, grads: Buffer, learningRate lr: Double, blocks: Set<Int>) {
         for b in blocks { updates[b] += 1 }
         let p = params.p, g = grads.p, mp = m.p, vp = v.p
-        let lrF = Float(lr)
+        let lrF = Float(lr), beta1 = beta1, beta2 = beta2, eps = eps
+        // (offset, count, 1−β₁ᵗ, 1−β₂ᵗ, decay) of each tensor to update, and where each starts in
+        // the concatenation.
+        var active: [(offset: Int, count: Int, c1: Float, c2: Float, decay: Float)] = []
+        var starts: [Int] = []
+        var total = 0
         for s in segments where blocks.contains(s.block) {
             let t = Float(updates[s.block])
-            let c1 = 1 - pow(beta1, t), c2 = 1 - pow(beta2, t)
-            let decay = s.decays ? weightDecay : 0
-            for i in s.offset..<(s.offset + s.count) {
-                let gi = g[i]
-                mp[i] = beta1 * mp[i] + (1 - beta1) * gi
-                vp[i] = beta2 * vp[i] + (1 - beta2) * gi * gi
-                let mhat = mp[i] / c1, vhat = vp[i] / c2
-                p[i] -= lrF * (mhat / (vhat.squareRoot() + eps) + decay * p[i])
+            active.append((s.offset, s.count, 1 - pow(beta1, t), 1 - pow(beta2, t), s.decays ? weightDecay : 0))
+            starts.append(total)
+            total += s.count
+        }
+        Kernels.parallelFor(total, grain: 1 << 14) { range in
+            // The first tensor overlapping the range, then tensor by tensor to its end.
+            var k = max(0, (starts.lastIndex { $0 <= range.lowerBound }) ?? 0)
+            while k < active.count && starts[k] < range.upperBound {
+                let s = active[k]
+                let lo = s.offset + max(0, range.lowerBound - starts[k])
+                let hi = s.offset + min(s.count, range.upperBound - starts[k])
+                let c1 = s.c1, c2 = s.c2, decay = s.decay
+                for i in lo..<hi {
+                    let gi = g[i]
+                    let mi = beta1 * mp[i] + (1 - beta1) * gi
+                    let vi = beta2 * vp[i] + (1 - beta2) * gi * gi
+                    mp[i] = mi
+                    vp[i] = vi
+                    p[i] -= lrF * ((mi / c1) / ((vi / c2).squareRoot() + eps) + decay * p[i])
+                }
+                k += 1
             }
         }
     }

@@ -8,7 +8,7 @@ extension Kernels {
     /// head h in columns h·headDim ..< (h+1)·headDim of each. For clip b and head h, with Q, K, V the T×headDim
     /// slices: P = softmax_rows(Q Kᵀ / √headDim) (max-subtracted), O = P V, written to columns
     /// h·headDim ..< (h+1)·headDim of `out`. The gemms read `qkv` in place (leading dimension 3·D): per
-    /// (b, h) one gemm for the scores and one for P V.
+    /// (b, h) one gemm for the scores and one for P V, the pairs split over the cores (`forEachClipAndHead`).
     /// - Parameters:
     ///   - out: [batch, tokens, D], written.
     ///   - att: [batch, heads, tokens, tokens], written: P, cached for the backward (and dumped by the trainer).
@@ -23,18 +23,16 @@ extension Kernels {
         let d = heads * headDim
         if t == 0 || d == 0 { return }
         let scale = 1 / S.sqrt(S(headDim))
-        for b in 0..<batch {
-            for h in 0..<heads {
-                let q = qkv + b * t * 3 * d + h * headDim
-                let k = q + d
-                let v = q + 2 * d
-                let p = att + (b * heads + h) * t * t
-                let o = out + b * t * d + h * headDim
-                // Scores, then softmax of each row in place.
-                S.gemm(false, true, t, t, headDim, scale, q, 3 * d, k, 3 * d, 0, p, t)
-                for i in 0..<t { softmaxRow(p + i * t, count: t) }
-                S.gemm(false, false, t, headDim, t, 1, p, t, v, 3 * d, 0, o, d)
-            }
+        forEachClipAndHead(batch: batch, heads: heads, tokens: t, headDim: headDim) { b, h in
+            let q = qkv + b * t * 3 * d + h * headDim
+            let k = q + d
+            let v = q + 2 * d
+            let p = att + (b * heads + h) * t * t
+            let o = out + b * t * d + h * headDim
+            // Scores, then softmax of each row in place.
+            S.gemm(false, true, t, t, headDim, scale, q, 3 * d, k, 3 * d, 0, p, t)
+            for i in 0..<t { softmaxRow(p + i * t, count: t) }
+            S.gemm(false, false, t, headDim, t, 1, p, t, v, 3 * d, 0, o, d)
         }
     }
 
@@ -61,23 +59,37 @@ extension Kernels {
         let d = heads * headDim
         if t == 0 || d == 0 { return }
         let scale = 1 / S.sqrt(S(headDim))
-        for b in 0..<batch {
-            for h in 0..<heads {
-                let q = qkv + b * t * 3 * d + h * headDim
-                let k = q + d
-                let v = q + 2 * d
-                let dq = dqkv + b * t * 3 * d + h * headDim
-                let dk = dq + d
-                let dv = dq + 2 * d
-                let p = att + (b * heads + h) * t * t
-                let dp = datt + (b * heads + h) * t * t
-                let dO = dout + b * t * d + h * headDim
-                S.gemm(true, false, t, headDim, t, 1, p, t, dO, d, 1, dv, 3 * d)
-                S.gemm(false, true, t, t, headDim, 1, dO, d, v, 3 * d, 0, dp, t)
-                for i in 0..<t { softmaxRowBackward(dp + i * t, probabilities: p + i * t, count: t) }
-                S.gemm(false, false, t, headDim, t, scale, dp, t, k, 3 * d, 1, dq, 3 * d)
-                S.gemm(true, false, t, headDim, t, scale, dp, t, q, 3 * d, 1, dk, 3 * d)
+        forEachClipAndHead(batch: batch, heads: heads, tokens: t, headDim: headDim) { b, h in
+            let q = qkv + b * t * 3 * d + h * headDim
+            let k = q + d
+            let v = q + 2 * d
+            let dq = dqkv + b * t * 3 * d + h * headDim
+            let dk = dq + d
+            let dv = dq + 2 * d
+            let p = att + (b * heads + h) * t * t
+            let dp = datt + (b * heads + h) * t * t
+            let dO = dout + b * t * d + h * headDim
+            S.gemm(true, false, t, headDim, t, 1, p, t, dO, d, 1, dv, 3 * d)
+            S.gemm(false, true, t, t, headDim, 1, dO, d, v, 3 * d, 0, dp, t)
+            for i in 0..<t { softmaxRowBackward(dp + i * t, probabilities: p + i * t, count: t) }
+            S.gemm(false, false, t, headDim, t, scale, dp, t, k, 3 * d, 1, dq, 3 * d)
+            S.gemm(true, false, t, headDim, t, scale, dp, t, q, 3 * d, 1, dk, 3 * d)
+        }
+    }
+
+    /// Calls `body(b, h)` for every clip and head, the pairs split over the cores when the products are
+    /// small enough for OpenBLAS to run each on one thread (m·n·k ≤ 2¹⁸, its threshold for threading a
+    /// gemm); larger products are threaded by OpenBLAS itself and the pairs run in order. Each pair
+    /// writes only its own clip's rows and head's columns.
+    @inlinable
+    static func forEachClipAndHead(batch: Int, heads: Int, tokens: Int, headDim: Int, _ body: (Int, Int) -> Void) {
+        let pairs = batch * heads
+        if tokens * tokens * headDim <= 1 << 18 {
+            parallelFor(pairs, grain: 1) { range in
+                for pair in range { body(pair / heads, pair % heads) }
             }
+        } else {
+            for pair in 0..<pairs { body(pair / heads, pair % heads) }
         }
     }
 

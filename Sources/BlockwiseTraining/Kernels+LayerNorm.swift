@@ -25,25 +25,33 @@ extension Kernels {
     ) {
         if dim == 0 { return }
         let n = S(dim)
-        for r in 0..<rows {
-            let x = inp + r * dim
-            let y = out + r * dim
-            var sum: S = 0
-            for j in 0..<dim { sum += x[j] }
-            let mu = sum / n
-            var squares: S = 0
-            for j in 0..<dim {
-                let d = x[j] - mu
-                squares += d * d
+        parallelFor(rows, grain: rowGrain(dim)) { range in
+            for r in range {
+                let x = inp + r * dim
+                let y = out + r * dim
+                var sum: S = 0
+                for j in 0..<dim { sum += x[j] }
+                let mu = sum / n
+                var squares: S = 0
+                for j in 0..<dim {
+                    let d = x[j] - mu
+                    squares += d * d
+                }
+                let s = 1 / S.sqrt(squares / n + eps)
+                if let weight, let bias {
+                    for j in 0..<dim { y[j] = (x[j] - mu) * s * weight[j] + bias[j] }
+                } else {
+                    for j in 0..<dim { y[j] = (x[j] - mu) * s * (weight?[j] ?? 1) + (bias?[j] ?? 0) }
+                }
+                mean[r] = mu
+                rstd[r] = s
             }
-            let s = 1 / S.sqrt(squares / n + eps)
-            for j in 0..<dim {
-                y[j] = (x[j] - mu) * s * (weight?[j] ?? 1) + (bias?[j] ?? 0)
-            }
-            mean[r] = mu
-            rstd[r] = s
         }
     }
+
+    /// Rows per thread of the LayerNorm kernels: about `elementGrain` elements.
+    @inlinable
+    static func rowGrain(_ dim: Int) -> Int { max(1, elementGrain / max(1, dim)) }
 
     /// Gradients of `layerNormForward`, accumulated.
     ///
@@ -68,38 +76,48 @@ extension Kernels {
     ) {
         if dim == 0 { return }
         let n = S(dim)
-        // Parameter gradients summed over rows in a temporary, added once at the end.
-        withUnsafeTemporaryAllocation(of: S.self, capacity: 2 * dim) { buffer in
-            let weightSums = buffer.baseAddress!
-            let biasSums = weightSums + dim
-            weightSums.initialize(repeating: 0, count: 2 * dim)
-            for r in 0..<rows {
-                let x = inp + r * dim
-                let dy = dout + r * dim
-                let dx = dinp + r * dim
-                let mu = mean[r]
-                let s = rstd[r]
-                // The two row means of the formula.
-                var gSum: S = 0
-                var gNormSum: S = 0
-                for j in 0..<dim {
-                    let norm = (x[j] - mu) * s
-                    let g = (weight?[j] ?? 1) * dy[j]
-                    gSum += g
-                    gNormSum += g * norm
-                }
-                let gMean = gSum / n
-                let gNormMean = gNormSum / n
-                for j in 0..<dim {
-                    let norm = (x[j] - mu) * s
-                    let g = (weight?[j] ?? 1) * dy[j]
-                    dx[j] += s * (g - gMean - norm * gNormMean)
-                    weightSums[j] += dy[j] * norm
-                    biasSums[j] += dy[j]
+        // Parameter gradients summed over each thread's rows in a temporary, added once at the end (in
+        // part order, so the result does not depend on timing).
+        let parts = min(threads, max(1, rows / rowGrain(dim)))
+        withUnsafeTemporaryAllocation(of: S.self, capacity: 2 * dim * parts) { buffer in
+            let partials = buffer.baseAddress!
+            partials.initialize(repeating: 0, count: 2 * dim * parts)
+            parallelFor(parts, grain: 1) { partRange in
+                for part in partRange {
+                    let weightSums = partials + 2 * dim * part
+                    let biasSums = weightSums + dim
+                    for r in (rows * part / parts)..<(rows * (part + 1) / parts) {
+                        let x = inp + r * dim
+                        let dy = dout + r * dim
+                        let dx = dinp + r * dim
+                        let mu = mean[r]
+                        let s = rstd[r]
+                        // The two row means of the formula.
+                        var gSum: S = 0
+                        var gNormSum: S = 0
+                        for j in 0..<dim {
+                            let norm = (x[j] - mu) * s
+                            let g = (weight?[j] ?? 1) * dy[j]
+                            gSum += g
+                            gNormSum += g * norm
+                        }
+                        let gMean = gSum / n
+                        let gNormMean = gNormSum / n
+                        for j in 0..<dim {
+                            let norm = (x[j] - mu) * s
+                            let g = (weight?[j] ?? 1) * dy[j]
+                            dx[j] += s * (g - gMean - norm * gNormMean)
+                            weightSums[j] += dy[j] * norm
+                            biasSums[j] += dy[j]
+                        }
+                    }
                 }
             }
-            if let dweight { for j in 0..<dim { dweight[j] += weightSums[j] } }
-            if let dbias { for j in 0..<dim { dbias[j] += biasSums[j] } }
+            for part in 1..<max(1, parts) {
+                for j in 0..<(2 * dim) { partials[j] += partials[2 * dim * part + j] }
+            }
+            if let dweight { for j in 0..<dim { dweight[j] += partials[j] } }
+            if let dbias { for j in 0..<dim { dbias[j] += partials[dim + j] } }
         }
     }
 }

@@ -104,6 +104,11 @@ public final class Trainer {
         return sets
     }
 
+    /// Names of the probe sets (and the occluded variant) without generating their clips.
+    func probeSetNames() -> [String] {
+        config.probeSets.flatMap { $0 == config.occludedProbeSet ? [$0, $0 + "-onepatch"] : [$0] }
+    }
+
     static func mix(_ a: UInt64, _ b: UInt64, _ c: UInt64) -> UInt64 {
         var g = SeededGenerator(seed: a ^ (b &* 0x9E37_79B9_7F4A_7C15) ^ (c &* 0xC2B2_AE3D_27D4_EB4F))
         return g.next()
@@ -155,10 +160,12 @@ public final class Trainer {
         directory + "/\(set.name)-step\(String(format: "%06d", step)).h5"
     }
 
-    /// Writes the dumps due at the current step (skipping files that already exist).
-    func dumpIfDue(_ sets: [VideoClipSet], report: (TrainingProgress) -> Void) throws {
+    /// Writes the dumps due at the current step (skipping files that already exist). The probe sets are
+    /// generated at the first dump (a run without dumps, like `bwtrain bench`, never builds them).
+    func dumpIfDue(_ sets: inout [VideoClipSet]?, report: (TrainingProgress) -> Void) throws {
         guard config.dumpSteps.contains(step) else { return }
-        for set in sets {
+        if sets == nil { sets = try probeSets() }
+        for set in sets! {
             let path = dumpPath(set, step: step)
             if FileManager.default.fileExists(atPath: path) { continue }
             report(TrainingProgress(step: step, totalSteps: config.steps, losses: [], clipsPerSecond: 0, secondsRemaining: 0,
@@ -183,8 +190,8 @@ public final class Trainer {
     /// Trains to the end (or `stopAfter`), dumping and checkpointing on the way.
     public func run(report: (TrainingProgress) -> Void = { _ in }) throws {
         let c = config
-        let sets = try probeSets()
-        try dumpIfDue(sets, report: report)
+        var sets: [VideoClipSet]? = nil
+        try dumpIfDue(&sets, report: report)
         let w = TrainingWorkspace(c, batch: c.batchSize)
         let clipSize = c.frames * c.height * c.width * c.channels
         var batchPixels = [Float](repeating: 0, count: c.batchSize * clipSize)
@@ -219,11 +226,12 @@ public final class Trainer {
                                         activeBlock: active, message: nil))
             }
             if c.checkpointEvery > 0 && step % c.checkpointEvery == 0 { try saveCheckpoint() }
-            try dumpIfDue(sets, report: report)
+            try dumpIfDue(&sets, report: report)
         }
         try saveCheckpoint()
         if step >= c.steps {
-            let summary: [String: Any] = ["run": c.run, "steps": step, "dumps": c.dumpSteps, "probe_sets": sets.map(\.name)]
+            let names = sets.map { $0.map(\.name) } ?? probeSetNames()
+            let summary: [String: Any] = ["run": c.run, "steps": step, "dumps": c.dumpSteps, "probe_sets": names]
             let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted])
             try AtomicFile.write(data, to: donePath)
         }

@@ -69,7 +69,6 @@ enum TransformerLayer {
         Kernels.linearBackward(dinp: s.datty.p, dweight: gr + o.projw, dbias: gr + o.projb, dout: s.dx1.p, inp: c.atty.p,
                                weight: p + o.projw, rows: r, inDim: d, outDim: d)
         s.dqkv.zero(r * 3 * d)
-        s.datt.zero(c.batch * c.heads * c.tokens * c.tokens)
         Kernels.attentionBackward(dqkv: s.dqkv.p, datt: s.datt.p, dout: s.datty.p, qkv: c.qkv.p, att: c.att.p,
                                   batch: c.batch, tokens: c.tokens, heads: c.heads, headDim: hd)
         s.dln.zero(r * d)
@@ -81,7 +80,9 @@ enum TransformerLayer {
     }
 }
 
-/// dst += src, elementwise.
+/// dst += src, elementwise (split over the cores when long).
 @inline(__always) func accumulate(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
-    for i in 0..<n { dst[i] += src[i] }
+    Kernels.parallelFor(n, grain: 4 * Kernels.elementGrain) { range in
+        for i in range { dst[i] += src[i] }
+    }
 }

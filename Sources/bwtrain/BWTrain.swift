@@ -36,6 +36,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Attention heads.") var heads: Int?
     @Option(help: "Decoder depth.") var decoderDepth: Int?
     @Option(help: "Decoder width.") var decoderDim: Int?
+    @Option(help: "Decoder attention heads.") var decoderHeads: Int?
     @Option(help: "Tube-masking ratio in (0, 1).") var maskRatio: Double?
     @Option(help: "Training steps.") var steps: Int?
     @Option(help: "Clips per batch.") var batchSize: Int?
@@ -66,6 +67,7 @@ struct ModelOptions: ParsableArguments {
         if let heads { c.heads = heads }
         if let decoderDepth { c.decoderDepth = decoderDepth }
         if let decoderDim { c.decoderDim = decoderDim }
+        if let decoderHeads { c.decoderHeads = decoderHeads }
         if let maskRatio { c.maskRatio = maskRatio }
         if let steps {
             let old = c.steps

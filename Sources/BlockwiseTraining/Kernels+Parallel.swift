@@ -1,0 +1,36 @@
+import Dispatch
+import Foundation
+
+extension Kernels {
+    /// Worker threads of the element-wise kernels: the machine's cores (OpenBLAS uses as many for gemm).
+    public static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Runs `body` over `0..<count` split into at most `threads` contiguous ranges, concurrently.
+    ///
+    /// The split depends only on `count`, `grain` and `threads`, so results are reproducible run to run.
+    /// Ranges get at least `grain` items; below `2·grain` the call runs `body(0..<count)` on the caller's
+    /// thread (a dispatch costs a few microseconds, which small loops do not repay). `body` must only
+    /// write state owned by its range.
+    @inlinable
+    public static func parallelFor(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        let parts = min(threads, count / max(1, grain))
+        if parts <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let task = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { i in
+                task.value((count * i / parts)..<(count * (i + 1) / parts))
+            }
+        }
+    }
+}
+
+/// A value handed to worker threads whose disjoint use the caller guarantees (buffer slices, closures
+/// writing disjoint ranges).
+@usableFromInline
+struct UncheckedSendable<T>: @unchecked Sendable {
+    @usableFromInline let value: T
+    @usableFromInline init(_ value: T) { self.value = value }
+}
