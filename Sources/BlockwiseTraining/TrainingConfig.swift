@@ -37,24 +37,25 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var decoderDim = 64
     public var decoderHeads = 2
     public var maskRatio = 0.75
-    /// Normalise each target patch per channel over its pixels (VideoMAE's default). Off by default at
-    /// this scale: the synthetic clips carry ±0.02 pixel noise, which per-patch normalisation blows up
-    /// in flat regions; with it on, the local losses stayed at ≈ 0.99 (the trivial level) over 300
-    /// default-preset steps, while raw targets fell from 0.38 to 0.016 in 150.
-    public var normalizeTargets = false
+    /// Normalise each target patch per channel over its pixels (VideoMAE's default). Raw-pixel targets
+    /// let the decoder fill masked patches with each clip's colour, and the encoder's tokens collapse
+    /// onto that clip vector (docs/depth-study.md, runs E0, E5, E7).
+    public var normalizeTargets = true
     /// Encoder input standardisation: every pixel enters the patch embedding as (x − inputMean) / inputStd
-    /// (targets are unaffected). (0, 1) feeds raw pixels in [0, 1].
-    public var inputMean = 0.0
-    public var inputStd = 1.0
+    /// (targets are unaffected). (0, 1) feeds raw pixels in [0, 1], whose shared 0.5·ΣW term made the
+    /// embeddings of a clip nearly identical.
+    public var inputMean = 0.5
+    public var inputStd = 0.25
     /// Synthetic `actions` clips over textured backgrounds (eight random gratings, 1–8 cycles per frame
     /// side) instead of three faint low-frequency ones.
-    public var texturedBackgrounds = false
-    /// Base b of the fixed sin-cos positions (frequencies b^(−2i/d_axis)); 10000 is the transformer
-    /// default, which on a grid of a few tokens per axis leaves most channels nearly constant.
-    public var positionBase = 10000.0
+    public var texturedBackgrounds = true
+    /// Base b of the fixed sin-cos positions (frequencies b^(−2i/d_axis)). The transformer default 10000
+    /// leaves most channels nearly constant on a grid of 4 tokens per axis; with it, normalised-target
+    /// training stayed at the trivial loss (docs/depth-study.md, runs E6, E9–E12).
+    public var positionBase = 16.0
 
     // optimisation
-    public var steps = 800
+    public var steps = 1600
     public var batchSize = 32
     public var learningRate = 1e-3
     public var minLearningRate = 1e-5
@@ -65,17 +66,17 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
 
     // data
     /// Training distribution: a synthetic set name or an HDF5 clip file (`/clips`, `/labels/<target>`).
-    public var trainingSet = "actions"
+    public var trainingSet = "mixed"
     public var trainingClips = 4096
     /// Probe sets dumped at each dump step.
     public var probeSets = ["gratings", "double-gratings", "actions"]
-    public var probeClips = 320
+    public var probeClips = 1000
     /// Attention is dumped for the first M probe clips.
     public var attentionClips = 16
     /// Also dump an occluded variant (one spatial patch kept) of this probe set, for OccDrop; empty = none.
     public var occludedProbeSet = "actions"
     /// Steps at which activations are dumped (0 = before training; `steps` = final).
-    public var dumpSteps: [Int] = [0, 200, 400, 800]
+    public var dumpSteps: [Int] = [0, 400, 800, 1600]
     public var checkpointEvery = 200
     public var logEvery = 10
 
