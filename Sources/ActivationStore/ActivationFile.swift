@@ -43,6 +43,7 @@ public final class ActivationFile: @unchecked Sendable {
     ///   not HDF5, truncated, of another schema, or structurally inconsistent.
     public init(path: String) throws {
         let file = try ActivationFile.openHDF5(path)
+        OutputPolicy.protectInput(path)
         if !file.attributeExists("format") {
             throw ActivationStoreError(.notBwact, file: path,
                                        "not a bwact activation file (no root attribute 'format'); see docs/activation-format.md")
@@ -84,6 +85,11 @@ public final class ActivationFile: @unchecked Sendable {
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw ActivationStoreError(.cannotOpen, file: path, "permission denied")
         }
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw ActivationStoreError(.cannotOpen, file: path, "is not a regular file")
+        }
+        try StructureGuard.check(path)
         return try HDF5File.openReadOnly(path: path, displayName: path)
     }
 

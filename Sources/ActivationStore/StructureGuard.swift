@@ -1,0 +1,95 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads an untrusted file's structure in a child process first, so that libhdf5 crashing, hanging or
+/// exhausting memory on damaged metadata ends as a one-line error instead of taking the tool down.
+///
+/// libhdf5 1.10 can dereference corrupt addresses or loop forever while parsing damaged object headers,
+/// global heaps or chunk indexes; nothing in-process can catch that. So before a file is opened for
+/// real, a helper process (the same executable, see `helper`) opens it, runs the whole structural pass
+/// (`SchemaInspection`: attributes, every dataset header and chunk index, labels and positions) under a
+/// CPU-time and address-space limit, and exits. If the helper exits normally the parent repeats the same
+/// reads, which then cannot crash; data reads afterwards only follow indexes the helper already walked.
+/// A helper killed by a signal, past its time limit or out of memory makes the file "damaged".
+///
+/// Library users who trust their files (and the library's own tests) leave `helper` nil: no child.
+public enum StructureGuard {
+    /// argv of the helper, to which the file path is appended; nil disables the guard.
+    nonisolated(unsafe) public static var helper: [String]? = nil
+    /// Wall-clock and CPU limit of the helper, in seconds.
+    nonisolated(unsafe) public static var timeLimit: Double = 8
+    /// Address-space limit of the helper, in bytes.
+    nonisolated(unsafe) public static var memoryLimit: Int = 2 << 30
+
+    /// Exit status of a helper that finished its pass (schema findings are reported by the parent).
+    static let passed: Int32 = 0
+
+    /// Runs the structural pass of `path` in the helper, when one is configured.
+    ///
+    /// - Throws: `ActivationStoreError(.damaged)` naming the file when the helper died, hung or ran out of memory.
+    static func check(_ path: String) throws {
+        guard let helper, !helper.isEmpty else { return }
+        let argv = helper + [path]
+        var pid: pid_t = 0
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        let status = posix_spawn(&pid, argv[0], &actions, nil, &cargs, environ)
+        guard status == 0 else {
+            // No helper, no guard: reading goes on in-process rather than refusing every file.
+            return
+        }
+        var wstatus: Int32 = 0
+        let deadline = Date().addingTimeInterval(timeLimit + 1)
+        var pause: useconds_t = 500
+        while true {
+            let r = waitpid(pid, &wstatus, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { return }
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &wstatus, 0)
+                throw damaged(path, "reading its structure did not finish within \(Int(timeLimit)) s")
+            }
+            usleep(pause)
+            pause = min(pause * 2, 20_000)
+        }
+        let exited = (wstatus & 0x7F) == 0
+        if exited {
+            let code = (wstatus >> 8) & 0xFF
+            if code == passed { return }
+            throw damaged(path, "reading its structure failed (exit status \(code))")
+        }
+        let signal = wstatus & 0x7F
+        switch signal {
+        case SIGXCPU, SIGKILL: throw damaged(path, "reading its structure did not finish within \(Int(timeLimit)) s")
+        default: throw damaged(path, "reading its structure crashed the HDF5 library (signal \(signal))")
+        }
+    }
+
+    private static func damaged(_ path: String, _ why: String) -> ActivationStoreError {
+        ActivationStoreError(.damaged, file: path, "damaged HDF5 file: \(why)")
+    }
+
+    /// The helper's side: limits itself, runs the structural pass of `path`, and returns the exit status.
+    ///
+    /// Only crashes matter here: schema violations and HDF5 errors are the parent's to report.
+    public static func runHelper(path: String) -> Int32 {
+        var cpu = rlimit(rlim_cur: rlim_t(max(1, timeLimit.rounded(.up))), rlim_max: rlim_t(max(1, timeLimit.rounded(.up)) + 1))
+        setrlimit(Int32(RLIMIT_CPU.rawValue), &cpu)
+        var memory = rlimit(rlim_cur: rlim_t(memoryLimit), rlim_max: rlim_t(memoryLimit))
+        setrlimit(Int32(RLIMIT_AS.rawValue), &memory)
+        var core = rlimit(rlim_cur: 0, rlim_max: 0)
+        setrlimit(Int32(RLIMIT_CORE.rawValue), &core)
+        guard let file = try? HDF5File.openReadOnly(path: path, displayName: path) else { return passed }
+        _ = SchemaInspection(file)
+        return passed
+    }
+}
