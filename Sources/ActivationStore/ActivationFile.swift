@@ -44,6 +44,9 @@ public final class ActivationFile: @unchecked Sendable {
     public init(path: String) throws {
         let file = try ActivationFile.openHDF5(path)
         OutputPolicy.protectInput(path)
+        if let damage = file.attributeLookupError("format") {
+            throw ActivationStoreError(.damaged, file: path, "damaged HDF5 file: the root group cannot be read (\(damage))")
+        }
         if !file.attributeExists("format") {
             throw ActivationStoreError(.notBwact, file: path,
                                        "not a bwact activation file (no root attribute 'format'); see docs/activation-format.md")

@@ -140,17 +140,39 @@ final class HDF5File: @unchecked Sendable {
             var prefix = ""
             for part in path.split(separator: "/") {
                 prefix += "/" + part
-                if H5Lexists(file.id, prefix, bw_H5P_DEFAULT()) <= 0 { return false }
+                let r = H5Lexists(file.id, prefix, bw_H5P_DEFAULT())
+                if r < 0 { noteDamage() }
+                if r <= 0 { return false }
             }
             return true
         }
+    }
+
+    /// Why `path` looks absent: nil when it is simply not there, else the HDF5 error met while looking
+    /// (damaged metadata, e.g. an incorrect checksum).
+    func damageHiding(_ path: String) -> String? {
+        HDF5Library.sync {
+            damage = nil
+            defer { damage = nil }
+            if exists(path) {
+                _ = isGroup(path)
+                if isGroup(path) { _ = childNames(of: path) }
+            }
+            return damage
+        }
+    }
+
+    private var damage: String? = nil
+    private func noteDamage() {
+        let message = HDF5Library.lastErrorMessage() ?? "unreadable metadata"
+        if damage == nil { damage = message }
     }
 
     func isGroup(_ path: String) -> Bool {
         HDF5Library.sync {
             guard path == "/" || exists(path) else { return false }
             var info = H5O_info_t()
-            guard H5Oget_info_by_name1(file.id, path, &info, bw_H5P_DEFAULT()) >= 0 else { return false }
+            guard H5Oget_info_by_name1(file.id, path, &info, bw_H5P_DEFAULT()) >= 0 else { noteDamage(); return false }
             return info.type == H5O_TYPE_GROUP
         }
     }
@@ -159,7 +181,7 @@ final class HDF5File: @unchecked Sendable {
         HDF5Library.sync {
             guard exists(path) else { return false }
             var info = H5O_info_t()
-            guard H5Oget_info_by_name1(file.id, path, &info, bw_H5P_DEFAULT()) >= 0 else { return false }
+            guard H5Oget_info_by_name1(file.id, path, &info, bw_H5P_DEFAULT()) >= 0 else { noteDamage(); return false }
             return info.type == H5O_TYPE_DATASET
         }
     }
@@ -169,10 +191,10 @@ final class HDF5File: @unchecked Sendable {
         HDF5Library.sync {
             guard isGroup(path) else { return nil }
             let g = H5Gopen2(file.id, path, bw_H5P_DEFAULT())
-            guard g >= 0 else { return nil }
+            guard g >= 0 else { noteDamage(); return nil }
             let group = H5Handle(g, .group)
             var info = H5G_info_t()
-            guard H5Gget_info(group.id, &info) >= 0 else { return nil }
+            guard H5Gget_info(group.id, &info) >= 0 else { noteDamage(); return nil }
             var names: [String] = []
             for i in 0..<info.nlinks {
                 let size = H5Lget_name_by_idx(group.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, bw_H5P_DEFAULT())
@@ -301,6 +323,14 @@ final class HDF5File: @unchecked Sendable {
         HDF5Library.sync { H5Aexists(file.id, name) > 0 }
     }
 
+    /// The HDF5 error met looking up a root attribute (damaged metadata), nil when the lookup worked.
+    func attributeLookupError(_ name: String) -> String? {
+        HDF5Library.sync {
+            guard H5Aexists(file.id, name) < 0 else { return nil }
+            return HDF5Library.lastErrorMessage() ?? "unreadable metadata"
+        }
+    }
+
     private func attributeLabel(_ name: String) -> String { "/ attr \(name)" }
 
     /// Names of the root group's attributes.
@@ -330,7 +360,12 @@ final class HDF5File: @unchecked Sendable {
     }
 
     private func openAttribute(_ name: String) throws -> H5Handle {
-        guard H5Aexists(file.id, name) > 0 else { throw error(.schema, attributeLabel(name), "missing") }
+        let found = H5Aexists(file.id, name)
+        if found < 0 {
+            let detail = HDF5Library.lastErrorMessage() ?? "unreadable metadata"
+            throw error(.schema, attributeLabel(name), "cannot be read: damaged HDF5 metadata (\(detail))")
+        }
+        guard found > 0 else { throw error(.schema, attributeLabel(name), "missing") }
         let id = H5Aopen(file.id, name, bw_H5P_DEFAULT())
         guard id >= 0 else { throw hdf5Error(attributeLabel(name), "cannot open attribute") }
         return H5Handle(id, .attribute)

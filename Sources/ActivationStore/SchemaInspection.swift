@@ -18,6 +18,10 @@ struct SchemaInspection {
 
     /// Checks everything that can be checked without reading token values.
     init(_ f: HDF5File) {
+        if let damage = f.attributeLookupError("format") {
+            flag("/", "damaged HDF5 file: the root group cannot be read (\(damage))")
+            return
+        }
         guard f.attributeExists("format") else {
             flag("/", "not a bwact activation file (no root attribute 'format'); see docs/activation-format.md")
             return
@@ -41,8 +45,8 @@ struct SchemaInspection {
             return nil
         } catch { flag(path, "\(error)", blocking: blocking); return nil }
         if let missing = info.filters.first(where: { !$0.available }) {
-            let name = missing.name.isEmpty ? "" : " '\(Self.printable(missing.name))'"
-            flag(path, "is compressed with filter \(missing.id)\(name), which this HDF5 build does not have (h5py's lzf is 32000; rewrite it with gzip or no compression)",
+            let name = missing.name.isEmpty ? "" : "the '\(Self.printable(missing.name))' filter "
+            flag(path, "is compressed with \(name)(HDF5 filter \(missing.id)), which this HDF5 build does not have; rewrite it with gzip or without compression",
                  blocking: blocking)
             return nil
         }
@@ -90,6 +94,13 @@ struct SchemaInspection {
     }
 
     static func printable(_ text: String) -> String { TerminalText.escaped(text) }
+
+    /// "missing" (or `text`), unless looking for `path` met damaged metadata: then that, so that a
+    /// checksum failure is not reported as an absent object.
+    private func absence(_ f: HDF5File, _ path: String, _ text: String) -> String {
+        guard let damage = f.damageHiding(path) else { return text }
+        return "cannot be read: damaged HDF5 metadata (\(damage))"
+    }
 
     private mutating func flag(_ object: String, _ message: String, blocking: Bool = true) {
         violations.append(SchemaViolation(object, message, blocksReading: blocking))
@@ -169,7 +180,7 @@ struct SchemaInspection {
 
     private mutating func readLayers(_ f: HDF5File) {
         guard let names = f.childNames(of: "/layers") else {
-            flag("/layers", "missing: the file holds no layer activations")
+            flag("/layers", absence(f, "/layers", "missing: the file holds no layer activations"))
             return
         }
         var depths: [Int] = []
@@ -191,7 +202,7 @@ struct SchemaInspection {
         for d in depths {
             let path = ActivationPaths.tokens(d)
             guard f.isDataset(path) else {
-                flag(path, f.exists(path) ? "is not a dataset" : "missing")
+                flag(path, absence(f, path, f.exists(path) ? "is not a dataset" : "missing"))
                 tokenTypes.append(.float32)
                 continue
             }
@@ -226,7 +237,7 @@ struct SchemaInspection {
             let apath = ActivationPaths.attention(d)
             if f.exists(apath) {
                 if !f.isDataset(apath) {
-                    flag(apath, "is not a dataset")
+                    flag(apath, absence(f, apath, "is not a dataset"))
                 } else if let a = storedInfo(f, apath) {
                     if a.type.typeClass != .float {
                         flag(apath, "is \(a.type.readable); attention must be floating point")
@@ -256,10 +267,10 @@ struct SchemaInspection {
     private mutating func readPositions(_ f: HDF5File) {
         let path = ActivationPaths.positions
         guard f.exists(path) else {
-            flag(path, "missing: token positions [T, 3] are needed for attention distances", blocking: false)
+            flag(path, absence(f, path, "missing: token positions [T, 3] are needed for attention distances"), blocking: false)
             return
         }
-        guard f.isDataset(path) else { flag(path, "is not a dataset", blocking: false); return }
+        guard f.isDataset(path) else { flag(path, absence(f, path, "is not a dataset"), blocking: false); return }
         guard let info = storedInfo(f, path, blocking: false) else { return }
         if info.type.typeClass != .float && info.type.typeClass != .integer {
             flag(path, "is \(info.type.readable); expected float32", blocking: false)
@@ -281,7 +292,7 @@ struct SchemaInspection {
 
     private mutating func readLabels(_ f: HDF5File) {
         guard let names = f.childNames(of: "/labels") else {
-            flag("/labels", "missing: no targets, so probes and retrieval cannot run", blocking: false)
+            flag("/labels", absence(f, "/labels", "missing: no targets, so probes and retrieval cannot run"), blocking: false)
             return
         }
         if names.isEmpty { flag("/labels", "holds no targets", blocking: false) }
@@ -292,7 +303,7 @@ struct SchemaInspection {
                      "target names are at most \(Self.maxNameLength) characters without control characters")
                 continue
             }
-            guard f.isDataset(path) else { flag(path, "is not a dataset"); continue }
+            guard f.isDataset(path) else { flag(path, absence(f, path, "is not a dataset")); continue }
             guard let info = storedInfo(f, path) else { continue }
             guard info.type.typeClass == .integer, info.signed || info.type.bytes < 8 else {
                 flag(path, "is \(info.signed ? "" : "unsigned ")\(info.type.readable); labels must be int64 class indices")

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,8 +19,9 @@ import Glibc
 public enum StructureGuard {
     /// argv of the helper, to which the file path is appended; nil disables the guard.
     nonisolated(unsafe) public static var helper: [String]? = nil
-    /// Wall-clock and CPU limit of the helper, in seconds.
-    nonisolated(unsafe) public static var timeLimit: Double = 8
+    /// Wall-clock and CPU limit of the helper, in seconds (healthy files need well under a second; a
+    /// command that hangs for longer than 10 s counts as hung, so the limit stays below that).
+    nonisolated(unsafe) public static var timeLimit: Double = 5
     /// Address-space limit of the helper, in bytes.
     nonisolated(unsafe) public static var memoryLimit: Int = 2 << 30
 
@@ -31,7 +33,18 @@ public enum StructureGuard {
     /// - Throws: `ActivationStoreError(.damaged)` naming the file when the helper died, hung or ran out of memory.
     static func check(_ path: String) throws {
         guard let helper, !helper.isEmpty else { return }
-        let argv = helper + [path]
+        // A file already passed in this process (same device, inode, size and change time) is not re-read.
+        var st = stat()
+        let identity: [Int]? = stat(path, &st) == 0
+            ? [Int(st.st_dev), Int(st.st_ino), Int(st.st_size), st.st_ctim.tv_sec, st.st_ctim.tv_nsec] : nil
+        if let identity, passedFiles.withLock({ $0.contains(identity) }) { return }
+        try run(helper + [path], path)
+        if let identity { passedFiles.withLock { _ = $0.insert(identity) } }
+    }
+
+    private static let passedFiles = Mutex<Set<[Int]>>([])
+
+    private static func run(_ argv: [String], _ path: String) throws {
         var pid: pid_t = 0
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -41,13 +54,22 @@ public enum StructureGuard {
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for p in cargs { free(p) } }
-        let status = posix_spawn(&pid, argv[0], &actions, nil, &cargs, environ)
+        // No crash backtrace in the helper: its death is expected on damaged files and only its status counts.
+        var env: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no")]
+        var e = environ
+        while let entry = e.pointee {
+            if strncmp(entry, "SWIFT_BACKTRACE=", 16) != 0 { env.append(strdup(entry)) }
+            e += 1
+        }
+        env.append(nil)
+        defer { for p in env { free(p) } }
+        let status = posix_spawn(&pid, argv[0], &actions, nil, &cargs, &env)
         guard status == 0 else {
             // No helper, no guard: reading goes on in-process rather than refusing every file.
             return
         }
         var wstatus: Int32 = 0
-        let deadline = Date().addingTimeInterval(timeLimit + 1)
+        let deadline = Date().addingTimeInterval(timeLimit)
         var pause: useconds_t = 500
         while true {
             let r = waitpid(pid, &wstatus, WNOHANG)

@@ -28,6 +28,9 @@ struct BWAnalyze: ParsableCommand {
            let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             StructureGuard.helper = [exe, CheckStructure.configuration.commandName!]
         }
+        if let limit = ProcessInfo.processInfo.environment["BWSSL_STRUCTURE_TIME_LIMIT"].flatMap(Double.init), limit > 0 {
+            StructureGuard.timeLimit = limit
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
