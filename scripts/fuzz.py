@@ -6,7 +6,8 @@ Each mutant is a fixture with a few bytes flipped, overwritten or cut off, aimed
 (object headers, B-trees, heaps, the superblock). Besides the committed fixtures (HDF5 1.10 format, with
 checksummed metadata) the base files include h5py rewrites in the oldest file format, which has no
 checksums, as most users' files do. Every mutant is run through `validate` and through commands taken in
-turn from the list below. A run is a failure when it
+turn from the list below (--commands-per-mutant, --all-commands), or with --rotate through one command
+each, validate taking its turn with the others. A run is a failure when it
 
   - is killed by a signal (crash) or exits with a status other than 0 and 1 (abort exit),
   - runs longer than --timeout seconds (hang),
@@ -190,6 +191,8 @@ def main():
     ap.add_argument("--commands-per-mutant", type=int, default=1,
                     help="commands besides validate run on each mutant, taken in turn from the list")
     ap.add_argument("--all-commands", action="store_true", help="run every command on every mutant")
+    ap.add_argument("--rotate", action="store_true",
+                    help="one command per mutant, validate included in the turn (the bounded run of the test command)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--keep", help="copy failing mutants into this folder")
     ap.add_argument("--results", help="write every run as JSON lines here")
@@ -211,6 +214,10 @@ def main():
             path = os.path.join(workdir, f"m{m:05d}-{os.path.basename(base)}")
             with open(path, "wb") as f:
                 f.write(data)
+            if a.rotate:
+                everything = [["validate", "FILE"]] + COMMANDS
+                jobs.append((m, path, how, [everything[m % len(everything)]]))
+                continue
             if a.all_commands:
                 chosen = COMMANDS
             else:
@@ -225,7 +232,7 @@ def main():
             results = []
             for i, args in enumerate(commands):
                 results.append(run_one(binary, args, path, a.timeout, workdir, f"{m}-{i}"))
-            valid = results[0]["status"] == 0
+            valid = commands[0][0] == "validate" and results[0]["status"] == 0
             if valid:
                 for r in results[1:]:
                     if r["status"] == 1 and any(w in r["stderr"] for w in ("damaged", "cannot read", "truncated")):
@@ -260,7 +267,6 @@ def main():
             results_file.close()
         for path, how, r in failures[:40]:
             print(f"FAIL {os.path.basename(path)} [{how}] {r['command']}: {'; '.join(r['problems'])}\n    {r['stderr'][:300]}")
-        slowest = 0.0
         print(f"fuzz: {a.mutants} mutants (seed {a.seed}), {counts['runs']} runs: {counts['ok']} ok, "
               f"{counts['clean errors']} clean errors, {counts['crash']} crashes, {counts['hang']} hangs, "
               f"{counts['abort exit']} abort exits, {counts['other']} other failures "

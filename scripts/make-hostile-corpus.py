@@ -133,6 +133,12 @@ def main():
     replace(p, "positions", pos)
     expect("positions-nan.h5", "validate FILE", 1, "non-finite position")
 
+    # Attention rows that are not probabilities.
+    p = copy_base("attention-rows-sum-2.h5")
+    with h5py.File(p, "a") as f:
+        f.create_dataset("layers/01/attention", data=np.full((n, 1, t, t), 2.0 / t, dtype="f4"))
+    expect("attention-rows-sum-2.h5", "validate FILE", 1, "row sums to 2")
+
     # Attributes: control characters, a very long run name, a string where a number belongs.
     copy_base("run-control-chars.h5", attrs={"run": "evil\x1b[2J\x07name"})
     expect("run-control-chars.h5", "validate FILE", 1, "holds control characters")

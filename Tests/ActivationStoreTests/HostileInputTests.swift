@@ -188,7 +188,8 @@ final class HostileInputTests: XCTestCase {
 
     // MARK: fuzzing
 
-    /// The mutation fuzzer over the fixtures, bounded: 500 mutants, fixed seed, every run clean.
+    /// The mutation fuzzer over the fixtures, bounded: 500 mutants, fixed seed, one command each in turn
+    /// (validate among them), every run clean. `make fuzz` runs 10,000 fresh mutants through more commands.
     func testBoundedMutationFuzz() throws {
         guard let python = debianPython(modules: ["h5py"]) else {
             if pythonRequired { XCTFail("/usr/bin/python3 with h5py is required") }
@@ -197,7 +198,7 @@ final class HostileInputTests: XCTestCase {
         let r = try runProcess(python, [repositoryRoot.appendingPathComponent("scripts/fuzz.py").path,
                                         "--binary", productsDirectory.appendingPathComponent("bwanalyze").path,
                                         "--fixtures", repositoryRoot.appendingPathComponent("Fixtures").path,
-                                        "--mutants", "500", "--seed", "11", "--jobs", "2", "--quiet"])
+                                        "--mutants", "500", "--seed", "11", "--rotate", "--jobs", "2", "--quiet"])
         let summary = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
         print(summary)
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
