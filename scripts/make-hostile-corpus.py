@@ -124,14 +124,19 @@ def main():
     expect("gzip-damaged-chunk.h5", "report FILE --out OUTDIR --quick --quiet", 1, "gzip-damaged-chunk.h5")
 
     # Positions: wrong shape, non-finite value.
+    uniform = np.full((n, 1, t, t), 1.0 / t, dtype="f4")
     p = copy_base("positions-wrong-shape.h5")
     replace(p, "positions", np.zeros((8, 2), dtype="f4"))
+    replace(p, "layers/01/attention", uniform)
     expect("positions-wrong-shape.h5", "validate FILE", 1, "has shape [8, 2]")
+    expect("positions-wrong-shape.h5", "attention FILE", 1, "/positions: has shape [8, 2]")
     p = copy_base("positions-nan.h5")
     pos = np.zeros((t, 3), dtype="f4")
     pos[2, 1] = np.nan
     replace(p, "positions", pos)
+    replace(p, "layers/01/attention", uniform)
     expect("positions-nan.h5", "validate FILE", 1, "non-finite position")
+    expect("positions-nan.h5", "attention FILE", 1, "/positions: token 2 has a non-finite position")
 
     # Attention rows that are not probabilities.
     p = copy_base("attention-rows-sum-2.h5")
