@@ -12,7 +12,8 @@ import Glibc
 /// real, a helper process (the same executable, see `helper`) opens it, runs the whole structural pass
 /// (`SchemaInspection`: attributes, every dataset header and chunk index, labels and positions) under a
 /// CPU-time and address-space limit, and exits. If the helper exits normally the parent repeats the same
-/// reads, which then cannot crash; data reads afterwards only follow indexes the helper already walked.
+/// reads, which then cannot crash; data reads afterwards only follow indexes the helper already walked,
+/// through the type conversions it already exercised on one clip of every dataset.
 /// A helper killed by a signal, past its time limit or out of memory makes the file "damaged".
 ///
 /// Library users who trust their files (and the library's own tests) leave `helper` nil: no child.
@@ -111,7 +112,25 @@ public enum StructureGuard {
         var core = rlimit(rlim_cur: 0, rlim_max: 0)
         setrlimit(Int32(RLIMIT_CORE.rawValue), &core)
         guard let file = try? HDF5File.openReadOnly(path: path, displayName: path) else { return passed }
-        _ = SchemaInspection(file)
+        let inspection = SchemaInspection(file)
+        // One clip of every token and attention dataset, and the loss curve, through the same type
+        // conversion the parent will use for all of them (damaged datatypes crash in conversion).
+        if inspection.clips > 0 {
+            for depth in 0...inspection.layerCount {
+                _ = try? file.read(ActivationPaths.tokens(depth), as: Double.self, start: [0, 0, 0],
+                                   count: [1, inspection.tokens, inspection.features])
+                _ = try? file.read(ActivationPaths.tokens(depth), as: Float.self, start: [0, 0, 0],
+                                   count: [1, inspection.tokens, inspection.features])
+            }
+        }
+        for (depth, a) in inspection.attention where a.clips > 0 {
+            _ = try? file.read(ActivationPaths.attention(depth), as: Float.self, start: [0, 0, 0, 0],
+                               count: [1, a.heads, a.tokens, a.tokens])
+        }
+        if inspection.trainingSteps != nil {
+            _ = try? file.read(ActivationPaths.trainingStep, as: Int64.self)
+            _ = try? file.read(ActivationPaths.trainingLoss, as: Float.self)
+        }
         return passed
     }
 }
