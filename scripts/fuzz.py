@@ -256,7 +256,7 @@ def main():
                         failures.append((path, how, r))
                     if results_file:
                         results_file.write(json.dumps({"mutant": os.path.basename(path), "mutation": how, **r}) + "\n")
-                if r["problems"] and a.keep:
+                if any(r["problems"] for r in results) and a.keep:
                     os.makedirs(a.keep, exist_ok=True)
                     shutil.copy(path, a.keep)
                 os.unlink(path)

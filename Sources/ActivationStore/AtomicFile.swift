@@ -67,14 +67,20 @@ public enum OutputPolicy {
         var st = stat()
         guard stat(path, &st) == 0 else { return }
         lock.lock()
-        inputs.insert([UInt64(st.st_dev), UInt64(st.st_ino)])
+        inputs.insert(identity(st))
         lock.unlock()
     }
 
     static func isInput(_ st: stat) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        return inputs.contains([UInt64(st.st_dev), UInt64(st.st_ino)])
+        return inputs.contains(identity(st))
+    }
+
+    /// Device, inode and change time: an inode freed and reused by a later file (in a long-lived
+    /// process such as the test runner) is not mistaken for the input.
+    private static func identity(_ st: stat) -> [UInt64] {
+        [UInt64(st.st_dev), UInt64(st.st_ino), UInt64(bitPattern: Int64(st.st_ctim.tv_sec)), UInt64(bitPattern: Int64(st.st_ctim.tv_nsec))]
     }
 
     /// Throws unless `path` may be replaced by a regular output file.

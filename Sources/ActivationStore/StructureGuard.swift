@@ -20,9 +20,9 @@ import Glibc
 public enum StructureGuard {
     /// argv of the helper, to which the file path is appended; nil disables the guard.
     nonisolated(unsafe) public static var helper: [String]? = nil
-    /// Wall-clock and CPU limit of the helper, in seconds (healthy files need well under a second; a
-    /// command that hangs for longer than 10 s counts as hung, so the limit stays below that).
-    nonisolated(unsafe) public static var timeLimit: Double = 5
+    /// Wall-clock and CPU limit of the helper, in seconds. Healthy files need well under a second; the
+    /// parent repeats the pass, so twice the limit must stay well below the 10 s that count as a hang.
+    nonisolated(unsafe) public static var timeLimit: Double = 3
     /// Address-space limit of the helper, in bytes.
     nonisolated(unsafe) public static var memoryLimit: Int = 2 << 30
 
