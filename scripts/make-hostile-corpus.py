@@ -8,7 +8,7 @@ The files are built from the committed fixture precision-f16.h5 with h5py; run f
 
     /usr/bin/python3 scripts/make-hostile-corpus.py
 
-Files the fuzzer found to crash or hang libhdf5 itself (crash-*.h5, hang-*.h5) are kept as found.
+Files the fuzzer found to crash, hang or exhaust libhdf5 itself (crash-*, hang-*, memory-*.h5) are kept as found.
 """
 import os
 import sys
@@ -59,7 +59,7 @@ def replace(path, name, data, **kw):
 def main():
     os.makedirs(OUT, exist_ok=True)
     for n in os.listdir(OUT):
-        if n.endswith(".h5") and not n.startswith(("crash-", "hang-")):
+        if n.endswith(".h5") and not n.startswith(("crash-", "hang-", "memory-")):
             os.unlink(os.path.join(OUT, n))
     with h5py.File(BASE, "r") as f:
         n, t, d = f["layers/00/tokens"].shape
@@ -179,6 +179,9 @@ def main():
                 expect(name, c, 1, "crashed the HDF5 library")
         if name.startswith("hang-") and name.endswith(".h5"):
             expect(name, "validate FILE", 1, "did not finish")
+        if name.startswith("memory-") and name.endswith(".h5"):
+            for c in ["validate FILE", "cka FILE"]:
+                expect(name, c, 1, "needs more than 2 GiB of memory")
 
     with open(os.path.join(OUT, "expected.tsv"), "w") as fh:
         fh.write("# file\tcommand\tstatus\tmust contain (written by scripts/make-hostile-corpus.py)\n")

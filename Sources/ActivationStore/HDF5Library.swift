@@ -27,6 +27,10 @@ enum HDF5Library {
         return try body()
     }
 
+    /// Set once an HDF5 error stack reported a failed memory allocation (read by the guard's helper,
+    /// whose address space is limited: the parent, unlimited, would allocate that memory).
+    nonisolated(unsafe) static var allocationFailed = false
+
     /// The innermost message on HDF5's error stack, if any (e.g. "unable to open file").
     static func lastErrorMessage() -> String? {
         final class Box { var message: String? }
@@ -34,7 +38,10 @@ enum HDF5Library {
         let walker: H5E_walk2_t = { _, desc, data in
             guard let desc, let data else { return 0 }
             let box = Unmanaged<Box>.fromOpaque(data).takeUnretainedValue()
-            if let m = desc.pointee.desc { box.message = String(cString: m) }
+            if let m = desc.pointee.desc {
+                box.message = String(cString: m)
+                if box.message!.contains("allocat") { HDF5Library.allocationFailed = true }
+            }
             return 0
         }
         let opaque = Unmanaged.passUnretained(box).toOpaque()

@@ -28,6 +28,8 @@ public enum StructureGuard {
 
     /// Exit status of a helper that finished its pass (schema findings are reported by the parent).
     static let passed: Int32 = 0
+    /// Exit status of a helper in which libhdf5 failed to allocate memory within the limit.
+    static let outOfMemory: Int32 = 3
 
     /// Runs the structural pass of `path` in the helper, when one is configured.
     ///
@@ -88,6 +90,9 @@ public enum StructureGuard {
         if exited {
             let code = (wstatus >> 8) & 0xFF
             if code == passed { return }
+            if code == outOfMemory {
+                throw damaged(path, "reading its structure needs more than \(memoryLimit >> 30) GiB of memory")
+            }
             throw damaged(path, "reading its structure failed (exit status \(code))")
         }
         let signal = wstatus & 0x7F
@@ -131,6 +136,6 @@ public enum StructureGuard {
             _ = try? file.read(ActivationPaths.trainingStep, as: Int64.self)
             _ = try? file.read(ActivationPaths.trainingLoss, as: Float.self)
         }
-        return passed
+        return HDF5Library.allocationFailed ? outOfMemory : passed
     }
 }
