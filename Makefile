@@ -1,5 +1,5 @@
 # Entry points; each installs what it needs (scripts/setup.sh) on a fresh Debian/Ubuntu machine.
-.PHONY: all build test demo reproduce reproduce-quick fixtures clean bench-torch
+.PHONY: all build test fuzz demo reproduce reproduce-quick fixtures clean bench-torch
 
 all: build
 
@@ -9,6 +9,15 @@ build:
 
 test:
 	bash scripts/test.sh
+
+# Hostile input: 10,000 fresh mutants of the fixtures through validate and two other commands each
+# (docs/hostile-input.md). MUTANTS, SEED (default: the clock), JOBS override; ALL=1 runs every command.
+fuzz:
+	bash scripts/setup.sh
+	swift build -c release --product bwanalyze
+	/usr/bin/python3 scripts/fuzz.py --binary .build/release/bwanalyze --fixtures Fixtures \
+		--mutants $${MUTANTS:-10000} --seed $${SEED:-$$(date +%s)} --jobs $${JOBS:-2} \
+		--commands-per-mutant 2 $${ALL:+--all-commands} --keep fuzz-failures
 
 # The main job: train e2e, simultaneous and sequential at K = 4 and simultaneous at K = 6 on the
 # default preset, dump activations and write the report (notebooks-export/). Resumes and skips.

@@ -46,6 +46,10 @@ public final class ActivationFile: @unchecked Sendable {
     ///   not HDF5, truncated, of another schema, or structurally inconsistent.
     public init(path: String) throws {
         let file = try ActivationFile.openHDF5(path)
+        OutputPolicy.protectInput(path)
+        if let damage = file.attributeLookupError("format") {
+            throw ActivationStoreError(.damaged, file: path, "damaged HDF5 file: the root group cannot be read (\(damage))")
+        }
         if !file.attributeExists("format") {
             throw ActivationStoreError(.notBwact, file: path,
                                        "not a bwact activation file (no root attribute 'format'); see docs/activation-format.md")
@@ -88,6 +92,11 @@ public final class ActivationFile: @unchecked Sendable {
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw ActivationStoreError(.cannotOpen, file: path, "permission denied")
         }
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw ActivationStoreError(.cannotOpen, file: path, "is not a regular file")
+        }
+        try StructureGuard.check(path)
         return try HDF5File.openReadOnly(path: path, displayName: path)
     }
 

@@ -3,7 +3,7 @@
 /// `description` is one line: `FILE: OBJECT: what is wrong`.
 public struct ActivationStoreError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Kind: String, Sendable, Equatable {
-        case notFound, isDirectory, notHDF5, cannotOpen, notBwact, schema, io, invalidArgument
+        case notFound, isDirectory, notHDF5, cannotOpen, notBwact, schema, io, invalidArgument, damaged
     }
 
     public var kind: Kind
@@ -40,4 +40,22 @@ public struct SchemaViolation: Sendable, Equatable, CustomStringConvertible, Cod
     }
 
     public var description: String { "\(object): \(message)" }
+}
+
+/// Text from files or command lines made safe to print on a terminal.
+public enum TerminalText {
+    /// `text` on one line with control characters escaped (`\u{1B}`): C0 and C1 controls (newlines
+    /// included), DEL, and the bidirectional overrides that reorder a terminal line.
+    public static func escaped(_ text: String) -> String {
+        var out = ""
+        for u in text.unicodeScalars {
+            if u.value < 0x20 || (0x7F...0x9F).contains(u.value) || (0x202A...0x202E).contains(u.value)
+                || (0x2066...0x2069).contains(u.value) {
+                out += "\\u{\(String(u.value, radix: 16, uppercase: true))}"
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+        return out
+    }
 }

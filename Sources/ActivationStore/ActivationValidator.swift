@@ -45,6 +45,46 @@ public enum ActivationValidator {
                 }
             }
         }
+        if scanValues, inspection.blockingViolations.isEmpty, let reader = try? ActivationFile(path: path) {
+            for depth in reader.attentionShapes.keys.sorted() {
+                if let problem = attentionProblem(reader, depth: depth) {
+                    violations.append(SchemaViolation(ActivationPaths.attention(depth), problem))
+                }
+            }
+        }
         return ValidationReport(file: path, violations: violations, nonFiniteCounts: counts)
+    }
+
+    /// Largest |row sum − 1| accepted in an attention map (the attention metrics' own tolerance).
+    public static let attentionRowTolerance = 1e-3
+
+    /// The first attention row that is not a probability distribution (finite, ≥ 0, summing to 1), or a
+    /// read error; nil when every row is one. Reads the layer in clip batches of about 32 MiB.
+    static func attentionProblem(_ f: ActivationFile, depth: Int) -> String? {
+        guard let shape = f.attentionShapes[depth] else { return nil }
+        let t = shape.tokens, perClip = max(1, shape.heads * t * t * 4)
+        let batch = max(1, (32 << 20) / perClip)
+        do {
+            for start in stride(from: 0, to: shape.clips, by: batch) {
+                let r = start..<min(start + batch, shape.clips)
+                let a = try f.attention(depth: depth, clips: r)
+                for row in 0..<(a.count / max(1, t)) {
+                    var sum = 0.0
+                    for k in 0..<t {
+                        let v = a[row * t + k]
+                        guard v.isFinite, v >= 0 else {
+                            return "clip \(start + row / (shape.heads * t)), head \(row / t % shape.heads), query \(row % t): entry \(k) is \(v), not a probability"
+                        }
+                        sum += Double(v)
+                    }
+                    if abs(sum - 1) > attentionRowTolerance {
+                        return "clip \(start + row / (shape.heads * t)), head \(row / t % shape.heads), query \(row % t): row sums to \(sum), not 1"
+                    }
+                }
+            }
+        } catch let e as ActivationStoreError {
+            return e.message
+        } catch { return "\(error)" }
+        return nil
     }
 }

@@ -1,4 +1,5 @@
 import CHDF5
+import Glibc
 
 /// Element types that the store reads and writes.
 public enum ElementType: String, Sendable, Codable, CaseIterable {
@@ -54,6 +55,11 @@ extension UInt8: HDF5MemoryScalar { static var memoryType: hid_t { bw_H5T_NATIVE
 ///
 /// Every method takes the library lock. Errors name `displayName` and the object path.
 final class HDF5File: @unchecked Sendable {
+    /// Largest string attribute read (bytes): the config JSON is the longest the format has.
+    static let maxStringBytes = 4 << 20
+    /// Largest integer attribute read (values): block_ends is the only array attribute.
+    static let maxAttributeElements = 1 << 16
+
     let displayName: String
     private let file: H5Handle
 
@@ -78,6 +84,18 @@ final class HDF5File: @unchecked Sendable {
         return error(.io, object, what + detail)
     }
 
+    /// The product of `xs`, or nil when it overflows Int (or a factor is negative).
+    static func product(_ xs: [Int]) -> Int? {
+        var p = 1
+        for x in xs {
+            guard x >= 0 else { return nil }
+            let (r, overflow) = p.multipliedReportingOverflow(by: x)
+            if overflow { return nil }
+            p = r
+        }
+        return p
+    }
+
     // MARK: opening
 
     static func create(path: String, displayName: String) throws -> HDF5File {
@@ -85,7 +103,11 @@ final class HDF5File: @unchecked Sendable {
             let fcpl = H5Handle(H5Pcreate(bw_H5P_FILE_CREATE()), .plist)
             // No timestamps in object headers: identical content gives identical bytes.
             H5Pset_obj_track_times(fcpl.id, false)
-            let id = H5Fcreate(path, bw_H5F_ACC_EXCL(), fcpl.id, bw_H5P_DEFAULT())
+            // The HDF5 1.10 file format: superblock, object headers and indexes carry checksums, so a
+            // damaged file is refused with an error instead of being parsed (h5py reads it as usual).
+            let fapl = H5Handle(H5Pcreate(bw_H5P_FILE_ACCESS()), .plist)
+            H5Pset_libver_bounds(fapl.id, H5F_LIBVER_V110, H5F_LIBVER_V110)
+            let id = H5Fcreate(path, bw_H5F_ACC_EXCL(), fcpl.id, fapl.id)
             guard id >= 0 else {
                 let detail = HDF5Library.lastErrorMessage().map { " (\($0))" } ?? ""
                 throw ActivationStoreError(.io, file: displayName, "cannot create file\(detail)")
@@ -118,17 +140,39 @@ final class HDF5File: @unchecked Sendable {
             var prefix = ""
             for part in path.split(separator: "/") {
                 prefix += "/" + part
-                if H5Lexists(file.id, prefix, bw_H5P_DEFAULT()) <= 0 { return false }
+                let r = H5Lexists(file.id, prefix, bw_H5P_DEFAULT())
+                if r < 0 { noteDamage() }
+                if r <= 0 { return false }
             }
             return true
         }
+    }
+
+    /// Why `path` looks absent: nil when it is simply not there, else the HDF5 error met while looking
+    /// (damaged metadata, e.g. an incorrect checksum).
+    func damageHiding(_ path: String) -> String? {
+        HDF5Library.sync {
+            damage = nil
+            defer { damage = nil }
+            if exists(path) {
+                _ = isGroup(path)
+                if isGroup(path) { _ = childNames(of: path) }
+            }
+            return damage
+        }
+    }
+
+    private var damage: String? = nil
+    private func noteDamage() {
+        let message = HDF5Library.lastErrorMessage() ?? "unreadable metadata"
+        if damage == nil { damage = message }
     }
 
     func isGroup(_ path: String) -> Bool {
         HDF5Library.sync {
             guard path == "/" || exists(path) else { return false }
             var info = H5O_info_t()
-            guard H5Oget_info_by_name1(file.id, path, &info, bw_H5P_DEFAULT()) >= 0 else { return false }
+            guard H5Oget_info_by_name1(file.id, path, &info, bw_H5P_DEFAULT()) >= 0 else { noteDamage(); return false }
             return info.type == H5O_TYPE_GROUP
         }
     }
@@ -137,7 +181,7 @@ final class HDF5File: @unchecked Sendable {
         HDF5Library.sync {
             guard exists(path) else { return false }
             var info = H5O_info_t()
-            guard H5Oget_info_by_name1(file.id, path, &info, bw_H5P_DEFAULT()) >= 0 else { return false }
+            guard H5Oget_info_by_name1(file.id, path, &info, bw_H5P_DEFAULT()) >= 0 else { noteDamage(); return false }
             return info.type == H5O_TYPE_DATASET
         }
     }
@@ -147,10 +191,10 @@ final class HDF5File: @unchecked Sendable {
         HDF5Library.sync {
             guard isGroup(path) else { return nil }
             let g = H5Gopen2(file.id, path, bw_H5P_DEFAULT())
-            guard g >= 0 else { return nil }
+            guard g >= 0 else { noteDamage(); return nil }
             let group = H5Handle(g, .group)
             var info = H5G_info_t()
-            guard H5Gget_info(group.id, &info) >= 0 else { return nil }
+            guard H5Gget_info(group.id, &info) >= 0 else { noteDamage(); return nil }
             var names: [String] = []
             for i in 0..<info.nlinks {
                 let size = H5Lget_name_by_idx(group.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, bw_H5P_DEFAULT())
@@ -177,32 +221,90 @@ final class HDF5File: @unchecked Sendable {
     }
 
     private func shape(of space: hid_t) -> [Int] {
+        (try? shape(of: space, nil)) ?? []
+    }
+
+    /// The extent of a dataspace; dimensions beyond Int are refused rather than wrapped.
+    private func shape(of space: hid_t, _ object: String?) throws -> [Int] {
         let rank = H5Sget_simple_extent_ndims(space)
         guard rank > 0 else { return [] }
+        guard rank <= 32 else { throw error(.schema, object, "has rank \(rank), more than HDF5 allows") }
         var dims = [hsize_t](repeating: 0, count: Int(rank))
         H5Sget_simple_extent_dims(space, &dims, nil)
+        guard dims.allSatisfy({ $0 <= hsize_t(Int32.max) * 1024 }) else {
+            throw error(.schema, object, "declares a dimension of \(dims.max()!), too large to address")
+        }
         return dims.map { Int($0) }
     }
 
     struct DatasetInfo {
+        enum Layout { case contiguous, chunked, compact, virtual, other }
+        struct Filter { var id: Int32; var name: String; var available: Bool }
         var shape: [Int]
         var type: StoredType
         var chunk: [Int]?
+        var layout: Layout = .other
+        var filters: [Filter] = []
+        /// Bytes allocated in the file for the data (H5Dget_storage_size).
+        var storageBytes: Int = 0
+        /// Chunks actually stored (chunked layout; walking the chunk index to count them).
+        var storedChunks: Int? = nil
+        /// Address of contiguous data, when allocated.
+        var offset: UInt64? = nil
+        /// True for signed integer types.
+        var signed = true
     }
 
+    /// Shape, type and storage of a dataset, read from its header and chunk index only.
     func datasetInfo(_ path: String) throws -> DatasetInfo {
         try HDF5Library.sync {
             let ds = try openDataset(path)
             let space = H5Handle(H5Dget_space(ds.id), .dataspace)
             let type = H5Handle(H5Dget_type(ds.id), .datatype)
             let plist = H5Handle(H5Dget_create_plist(ds.id), .plist)
-            var chunk: [Int]? = nil
-            if H5Pget_layout(plist.id) == H5D_CHUNKED {
-                var dims = [hsize_t](repeating: 0, count: 8)
-                let rank = H5Pget_chunk(plist.id, 8, &dims)
-                if rank > 0 { chunk = dims.prefix(Int(rank)).map { Int($0) } }
+            guard space.id >= 0, type.id >= 0, plist.id >= 0 else { throw hdf5Error(path, "cannot read the dataset header") }
+            var info = DatasetInfo(shape: try shape(of: space.id, path), type: describe(type: type.id), chunk: nil)
+            if H5Tget_class(type.id) == H5T_INTEGER { info.signed = H5Tget_sign(type.id) != H5T_SGN_NONE }
+            switch H5Pget_layout(plist.id) {
+            case H5D_CHUNKED:
+                info.layout = .chunked
+                var dims = [hsize_t](repeating: 0, count: 32)
+                let rank = H5Pget_chunk(plist.id, 32, &dims)
+                if rank > 0 { info.chunk = dims.prefix(Int(rank)).map { Int(clamping: $0) } }
+                var n: hsize_t = 0
+                guard H5Dget_num_chunks(ds.id, space.id, &n) >= 0 else {
+                    throw hdf5Error(path, "cannot read the chunk index (the file may be truncated or damaged)")
+                }
+                info.storedChunks = Int(clamping: n)
+            case H5D_CONTIGUOUS:
+                info.layout = .contiguous
+                let address = H5Dget_offset(ds.id)
+                if address != haddr_t.max { info.offset = UInt64(address) }
+            case H5D_COMPACT: info.layout = .compact
+            case H5D_VIRTUAL: info.layout = .virtual
+            default: info.layout = .other
             }
-            return DatasetInfo(shape: shape(of: space.id), type: describe(type: type.id), chunk: chunk)
+            let nfilters = H5Pget_nfilters(plist.id)
+            if nfilters > 0 {
+                for i in 0..<UInt32(nfilters) {
+                    var flags: UInt32 = 0, nelements = 0, config: UInt32 = 0
+                    var name = [CChar](repeating: 0, count: 256)
+                    let id = H5Pget_filter2(plist.id, i, &flags, &nelements, nil, name.count, &name, &config)
+                    guard id >= 0 else { continue }
+                    let text = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                    info.filters.append(.init(id: id, name: text, available: H5Zfilter_avail(id) > 0))
+                }
+            }
+            info.storageBytes = Int(clamping: H5Dget_storage_size(ds.id))
+            return info
+        }
+    }
+
+    /// Size of the file in bytes, as HDF5 sees it.
+    func fileSize() -> Int {
+        HDF5Library.sync {
+            var size: hsize_t = 0
+            return H5Fget_filesize(file.id, &size) >= 0 ? Int(clamping: size) : 0
         }
     }
 
@@ -219,6 +321,14 @@ final class HDF5File: @unchecked Sendable {
 
     func attributeExists(_ name: String) -> Bool {
         HDF5Library.sync { H5Aexists(file.id, name) > 0 }
+    }
+
+    /// The HDF5 error met looking up a root attribute (damaged metadata), nil when the lookup worked.
+    func attributeLookupError(_ name: String) -> String? {
+        HDF5Library.sync {
+            guard H5Aexists(file.id, name) < 0 else { return nil }
+            return HDF5Library.lastErrorMessage() ?? "unreadable metadata"
+        }
     }
 
     private func attributeLabel(_ name: String) -> String { "/ attr \(name)" }
@@ -250,7 +360,12 @@ final class HDF5File: @unchecked Sendable {
     }
 
     private func openAttribute(_ name: String) throws -> H5Handle {
-        guard H5Aexists(file.id, name) > 0 else { throw error(.schema, attributeLabel(name), "missing") }
+        let found = H5Aexists(file.id, name)
+        if found < 0 {
+            let detail = HDF5Library.lastErrorMessage() ?? "unreadable metadata"
+            throw error(.schema, attributeLabel(name), "cannot be read: damaged HDF5 metadata (\(detail))")
+        }
+        guard found > 0 else { throw error(.schema, attributeLabel(name), "missing") }
         let id = H5Aopen(file.id, name, bw_H5P_DEFAULT())
         guard id >= 0 else { throw hdf5Error(attributeLabel(name), "cannot open attribute") }
         return H5Handle(id, .attribute)
@@ -275,9 +390,17 @@ final class HDF5File: @unchecked Sendable {
                 var ptr: UnsafeMutablePointer<CChar>? = nil
                 guard H5Aread(a.id, mem.id, &ptr) >= 0 else { throw hdf5Error(attributeLabel(name), "cannot read") }
                 defer { if let ptr { H5free_memory(ptr) } }
-                return ptr.map { String(cString: $0) } ?? ""
+                guard let ptr else { return "" }
+                let length = strnlen(ptr, HDF5File.maxStringBytes + 1)
+                guard length <= HDF5File.maxStringBytes else {
+                    throw error(.schema, attributeLabel(name), "holds a string longer than the \(HDF5File.maxStringBytes) bytes allowed")
+                }
+                return String(decoding: UnsafeRawBufferPointer(start: ptr, count: length), as: UTF8.self)
             } else {
                 let size = H5Tget_size(fileType.id)
+                guard size <= HDF5File.maxStringBytes else {
+                    throw error(.schema, attributeLabel(name), "declares a string of \(size) bytes, more than the \(HDF5File.maxStringBytes) allowed")
+                }
                 var buf = [CChar](repeating: 0, count: size + 1)
                 guard H5Aread(a.id, fileType.id, &buf) >= 0 else { throw hdf5Error(attributeLabel(name), "cannot read") }
                 return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -295,6 +418,9 @@ final class HDF5File: @unchecked Sendable {
             }
             let space = H5Handle(H5Aget_space(a.id), .dataspace)
             let count = Int(H5Sget_simple_extent_npoints(space.id))
+            guard (0...HDF5File.maxAttributeElements).contains(count) else {
+                throw error(.schema, attributeLabel(name), "declares \(count) values; an integer attribute holds at most \(HDF5File.maxAttributeElements)")
+            }
             var values = [Int64](repeating: 0, count: count)
             if count > 0 {
                 guard H5Aread(a.id, bw_H5T_NATIVE_INT64(), &values) >= 0 else {
@@ -360,8 +486,19 @@ final class HDF5File: @unchecked Sendable {
         try HDF5Library.sync {
             var dims = shape.map { hsize_t($0) }
             let space = H5Handle(H5Screate_simple(Int32(dims.count), &dims, nil), .dataspace)
+            // Parent groups are made here rather than as HDF5 intermediates, so that they too carry no
+            // timestamps (the 1.10 format's object headers would store them).
+            let gcpl = H5Handle(H5Pcreate(bw_H5P_GROUP_CREATE()), .plist)
+            H5Pset_obj_track_times(gcpl.id, false)
+            var prefix = ""
+            for part in path.split(separator: "/").dropLast() {
+                prefix += "/" + part
+                if H5Lexists(file.id, prefix, bw_H5P_DEFAULT()) > 0 { continue }
+                let g = H5Gcreate2(file.id, prefix, bw_H5P_DEFAULT(), gcpl.id, bw_H5P_DEFAULT())
+                guard g >= 0 else { throw hdf5Error(prefix, "cannot create group") }
+                H5Gclose(g)
+            }
             let lcpl = H5Handle(H5Pcreate(bw_H5P_LINK_CREATE()), .plist)
-            H5Pset_create_intermediate_group(lcpl.id, 1)
             let dcpl = H5Handle(H5Pcreate(bw_H5P_DATASET_CREATE()), .plist)
             H5Pset_obj_track_times(dcpl.id, false)
             if let chunk, shape.allSatisfy({ $0 > 0 }) {
@@ -393,7 +530,10 @@ final class HDF5File: @unchecked Sendable {
         try HDF5Library.sync {
             let ds = try openDataset(path)
             let space = H5Handle(H5Dget_space(ds.id), .dataspace)
-            let total = count?.reduce(1, *) ?? Int(H5Sget_simple_extent_npoints(space.id))
+            guard let total = count.map(HDF5File.product) ?? Int(exactly: H5Sget_simple_extent_npoints(space.id)),
+                  total >= 0, total <= Int.max / 8 else {
+                throw error(.schema, path, "the selection is too large to address")
+            }
             var out = [T](repeating: 0, count: total)
             if total == 0 { return out }
             let (fileSpace, memSpace) = try selection(ds, path, start: start, count: count, elements: total)
@@ -412,16 +552,15 @@ final class HDF5File: @unchecked Sendable {
         let space = H5Handle(H5Dget_space(ds.id), .dataspace)
         let dims = shape(of: space.id)
         guard let start, let count else {
-            let n = dims.reduce(1, *)
-            guard n == elements else { throw error(.invalidArgument, path, "expected \(n) values, got \(elements)") }
+            guard HDF5File.product(dims) == elements else { throw error(.invalidArgument, path, "expected \(dims) values, got \(elements)") }
             return (nil, nil)
         }
         guard start.count == dims.count, count.count == dims.count,
-              zip(zip(start, count), dims).allSatisfy({ $0.0 >= 0 && $0.1 >= 0 && $0.0 + $0.1 <= $1 }) else {
+              zip(zip(start, count), dims).allSatisfy({ $0.0 >= 0 && $0.1 >= 0 && $0.0 <= $1 - $0.1 }) else {
             throw error(.invalidArgument, path, "selection start \(start) count \(count) outside shape \(dims)")
         }
-        guard count.reduce(1, *) == elements else {
-            throw error(.invalidArgument, path, "selection holds \(count.reduce(1, *)) values, buffer \(elements)")
+        guard HDF5File.product(count) == elements else {
+            throw error(.invalidArgument, path, "selection holds \(count) values, buffer \(elements)")
         }
         var s = start.map { hsize_t($0) }
         var c = count.map { hsize_t($0) }

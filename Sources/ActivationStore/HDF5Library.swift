@@ -4,7 +4,7 @@ import Foundation
 /// Serialises every HDF5 call: the library (Debian's serial build) is not thread-safe.
 ///
 /// The lock is recursive so that a wrapper holding it may call another wrapper.
-/// HDF5's automatic error printing is switched off the first time the library is used;
+/// HDF5's automatic error printing is switched off on every thread that calls in;
 /// failures come back as `ActivationStoreError`s that name the file and the object.
 enum HDF5Library {
     private static let lock: NSRecursiveLock = {
@@ -19,11 +19,17 @@ enum HDF5Library {
         defer { lock.unlock() }
         if !initialised {
             H5open()
-            H5Eset_auto2(bw_H5E_DEFAULT(), nil, nil)
             initialised = true
         }
+        // Automatic error printing is a per-thread setting when libhdf5 is built thread-safe (Debian's
+        // is), so it is switched off on whichever thread calls in: analyses read on worker threads.
+        H5Eset_auto2(bw_H5E_DEFAULT(), nil, nil)
         return try body()
     }
+
+    /// Set once an HDF5 error stack reported a failed memory allocation (read by the guard's helper,
+    /// whose address space is limited: the parent, unlimited, would allocate that memory).
+    nonisolated(unsafe) static var allocationFailed = false
 
     /// The innermost message on HDF5's error stack, if any (e.g. "unable to open file").
     static func lastErrorMessage() -> String? {
@@ -32,7 +38,10 @@ enum HDF5Library {
         let walker: H5E_walk2_t = { _, desc, data in
             guard let desc, let data else { return 0 }
             let box = Unmanaged<Box>.fromOpaque(data).takeUnretainedValue()
-            if let m = desc.pointee.desc { box.message = String(cString: m) }
+            if let m = desc.pointee.desc {
+                box.message = String(cString: m)
+                if box.message!.contains("allocat") { HDF5Library.allocationFailed = true }
+            }
             return 0
         }
         let opaque = Unmanaged.passUnretained(box).toOpaque()

@@ -18,6 +18,10 @@ struct SchemaInspection {
 
     /// Checks everything that can be checked without reading token values.
     init(_ f: HDF5File) {
+        if let damage = f.attributeLookupError("format") {
+            flag("/", "damaged HDF5 file: the root group cannot be read (\(damage))")
+            return
+        }
         guard f.attributeExists("format") else {
             flag("/", "not a bwact activation file (no root attribute 'format'); see docs/activation-format.md")
             return
@@ -29,12 +33,97 @@ struct SchemaInspection {
         readTraining(f)
     }
 
+    /// Largest ratio of declared to stored bytes accepted for compressed data (deflate peaks near 1032:1).
+    static let maxCompressionRatio = 1100
+
+    /// Info of a dataset whose declared shape is backed by stored bytes and whose filters this build has;
+    /// nil (with the problem flagged) otherwise. No reader sizes an allocation by a shape that fails this.
+    private mutating func storedInfo(_ f: HDF5File, _ path: String, blocking: Bool = true) -> HDF5File.DatasetInfo? {
+        let info: HDF5File.DatasetInfo
+        do { info = try f.datasetInfo(path) } catch let e as ActivationStoreError {
+            flag(path, e.message, blocking: blocking)
+            return nil
+        } catch { flag(path, "\(error)", blocking: blocking); return nil }
+        if let missing = info.filters.first(where: { !$0.available }) {
+            let name = missing.name.isEmpty ? "" : "the '\(Self.printable(missing.name))' filter "
+            flag(path, "is compressed with \(name)(HDF5 filter \(missing.id)), which this HDF5 build does not have; rewrite it with gzip or without compression",
+                 blocking: blocking)
+            return nil
+        }
+        guard info.type.bytes > 0, let elements = HDF5File.product(info.shape),
+              let declared = HDF5File.product([elements, info.type.bytes]) else {
+            flag(path, "declares shape \(info.shape), too large to address", blocking: blocking)
+            return nil
+        }
+        if declared == 0 { return info }
+        let fileSize = f.fileSize()
+        switch info.layout {
+        case .contiguous, .compact:
+            if info.storageBytes < declared {
+                flag(path, "declares shape \(info.shape) (\(declared) bytes) but stores \(info.storageBytes) bytes", blocking: blocking)
+                return nil
+            }
+            if let offset = info.offset, offset > UInt64(fileSize) || UInt64(declared) > UInt64(fileSize) - offset {
+                flag(path, "its data lies beyond the end of the file (\(fileSize) bytes): the file is truncated", blocking: blocking)
+                return nil
+            }
+        case .chunked:
+            guard let chunk = info.chunk, chunk.count == info.shape.count, chunk.allSatisfy({ $0 > 0 }),
+                  let expected = HDF5File.product(zip(info.shape, chunk).map { ($0 + $1 - 1) / $1 }) else {
+                flag(path, "has an invalid chunk shape \(info.chunk ?? []) for shape \(info.shape)", blocking: blocking)
+                return nil
+            }
+            if let stored = info.storedChunks, stored < expected {
+                flag(path, "declares shape \(info.shape) but stores \(stored) of its \(expected) chunks; every chunk must be written", blocking: blocking)
+                return nil
+            }
+            let backed = info.filters.isEmpty ? info.storageBytes >= declared
+                : declared / Self.maxCompressionRatio <= info.storageBytes
+            if !backed {
+                flag(path, "declares shape \(info.shape) (\(declared) bytes) but stores only \(info.storageBytes) bytes", blocking: blocking)
+                return nil
+            }
+            if info.storageBytes > fileSize {
+                flag(path, "stores \(info.storageBytes) bytes, more than the file's \(fileSize): the file is truncated or damaged", blocking: blocking)
+                return nil
+            }
+        case .virtual, .other:
+            break
+        }
+        return info
+    }
+
+    static func printable(_ text: String) -> String { TerminalText.escaped(text) }
+
+    /// "missing" (or `text`), unless looking for `path` met damaged metadata: then that, so that a
+    /// checksum failure is not reported as an absent object.
+    private func absence(_ f: HDF5File, _ path: String, _ text: String) -> String {
+        guard let damage = f.damageHiding(path) else { return text }
+        return "cannot be read: damaged HDF5 metadata (\(damage))"
+    }
+
     private mutating func flag(_ object: String, _ message: String, blocking: Bool = true) {
         violations.append(SchemaViolation(object, message, blocksReading: blocking))
     }
 
+    /// Longest name accepted for run, regime, probe set and targets (characters).
+    static let maxNameLength = 256
+
     private mutating func stringAttr(_ f: HDF5File, _ name: String) -> String? {
-        do { return try f.readStringAttribute(name) } catch let e as ActivationStoreError {
+        do {
+            let value = try f.readStringAttribute(name)
+            if name != "config" {
+                if value.count > Self.maxNameLength {
+                    flag("/ attr \(name)", "is \(value.count) characters long; names are limited to \(Self.maxNameLength)")
+                    return nil
+                }
+                if Self.printable(value) != value {
+                    flag("/ attr \(name)", "\"\(Self.printable(value))\" holds control characters")
+                    return nil
+                }
+            }
+            return value
+        } catch let e as ActivationStoreError {
             flag(e.object ?? "/ attr \(name)", e.message)
         } catch { flag("/ attr \(name)", "\(error)") }
         return nil
@@ -91,13 +180,13 @@ struct SchemaInspection {
 
     private mutating func readLayers(_ f: HDF5File) {
         guard let names = f.childNames(of: "/layers") else {
-            flag("/layers", "missing: the file holds no layer activations")
+            flag("/layers", absence(f, "/layers", "missing: the file holds no layer activations"))
             return
         }
         var depths: [Int] = []
         for name in names {
             guard name.count == 2, let d = Int(name), d >= 0 else {
-                flag("/layers/\(name)", "unexpected group name; layers are named 00, 01, ... (two digits)", blocking: false)
+                flag("/layers/\(Self.printable(String(name.prefix(Self.maxNameLength))))", "unexpected group name; layers are named 00, 01, ... (two digits)", blocking: false)
                 continue
             }
             depths.append(d)
@@ -112,8 +201,12 @@ struct SchemaInspection {
         var shapeSeen: [Int]? = nil
         for d in depths {
             let path = ActivationPaths.tokens(d)
-            guard let info = try? f.datasetInfo(path) else {
-                flag(path, f.exists(path) ? "is not a dataset" : "missing")
+            guard f.isDataset(path) else {
+                flag(path, absence(f, path, f.exists(path) ? "is not a dataset" : "missing"))
+                tokenTypes.append(.float32)
+                continue
+            }
+            guard let info = storedInfo(f, path) else {
                 tokenTypes.append(.float32)
                 continue
             }
@@ -143,7 +236,9 @@ struct SchemaInspection {
             }
             let apath = ActivationPaths.attention(d)
             if f.exists(apath) {
-                if let a = try? f.datasetInfo(apath) {
+                if !f.isDataset(apath) {
+                    flag(apath, absence(f, apath, "is not a dataset"))
+                } else if let a = storedInfo(f, apath) {
                     if a.type.typeClass != .float {
                         flag(apath, "is \(a.type.readable); attention must be floating point")
                     } else if a.shape.count != 4 {
@@ -155,8 +250,6 @@ struct SchemaInspection {
                     } else {
                         attention[d] = AttentionShape(clips: a.shape[0], heads: a.shape[1], tokens: a.shape[2])
                     }
-                } else {
-                    flag(apath, "is not a dataset")
                 }
             }
         }
@@ -174,30 +267,46 @@ struct SchemaInspection {
     private mutating func readPositions(_ f: HDF5File) {
         let path = ActivationPaths.positions
         guard f.exists(path) else {
-            flag(path, "missing: token positions [T, 3] are needed for attention distances", blocking: false)
+            flag(path, absence(f, path, "missing: token positions [T, 3] are needed for attention distances"), blocking: false)
             return
         }
-        guard let info = try? f.datasetInfo(path) else { flag(path, "is not a dataset", blocking: false); return }
+        guard f.isDataset(path) else { flag(path, absence(f, path, "is not a dataset"), blocking: false); return }
+        guard let info = storedInfo(f, path, blocking: false) else { return }
         if info.type.typeClass != .float && info.type.typeClass != .integer {
             flag(path, "is \(info.type.readable); expected float32", blocking: false)
         } else if info.shape != [tokens, 3] {
             flag(path, "has shape \(info.shape); expected [T, 3] = [\(tokens), 3]", blocking: false)
         } else {
-            hasPositions = true
+            do {
+                let values = try f.read(path, as: Float.self)
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    flag(path, "token \(bad / 3) has a non-finite position (\(values[bad]))", blocking: false)
+                } else {
+                    hasPositions = true
+                }
+            } catch let e as ActivationStoreError {
+                flag(path, e.message, blocking: false)
+            } catch { flag(path, "\(error)", blocking: false) }
         }
     }
 
     private mutating func readLabels(_ f: HDF5File) {
         guard let names = f.childNames(of: "/labels") else {
-            flag("/labels", "missing: no targets, so probes and retrieval cannot run", blocking: false)
+            flag("/labels", absence(f, "/labels", "missing: no targets, so probes and retrieval cannot run"), blocking: false)
             return
         }
         if names.isEmpty { flag("/labels", "holds no targets", blocking: false) }
         for name in names {
             let path = ActivationPaths.labels(name)
-            guard let info = try? f.datasetInfo(path) else { flag(path, "is not a dataset"); continue }
-            guard info.type.typeClass == .integer else {
-                flag(path, "is \(info.type.readable); labels must be int64 class indices")
+            if name.count > Self.maxNameLength || Self.printable(name) != name {
+                flag(ActivationPaths.labels(Self.printable(String(name.prefix(Self.maxNameLength)))),
+                     "target names are at most \(Self.maxNameLength) characters without control characters")
+                continue
+            }
+            guard f.isDataset(path) else { flag(path, absence(f, path, "is not a dataset")); continue }
+            guard let info = storedInfo(f, path) else { continue }
+            guard info.type.typeClass == .integer, info.signed || info.type.bytes < 8 else {
+                flag(path, "is \(info.signed ? "" : "unsigned ")\(info.type.readable); labels must be int64 class indices")
                 continue
             }
             guard info.shape.count == 1 else {
@@ -208,7 +317,12 @@ struct SchemaInspection {
                 flag(path, "has \(info.shape[0]) labels but the layers hold N = \(clips) clips")
                 continue
             }
-            if let values = try? f.read(path, as: Int64.self), let bad = values.firstIndex(where: { $0 < 0 }) {
+            let values: [Int64]
+            do { values = try f.read(path, as: Int64.self) } catch let e as ActivationStoreError {
+                flag(path, e.message)
+                continue
+            } catch { flag(path, "\(error)"); continue }
+            if let bad = values.firstIndex(where: { $0 < 0 }) {
                 flag(path, "holds a negative class index (\(values[bad]) at clip \(bad)); classes are 0, 1, ...")
                 continue
             }
@@ -223,11 +337,12 @@ struct SchemaInspection {
             flag("/training", "needs both step and loss datasets", blocking: false)
             return
         }
-        guard let s = try? f.datasetInfo(ActivationPaths.trainingStep),
-              let l = try? f.datasetInfo(ActivationPaths.trainingLoss) else {
+        guard f.isDataset(ActivationPaths.trainingStep), f.isDataset(ActivationPaths.trainingLoss) else {
             flag("/training", "step and loss must be datasets", blocking: false)
             return
         }
+        guard let s = storedInfo(f, ActivationPaths.trainingStep, blocking: false),
+              let l = storedInfo(f, ActivationPaths.trainingLoss, blocking: false) else { return }
         let k = metadata?.blockEnds.count ?? -1
         if s.shape.count != 1 || s.type.typeClass != .integer {
             flag(ActivationPaths.trainingStep, "expected int64 [S], found \(s.type.readable) \(s.shape)", blocking: false)

@@ -6,7 +6,7 @@ public struct FileSummary: Codable, Sendable {
     public struct Target: Codable, Sendable {
         public var name: String
         public var classes: Int
-        /// Clips per class index 0..<classes.
+        /// Clips per distinct class id, in ascending order of id.
         public var counts: [Int]
     }
 
@@ -57,11 +57,11 @@ public struct FileSummary: Codable, Sendable {
         hasPositions = f.hasPositions
         trainingSteps = try f.trainingCurve()?.steps.count
         targets = try f.targets.map { name in
-            let labels = try f.labels(name)
-            let classes = (labels.max() ?? -1) + 1
-            var counts = [Int](repeating: 0, count: classes)
-            for l in labels { counts[l] += 1 }
-            return Target(name: name, classes: classes, counts: counts)
+            // Counted per distinct class id: ids may be far above N, so nothing is sized by an id.
+            var byClass: [Int: Int] = [:]
+            for l in try f.labels(name) { byClass[l, default: 0] += 1 }
+            let ids = byClass.keys.sorted()
+            return Target(name: name, classes: ids.count, counts: ids.map { byClass[$0]! })
         }
         warnings = f.warnings.map(\.description)
         if f.hasClipIDs { clipIDs = try f.clipIDs() != nil }

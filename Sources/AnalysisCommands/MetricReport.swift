@@ -1,6 +1,9 @@
 import ActivationStore
 import Foundation
 import RepresentationMetrics
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One measured number (or an undefined one, with its reason): a row of the tidy output.
 public struct MetricRecord: Codable, Sendable, Equatable {
@@ -161,7 +164,7 @@ public enum OutputFormat: String, Sendable, CaseIterable {
 /// Writes text to `path` atomically (temporary file beside it, then rename), or to stdout when nil.
 public func emit(_ text: String, to path: String?) throws {
     guard let path else {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        StandardOutput.write(text)
         return
     }
     try AtomicFile.write(Data(text.utf8), to: path)
@@ -197,4 +200,38 @@ public func cell(_ r: MetricRecord, digits: Int = 4) -> String {
     var s = String(format: "%.\(digits)f", v)
     if let sd = r.std { s += String(format: " ± %.\(digits)f", sd) }
     return s
+}
+
+/// Standard output written with write(2), remembering the first failure (FileHandle traps on one, and
+/// print loses it). The executables check `failure` once at exit; a closed pipe raises SIGPIPE.
+public enum StandardOutput {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var error: Int32 = 0
+
+    /// The errno of the first failed write, if any.
+    public static var failure: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return error == 0 ? nil : error
+    }
+
+    /// Writes `text` in full, or records why it could not (later writes are skipped).
+    public static func write(_ text: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard error == 0 else { return }
+        var bytes = Array(text.utf8)[...]
+        while !bytes.isEmpty {
+            let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                error = errno
+                return
+            }
+            bytes = bytes.dropFirst(n)
+        }
+    }
+
+    /// `print` through `write(_:)`.
+    public static func print(_ text: String, terminator: String = "\n") { write(text + terminator) }
 }

@@ -263,7 +263,7 @@ public struct OccDropAnalysis {
         let depths = try depthSelection.depths(in: full)
         let chosen = targets ?? full.targets
         guard !chosen.isEmpty else { throw AnalysisError("\(full.path): the file has no labels") }
-        let labels = try chosen.map { try full.labels($0) }
+        let labels = try chosen.map { LinearProbe.denseClasses(try full.labels($0)).labels }
         let fullVectors = try collectClipVectors(full, depths: depths, maxBatchBytes: maxBatchBytes)
         let oneVectors = try collectClipVectors(onePatch, depths: depths, maxBatchBytes: maxBatchBytes)
         var records: [MetricRecord] = []
@@ -274,7 +274,7 @@ public struct OccDropAnalysis {
                 let accs = Result { () throws -> (all: Double, one: Double) in
                     let folds = try LinearProbe.stratifiedFolds(labels: labels[t], folds: options.folds, seed: options.seed)
                     var correctAll = 0, correctOne = 0, total = 0
-                    let classes = labels[t].max()! + 1
+                    let classes = Set(labels[t]).count
                     for testIdx in folds {
                         let testSet = Set(testIdx)
                         let trainIdx = (0..<full.clipCount).filter { !testSet.contains($0) }

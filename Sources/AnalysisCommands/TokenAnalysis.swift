@@ -122,14 +122,18 @@ public struct AttentionAnalysis {
             throw AnalysisError("\(f.path): layer \(missing) stores no attention; layers with attention: \(stored.map(String.init).joined(separator: ", "))")
         }
         guard let positions = try f.positions() else {
-            throw AnalysisError("\(f.path): /positions is missing; attention distances need token centres")
+            let why = f.warnings.first { $0.object == ActivationPaths.positions }?.message ?? "missing"
+            throw AnalysisError("\(f.path): /positions: \(why); attention distances need token centres [T, 3]")
         }
         var records: [MetricRecord] = []
         var uniform: [String: String] = [:]
         let base = MetricRecord(metric: "", run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
         for (li, layer) in chosen.enumerated() {
             let shape = f.attentionShapes[layer]!
-            var acc = try AttentionDistanceAccumulator(positions: positions, tokens: f.tokenCount)
+            var acc: AttentionDistanceAccumulator
+            do { acc = try AttentionDistanceAccumulator(positions: positions, tokens: f.tokenCount) } catch {
+                throw AnalysisError("\(f.path): /positions: \(error)")
+            }
             var failure: String? = nil
             for start in stride(from: 0, to: shape.clips, by: clipsPerBatch) {
                 let r = start..<min(start + clipsPerBatch, shape.clips)

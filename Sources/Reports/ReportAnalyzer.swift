@@ -25,7 +25,13 @@ public struct ReportAnalyzer: Sendable {
     public struct Outcome: Sendable {
         public var reports: [MetricReport]
         public var notes: [String]
+        /// Notes of analyses that stopped because an input could not be read (a damaged file).
+        public var readFailures: [String] { notes.filter { $0.hasPrefix(ReportAnalyzer.readFailurePrefix) } }
     }
+
+    /// Starts the note of an analysis stopped by an unreadable input.
+    public static let readFailurePrefix = "cannot read an input: "
+
 
     struct Job: @unchecked Sendable {
         var label: String
@@ -94,7 +100,9 @@ public struct ReportAnalyzer: Sendable {
 
     /// Runs one analysis, turning a failure into a note.
     static func attempt(_ label: String, _ body: () throws -> MetricReport) -> ([MetricReport], [String]) {
-        do { return ([try body()], []) } catch { return ([], ["\(label): \(error)"]) }
+        do { return ([try body()], []) } catch let e as ActivationStoreError where [.io, .damaged, .cannotOpen].contains(e.kind) {
+            return ([], ["\(readFailurePrefix)\(e) (\(label))"])
+        } catch { return ([], ["\(label): \(error)"]) }
     }
 
     func fullAnalyses(_ g: ReportInputs.Group, onePatch: ActivationFile?) -> ([MetricReport], [String]) {

@@ -44,6 +44,8 @@ public struct ReportGenerator: Sendable {
     @discardableResult
     public func generate(paths: [String], log: (@Sendable (String) -> Void)? = nil) throws -> ReportSummary {
         let inputs = try ReportInputs.collect(paths)
+        try ReportOutput.check(out: options.outputDirectory, notebook: options.resolvedNotebookPath,
+                               inputs: inputs.groups.map(\.file.path))
         for n in inputs.notes { log?(n) }
         let runs = inputs.runs
         log?("\(inputs.groups.count) activation file\(inputs.groups.count == 1 ? "" : "s") of \(runs.count) run\(runs.count == 1 ? "" : "s")")
@@ -51,6 +53,9 @@ public struct ReportGenerator: Sendable {
         analyzer.maxRBFClips = 2048
         analyzer.bootstrap = options.resamples > 0 ? Bootstrap(resamples: options.resamples, seed: 0, level: 0.95) : nil
         let outcome = analyzer.run(inputs, log: log)
+        if let failure = outcome.readFailures.first {
+            throw ReportError(failure)
+        }
         let table = ReportTable(records: outcome.reports.flatMap(\.records), runs: runs)
         let findings = Findings.evaluate(records: table.records, runs: runs)
         let figures = ReportFigures.make(table: table, runs: runs)
@@ -77,33 +82,32 @@ public struct ReportGenerator: Sendable {
             figures: figures.map(\.file), records: table.records.count,
             undefinedRecords: table.records.filter { $0.value == nil }.count, notes: notes)
 
-        // Write.
+        // Write: the whole report (notebook included) goes to a staging folder, swapped in at the end.
         let out = options.outputDirectory
-        let fm = FileManager.default
-        do {
-            try fm.createDirectory(atPath: (out as NSString).appendingPathComponent("figures"), withIntermediateDirectories: true)
-            try fm.createDirectory(atPath: (options.resolvedNotebookPath as NSString).deletingLastPathComponent.isEmpty ? "." :
-                                    (options.resolvedNotebookPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        } catch {
-            throw ReportError("\(out): cannot create the output directory: \(error.localizedDescription)")
-        }
-        func write(_ name: String, _ text: String) throws { try emit(text, to: (out as NSString).appendingPathComponent(name)) }
-        try write("metrics.csv", table.csv)
-        try write("COLUMNS.md", table.columnsMarkdown)
-        try write("summary.json", encodeJSON(summary) + "\n")
-        try write("findings.json", encodeJSON(findings) + "\n")
-        for f in figures { try write(f.file, f.svg) }
         let notebookPath = options.resolvedNotebookPath
-        let notebookDir = (notebookPath as NSString).deletingLastPathComponent
-        let notebook = ReportNotebook(title: options.title,
-                                      reportPath: ReportNotebook.relativePath(from: notebookDir.isEmpty ? "." : notebookDir, to: out),
-                                      findings: findings, figures: figures, recordCount: table.records.count,
-                                      runCount: Set(table.records.map(\.run)).count)
-        try emit(try notebook.render(), to: notebookPath)
-        let linkFromPage = ReportNotebook.relativePath(from: out, to: notebookDir.isEmpty ? "." : notebookDir)
-        let notebookLink = (linkFromPage == "." ? "" : linkFromPage + "/") + (notebookPath as NSString).lastPathComponent
-        try write("index.html", ReportHTML.page(summary: summary, table: table, figures: figures,
-                                                notebookLink: notebookLink.hasPrefix("..") || notebookLink.hasPrefix("/") ? nil : notebookLink))
+        let staged = try ReportOutput(out: out, notebook: notebookPath)
+        do {
+            func write(_ name: String, _ text: String) throws { try emit(text, to: staged.path(name)) }
+            try write("metrics.csv", table.csv)
+            try write("COLUMNS.md", table.columnsMarkdown)
+            try write("summary.json", encodeJSON(summary) + "\n")
+            try write("findings.json", encodeJSON(findings) + "\n")
+            for f in figures { try write(f.file, f.svg) }
+            let notebookDir = (notebookPath as NSString).deletingLastPathComponent
+            let notebook = ReportNotebook(title: options.title,
+                                          reportPath: ReportNotebook.relativePath(from: notebookDir.isEmpty ? "." : notebookDir, to: out),
+                                          findings: findings, figures: figures, recordCount: table.records.count,
+                                          runCount: Set(table.records.map(\.run)).count)
+            try emit(try notebook.render(), to: staged.stagedNotebook)
+            let linkFromPage = ReportNotebook.relativePath(from: out, to: notebookDir.isEmpty ? "." : notebookDir)
+            let notebookLink = (linkFromPage == "." ? "" : linkFromPage + "/") + (notebookPath as NSString).lastPathComponent
+            try write("index.html", ReportHTML.page(summary: summary, table: table, figures: figures,
+                                                    notebookLink: notebookLink.hasPrefix("..") || notebookLink.hasPrefix("/") ? nil : notebookLink))
+        } catch {
+            staged.discard()
+            throw error
+        }
+        try staged.commit()
         log?("wrote \(out)/index.html, metrics.csv (\(table.records.count) records), \(figures.count) figures, \(notebookPath)")
         return summary
     }

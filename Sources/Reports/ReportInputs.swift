@@ -62,6 +62,8 @@ public struct ReportInputs: @unchecked Sendable {
                 // HDF5 files of another kind (e.g. training checkpoints, format "bwckpt") are not activations.
                 notes.append("skipped \(path): not a bwact activation file (\(e.message))")
                 continue
+            } catch let e as ActivationStoreError {
+                throw ReportError("\(e)")
             } catch {
                 throw ReportError("cannot read activation file \(path): \(error)")
             }

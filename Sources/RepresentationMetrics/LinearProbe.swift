@@ -205,7 +205,7 @@ public enum LinearProbe {
         try validate(options, needsFolds: true)
         try validate(x, labels: labels, role: "data")
         try requireTwoClasses(labels, role: "data")
-        let classes = labels.max()! + 1
+        let (labels, classes) = denseClasses(labels)
         let folds = try stratifiedFolds(labels: labels, folds: options.folds, seed: options.seed)
         var fits: [(accuracy: Double, iterations: Int, converged: Bool)] = []
         var predictions = [Int](repeating: -1, count: x.rows)
@@ -221,7 +221,7 @@ public enum LinearProbe {
     }
 
     /// Accuracy of the probe fitted on `train` (standardised with train's statistics) and scored on `test`:
-    /// one "fold". classes = max label over both sets + 1.
+    /// one "fold". Classes are the distinct labels of both sets.
     ///
     /// Throws `MetricUndefined` for mismatched label counts or feature counts, empty sets, negative labels,
     /// NaN/Inf, or fewer than 2 distinct classes in the training set.
@@ -240,7 +240,8 @@ public enum LinearProbe {
             throw MetricUndefined("training data has \(train.cols) features but test data has \(test.cols)")
         }
         try requireTwoClasses(trainLabels, role: "training data")
-        let classes = max(trainLabels.max()!, testLabels.max()!) + 1
+        let (joint, classes) = denseClasses(trainLabels + testLabels)
+        let trainLabels = Array(joint[..<trainLabels.count]), testLabels = Array(joint[trainLabels.count...])
         let fit = try fit(train, labels: trainLabels, classes: classes, options: options)
         let (accuracy, predicted) = score(fit, test, testLabels)
         return summary([(accuracy, fit.iterations, fit.converged)], classes: classes, samples: train.rows + test.rows,
@@ -273,7 +274,7 @@ public enum LinearProbe {
         try validate(options, needsFolds: true)
         try validate(x, labels: labels, role: "data")
         try requireTwoClasses(labels, role: "data")
-        let classes = labels.max()! + 1
+        let (labels, classes) = denseClasses(labels)
         let outer = try stratifiedFolds(labels: labels, folds: options.folds, seed: options.seed)
         var fits: [(accuracy: Double, iterations: Int, converged: Bool)] = []
         var chosen: [Double] = []
@@ -409,5 +410,19 @@ public enum LinearProbe {
         return ProbeResult(foldAccuracies: accuracies, mean: mean, std: variance.squareRoot(),
                            converged: fits.allSatisfy(\.converged), maxIterations: fits.map(\.iterations).max() ?? 0,
                            classes: classes, samples: samples, predictions: predictions)
+    }
+}
+
+extension LinearProbe {
+    /// Maps class ids to 0..<k in ascending order of id, k = the number of distinct ids.
+    ///
+    /// Class ids may be far above N (e.g. Kinetics ids on a subset of clips), so nothing is ever sized by
+    /// an id value; ids that are already 0..<k map to themselves.
+    public static func denseClasses(_ labels: [Int]) -> (labels: [Int], classes: Int) {
+        let ids = Array(Set(labels)).sorted()
+        if ids.isEmpty || (ids.first == 0 && ids.last == ids.count - 1) { return (labels, ids.count) }
+        var index: [Int: Int] = [:]
+        for (i, id) in ids.enumerated() { index[id] = i }
+        return (labels.map { index[$0]! }, ids.count)
     }
 }

@@ -17,16 +17,17 @@ extension LinearProbe {
     ///   - labels: class index per clip (non-negative; absent class indices are allowed).
     ///   - folds: number of folds (≥ 2).
     ///   - seed: seed of the shuffle.
-    /// - Complexity: O(N + classes).
+    /// - Complexity: O(N log N).
     public static func stratifiedFolds(labels: [Int], folds: Int, seed: UInt64) throws -> [[Int]] {
         guard folds >= 2 else { throw MetricUndefined("cross-validation needs at least 2 folds, got \(folds)") }
         if let bad = labels.firstIndex(where: { $0 < 0 }) {
             throw MetricUndefined("label of clip \(bad) is negative (\(labels[bad])); labels must be class indices ≥ 0")
         }
-        let classes = (labels.max() ?? -1) + 1
-        var members = [[Int]](repeating: [], count: classes)
-        for (i, label) in labels.enumerated() { members[label].append(i) }
-        for (label, clips) in members.enumerated() where !clips.isEmpty && clips.count < folds {
+        // Grouped by distinct label (never an array sized by a label value: ids may be far above N).
+        var byLabel: [Int: [Int]] = [:]
+        for (i, label) in labels.enumerated() { byLabel[label, default: []].append(i) }
+        let members = byLabel.keys.sorted().map { byLabel[$0]! }
+        for (label, clips) in zip(byLabel.keys.sorted(), members) where clips.count < folds {
             throw MetricUndefined("class \(label) has \(clips.count) clip\(clips.count == 1 ? "" : "s"), "
                                   + "fewer than the \(folds) folds of stratified cross-validation")
         }

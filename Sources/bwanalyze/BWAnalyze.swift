@@ -14,13 +14,46 @@ struct BWAnalyze: ParsableCommand {
         `bwanalyze inspect FILE` to see what a file holds and `bwanalyze validate FILE` to check it.
         """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Validate.self, CKA.self, Spectrum.self, Probe.self, RetrievalCommand.self, OccDrop.self, Tokens.self, Attention.self, Report.self, Bench.self, Fixtures.self, Synth.self]
+        subcommands: [Inspect.self, Validate.self, CKA.self, Spectrum.self, Probe.self, RetrievalCommand.self, OccDrop.self, Tokens.self, Attention.self, Report.self, Bench.self, Fixtures.self, Synth.self, CheckStructure.self]
     )
+
+    /// Runs the command, then checks that standard output was written in full.
+    ///
+    /// Every activation file is first read structurally by a child process (`StructureGuard`), so damaged
+    /// HDF5 metadata ends as one error line. A write error on standard output (a full disk) ends with
+    /// one error line and status 1; a closed pipe ends the process quietly by SIGPIPE, as Unix tools do.
+    static func main() {
+        signal(SIGPIPE, SIG_DFL)
+        if ProcessInfo.processInfo.environment["BWSSL_STRUCTURE_GUARD"] != "off",
+           let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            StructureGuard.helper = [exe, CheckStructure.configuration.commandName!]
+        }
+        if let limit = ProcessInfo.processInfo.environment["BWSSL_STRUCTURE_TIME_LIMIT"].flatMap(Double.init), limit > 0 {
+            StructureGuard.timeLimit = limit
+        }
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            finishStandardOutput()
+            exit(withError: error)
+        }
+        finishStandardOutput()
+    }
+
+    /// Flushes standard output; on failure prints one error line and exits with status 1.
+    static func finishStandardOutput() {
+        if let code = StandardOutput.failure {
+            printError("cannot write to standard output (\(String(cString: strerror(code))))")
+            Glibc.exit(1)
+        }
+    }
 }
 
-/// Prints one line to standard error.
+/// Prints one line to standard error, with control characters (from file contents or names) escaped.
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data(("bwanalyze: error: " + message + "\n").utf8))
+    let line = TerminalText.escaped(message)
+    FileHandle.standardError.write(Data(("bwanalyze: error: " + line + "\n").utf8))
 }
 
 extension BWAnalyze {
@@ -41,13 +74,13 @@ extension BWAnalyze {
                 do {
                     let s = try FileSummary(ActivationFile(path: path))
                     summaries.append(s)
-                    if !json { print(s.text + (path == files.last ? "" : "\n")) }
+                    if !json { StandardOutput.print(s.text + (path == files.last ? "" : "\n")) }
                 } catch {
                     printError("\(error)")
                     failed = true
                 }
             }
-            if json { print(try encodeJSON(summaries)) }
+            if json { StandardOutput.print(try encodeJSON(summaries)) }
             if failed { throw ExitCode.failure }
         }
     }
@@ -69,18 +102,32 @@ extension BWAnalyze {
         func run() throws {
             let reports = files.map { ActivationValidator.validate(path: $0, scanValues: !noValues) }
             if json {
-                print(try encodeJSON(reports))
+                StandardOutput.print(try encodeJSON(reports))
             } else {
                 for r in reports {
                     if r.isValid {
-                        print("\(r.file): ok")
+                        StandardOutput.print("\(r.file): ok")
                     } else {
-                        print("\(r.file): \(r.violations.count) problem\(r.violations.count == 1 ? "" : "s")")
-                        for v in r.violations { print("  - \(v)") }
+                        StandardOutput.print("\(r.file): \(r.violations.count) problem\(r.violations.count == 1 ? "" : "s")")
+                        for v in r.violations { StandardOutput.print("  - \(TerminalText.escaped(v.description))") }
                     }
                 }
             }
             if reports.contains(where: { !$0.isValid }) { throw ExitCode.failure }
+        }
+    }
+
+    /// The structural pass of `StructureGuard`, run in a child process; not for direct use.
+    struct CheckStructure: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check-structure", abstract: "Internal: read a file's structure (run in a limited child process).",
+            shouldDisplay: false)
+
+        @Argument var file: String
+
+        func run() throws {
+            let status = StructureGuard.runHelper(path: file)
+            if status != 0 { throw ExitCode(status) }
         }
     }
 
@@ -93,7 +140,7 @@ extension BWAnalyze {
 
         func run() throws {
             do {
-                for path in try FixtureSet.write(to: out) { print(path) }
+                for path in try FixtureSet.write(to: out) { StandardOutput.print(path) }
             } catch {
                 printError("\(error)")
                 throw ExitCode.failure

@@ -43,10 +43,10 @@ extension BWAnalyze {
                 let f = try ActivationFile(path: path!)
                 say("timing analyses on \(f.path) (N = \(f.clipCount), T = \(f.tokenCount), D = \(f.featureCount), depths 0-\(f.layerCount)) ...")
                 let rows = try Benchmark().run(f) { say($0) }
-                print(String(format: "machine: dgemm %.1f GFLOP/s, sgemm %.1f GFLOP/s (best of 3, 2048^3, %d cores)",
+                StandardOutput.print(String(format: "machine: dgemm %.1f GFLOP/s, sgemm %.1f GFLOP/s (best of 3, 2048^3, %d cores)",
                              dgemm, sgemm, ProcessInfo.processInfo.activeProcessorCount))
-                print("file: \(f.path)  N = \(f.clipCount)  T = \(f.tokenCount)  D = \(f.featureCount)  depths 0-\(f.layerCount)  \(FileSummary.formatBytes(f.fileSize))")
-                print(Benchmark.table(rows, dgemm: dgemm), terminator: "")
+                StandardOutput.print("file: \(f.path)  N = \(f.clipCount)  T = \(f.tokenCount)  D = \(f.featureCount)  depths 0-\(f.layerCount)  \(FileSummary.formatBytes(f.fileSize))")
+                StandardOutput.write(Benchmark.table(rows, dgemm: dgemm))
             }
         }
     }

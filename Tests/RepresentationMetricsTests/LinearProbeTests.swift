@@ -353,13 +353,21 @@ final class LinearProbeTests: XCTestCase {
         }
     }
 
-    /// An index with no clips at all (class 1 absent while class 2 exists) is allowed: its intercept is
-    /// pushed down and it is never predicted.
+    /// Class ids need not be contiguous (class 1 absent while class 2 exists, or ids far above N): the
+    /// probe counts distinct classes and never sizes anything by an id.
     func testAbsentClassIndexIsAllowed() throws {
         let (x, labels) = blobs(perClass: 20, classes: 2, dimensions: 3, separation: 10, seed: 5)
         let shifted = labels.map { $0 == 1 ? 2 : 0 }
         let result = try LinearProbe.crossValidate(x, labels: shifted)
-        XCTAssertEqual(result.classes, 3)
+        XCTAssertEqual(result.classes, 2)
+        XCTAssertEqual(result.mean, 1)
+        XCTAssertTrue(result.converged)
+        let huge = labels.map { $0 == 1 ? Int(Int64.max) : 1 << 40 }
+        let far = try LinearProbe.crossValidate(x, labels: huge)
+        XCTAssertEqual(far.classes, 2)
+        XCTAssertEqual(far.mean, 1)
+        let split = try LinearProbe.trainTest(train: x, trainLabels: huge, test: x, testLabels: huge)
+        XCTAssertEqual(split.classes, 2)
         XCTAssertEqual(result.mean, 1)
         XCTAssertTrue(result.converged)
     }

@@ -1,0 +1,141 @@
+import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads an untrusted file's structure in a child process first, so that libhdf5 crashing, hanging or
+/// exhausting memory on damaged metadata ends as a one-line error instead of taking the tool down.
+///
+/// libhdf5 1.10 can dereference corrupt addresses or loop forever while parsing damaged object headers,
+/// global heaps or chunk indexes; nothing in-process can catch that. So before a file is opened for
+/// real, a helper process (the same executable, see `helper`) opens it, runs the whole structural pass
+/// (`SchemaInspection`: attributes, every dataset header and chunk index, labels and positions) under a
+/// CPU-time and address-space limit, and exits. If the helper exits normally the parent repeats the same
+/// reads, which then cannot crash; data reads afterwards only follow indexes the helper already walked,
+/// through the type conversions it already exercised on one clip of every dataset.
+/// A helper killed by a signal, past its time limit or out of memory makes the file "damaged".
+///
+/// Library users who trust their files (and the library's own tests) leave `helper` nil: no child.
+public enum StructureGuard {
+    /// argv of the helper, to which the file path is appended; nil disables the guard.
+    nonisolated(unsafe) public static var helper: [String]? = nil
+    /// Wall-clock and CPU limit of the helper, in seconds. Healthy files need well under a second; the
+    /// parent repeats the pass, so twice the limit must stay well below the 10 s that count as a hang.
+    nonisolated(unsafe) public static var timeLimit: Double = 3
+    /// Address-space limit of the helper, in bytes.
+    nonisolated(unsafe) public static var memoryLimit: Int = 2 << 30
+
+    /// Exit status of a helper that finished its pass (schema findings are reported by the parent).
+    static let passed: Int32 = 0
+    /// Exit status of a helper in which libhdf5 failed to allocate memory within the limit.
+    static let outOfMemory: Int32 = 3
+
+    /// Runs the structural pass of `path` in the helper, when one is configured.
+    ///
+    /// - Throws: `ActivationStoreError(.damaged)` naming the file when the helper died, hung or ran out of memory.
+    static func check(_ path: String) throws {
+        guard let helper, !helper.isEmpty else { return }
+        // A file already passed in this process (same device, inode, size and change time) is not re-read.
+        var st = stat()
+        let identity: [Int]? = stat(path, &st) == 0
+            ? [Int(st.st_dev), Int(st.st_ino), Int(st.st_size), st.st_ctim.tv_sec, st.st_ctim.tv_nsec] : nil
+        if let identity, passedFiles.withLock({ $0.contains(identity) }) { return }
+        try run(helper + [path], path)
+        if let identity { passedFiles.withLock { _ = $0.insert(identity) } }
+    }
+
+    private static let passedFiles = Mutex<Set<[Int]>>([])
+
+    private static func run(_ argv: [String], _ path: String) throws {
+        var pid: pid_t = 0
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        // No crash backtrace in the helper: its death is expected on damaged files and only its status counts.
+        var env: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no")]
+        var e = environ
+        while let entry = e.pointee {
+            if strncmp(entry, "SWIFT_BACKTRACE=", 16) != 0 { env.append(strdup(entry)) }
+            e += 1
+        }
+        env.append(nil)
+        defer { for p in env { free(p) } }
+        let status = posix_spawn(&pid, argv[0], &actions, nil, &cargs, &env)
+        guard status == 0 else {
+            // No helper, no guard: reading goes on in-process rather than refusing every file.
+            return
+        }
+        var wstatus: Int32 = 0
+        let deadline = Date().addingTimeInterval(timeLimit)
+        var pause: useconds_t = 500
+        while true {
+            let r = waitpid(pid, &wstatus, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { return }
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &wstatus, 0)
+                throw damaged(path, "reading its structure did not finish within \(Int(timeLimit)) s")
+            }
+            usleep(pause)
+            pause = min(pause * 2, 20_000)
+        }
+        let exited = (wstatus & 0x7F) == 0
+        if exited {
+            let code = (wstatus >> 8) & 0xFF
+            if code == passed { return }
+            if code == outOfMemory {
+                throw damaged(path, "reading its structure needs more than \(memoryLimit >> 30) GiB of memory")
+            }
+            throw damaged(path, "reading its structure failed (exit status \(code))")
+        }
+        let signal = wstatus & 0x7F
+        switch signal {
+        case SIGXCPU, SIGKILL: throw damaged(path, "reading its structure did not finish within \(Int(timeLimit)) s")
+        default: throw damaged(path, "reading its structure crashed the HDF5 library (signal \(signal))")
+        }
+    }
+
+    private static func damaged(_ path: String, _ why: String) -> ActivationStoreError {
+        ActivationStoreError(.damaged, file: path, "damaged HDF5 file: \(why)")
+    }
+
+    /// The helper's side: limits itself, runs the structural pass of `path`, and returns the exit status.
+    ///
+    /// Only crashes matter here: schema violations and HDF5 errors are the parent's to report.
+    public static func runHelper(path: String) -> Int32 {
+        var cpu = rlimit(rlim_cur: rlim_t(max(1, timeLimit.rounded(.up))), rlim_max: rlim_t(max(1, timeLimit.rounded(.up)) + 1))
+        setrlimit(Int32(RLIMIT_CPU.rawValue), &cpu)
+        var memory = rlimit(rlim_cur: rlim_t(memoryLimit), rlim_max: rlim_t(memoryLimit))
+        setrlimit(Int32(RLIMIT_AS.rawValue), &memory)
+        var core = rlimit(rlim_cur: 0, rlim_max: 0)
+        setrlimit(Int32(RLIMIT_CORE.rawValue), &core)
+        guard let file = try? HDF5File.openReadOnly(path: path, displayName: path) else { return passed }
+        let inspection = SchemaInspection(file)
+        // One clip of every token and attention dataset, and the loss curve, through the same type
+        // conversion the parent will use for all of them (damaged datatypes crash in conversion).
+        if inspection.clips > 0 {
+            for depth in 0...inspection.layerCount {
+                _ = try? file.read(ActivationPaths.tokens(depth), as: Double.self, start: [0, 0, 0],
+                                   count: [1, inspection.tokens, inspection.features])
+                _ = try? file.read(ActivationPaths.tokens(depth), as: Float.self, start: [0, 0, 0],
+                                   count: [1, inspection.tokens, inspection.features])
+            }
+        }
+        for (depth, a) in inspection.attention where a.clips > 0 {
+            _ = try? file.read(ActivationPaths.attention(depth), as: Float.self, start: [0, 0, 0, 0],
+                               count: [1, a.heads, a.tokens, a.tokens])
+        }
+        if inspection.trainingSteps != nil {
+            _ = try? file.read(ActivationPaths.trainingStep, as: Int64.self)
+            _ = try? file.read(ActivationPaths.trainingLoss, as: Float.self)
+        }
+        return HDF5Library.allocationFailed ? outOfMemory : passed
+    }
+}
