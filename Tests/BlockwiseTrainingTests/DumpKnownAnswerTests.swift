@@ -11,7 +11,8 @@ import XCTest
 ///
 /// The model: 1 frame pair of 8×8 single-channel pixels, tubelets 2×4×4 (T = 4 tokens on a 2×2 grid,
 /// 32 values each), width D = 6 with 2 heads of 3.
-/// - Embedding: W picks patch value j into feature j (j < 6), plus a bias, plus the fixed positions.
+/// - Embedding: W picks standardised patch value j, (x − 0.5)/0.25, into feature j (j < 6), plus a bias,
+///   plus the fixed positions.
 ///   With 2 features per axis the sin-cos pair of each axis is (sin p, cos p) at ω = 1.
 /// - Layer 1: LayerNorm with unit weight and zero bias; q = s·LN(x), k = LN(x), v = LN(x) (so head h's
 ///   scores are s·⟨LN(xᵢ)_h, LN(xⱼ)_h⟩/√3, different for every query); identity output projection;
@@ -30,6 +31,8 @@ final class DumpKnownAnswerTests: XCTestCase {
         c.decoderDim = 4; c.decoderHeads = 1
         c.regime = .e2e
         c.run = "known-answer"
+        c.inputMean = 0.5; c.inputStd = 0.25  // pixels enter the embedding as (x − 0.5)/0.25
+        c.positionBase = 16  // with two features per axis only ω = 1 occurs, whatever the base
         return c
     }
 
@@ -89,7 +92,7 @@ final class DumpKnownAnswerTests: XCTestCase {
                 for gx in 0..<2 {
                     var row = [Double]()
                     for j in 0..<6 {
-                        let pixel = Double(pixels[clip * 128 + (gy * 4 + j / 4) * 8 + gx * 4 + j % 4])
+                        let pixel = (Double(pixels[clip * 128 + (gy * 4 + j / 4) * 8 + gx * 4 + j % 4]) - 0.5) / 0.25
                         let position = [0.0, 1.0, sin(Double(gy)), cos(Double(gy)), sin(Double(gx)), cos(Double(gx))][j]
                         row.append(pixel + Self.patchBias[j] + position)
                     }
