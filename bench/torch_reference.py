@@ -225,7 +225,11 @@ def bwtrain_clips_per_second(binary, c, steps):
             "--layers", str(c["layers"]), "--blocks", str(c["blocks"]),
             "--decoder-depth", str(c["decoder_depth"]), "--decoder-dim", str(c["decoder_dim"]),
             "--decoder-heads", str(c["decoder_heads"]), "--mask-ratio", str(c["mask_ratio"]),
-            "--batch-size", str(c["batch"]), "--training-clips", str(4 * c["batch"])]
+            "--batch-size", str(c["batch"]), "--training-clips", str(4 * c["batch"]),
+            # Frozen as when the comparison was set up: raw inputs and raw-pixel targets on action
+            # clips, whatever the preset's defaults have become since.
+            "--data", "actions", "--no-normalize-targets", "--input-mean", "0", "--input-std", "1",
+            "--position-base", "10000", "--no-textured-backgrounds"]
     run = subprocess.run(args, capture_output=True, text=True)
     if run.returncode != 0:
         sys.exit(f"{' '.join(args)} failed:\n{run.stderr}")
