@@ -13,19 +13,10 @@ import sys
 
 import numpy as np
 
+from checklist import finish, report
+
 MASK = (1 << 64) - 1
 case = json.load(open(sys.argv[1]))
-passed = failed = 0
-
-
-def report(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok    {what}")
-    else:
-        failed += 1
-        print(f"FAIL  {what}")
 
 
 class SplitMix64:
@@ -81,5 +72,4 @@ x, y = np.array(case["x"]), np.array(case["y"])
 ci = np.percentile([linear_cka(x[i], y[i]) for i in indices], q)
 report(close(ci, case["cka_ci"], 1e-9), f"interval of linear CKA over resampled rows {list(ci)} vs {case['cka_ci']}")
 
-print(f"bootstrap: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish("bootstrap")

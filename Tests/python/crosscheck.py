@@ -12,18 +12,9 @@ import sys
 import h5py
 import numpy as np
 
+from checklist import finish, report
+
 BW, FIX = sys.argv[1], sys.argv[2]
-passed = failed = 0
-
-
-def report(ok, what):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok    {what}")
-    else:
-        failed += 1
-        print(f"FAIL  {what}")
 
 
 def close(a, b, rel):
@@ -186,5 +177,4 @@ for r in out["records"]:
     worst = max(worst, abs(r["value"] - ref) / max(abs(ref), 1e-12))
 report(worst <= 1e-6, f"tokens geometry.h5: patch similarity and token shift, max relative difference {worst:.1e}")
 
-print(f"crosscheck: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish("crosscheck")
