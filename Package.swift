@@ -14,6 +14,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // C libraries, each behind a tiny system-library target with a shim header.
@@ -38,6 +39,7 @@ let package = Package(
         ]),
         .target(name: "Reports", dependencies: [
             "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "AnalysisCommands",
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "bwanalyze", dependencies: [
             "AnalysisCommands", "ActivationStore", "SyntheticFixtures", "Reports",

@@ -72,7 +72,7 @@ public struct ReportGenerator: Sendable {
         var described: [ReportSummary.Input] = []
         for g in inputs.groups {
             let m = g.file.metadata
-            described.append(.init(path: g.file.path, bytes: g.file.fileSize, sha256: try SHA256.hex(fileAt: g.file.path),
+            described.append(.init(path: g.file.path, bytes: g.file.fileSize, sha256: try Checksum.sha256(fileAt: g.file.path),
                                    run: m.run, regime: m.regime, probeSet: m.probeSet, step: m.step))
         }
         let summary = ReportSummary(

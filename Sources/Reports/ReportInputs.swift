@@ -90,7 +90,7 @@ public struct ReportInputs: @unchecked Sendable {
             var r = out[g.run] ?? RunInfo(run: g.run, regime: m.regime, blockEnds: m.blockEnds, steps: [])
             if !r.steps.contains(g.step) { r.steps.append(g.step) }
             if !g.probeSet.hasSuffix(Self.onePatchSuffix) && !r.probeSets.contains(g.probeSet) { r.probeSets.append(g.probeSet) }
-            let h = SHA256.hex(Array(m.config.utf8))
+            let h = Checksum.sha256(Array(m.config.utf8))
             if !r.configSHA256.contains(h) { r.configSHA256.append(h) }
             out[g.run] = r
         }

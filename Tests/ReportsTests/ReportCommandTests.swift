@@ -93,7 +93,7 @@ final class ReportCommandTests: XCTestCase {
         XCTAssertEqual(described.count, 4)
         for input in described {
             let path = input["path"] as! String
-            XCTAssertEqual(input["sha256"] as? String, try SHA256.hex(fileAt: path))
+            XCTAssertEqual(input["sha256"] as? String, try Checksum.sha256(fileAt: path))
             XCTAssertEqual(input["bytes"] as? Int, try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
         }
         let runs = summary["runs"] as! [[String: Any]]
