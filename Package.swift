@@ -23,13 +23,19 @@ let package = Package(
         .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
 
         .target(name: "ActivationStore", dependencies: ["CHDF5"]),
-        .target(name: "LinearAlgebra", dependencies: ["CBLAS", "CLAPACKE"]),
-        .target(name: "RepresentationMetrics", dependencies: ["LinearAlgebra"]),
+        .target(name: "LinearAlgebra", dependencies: [
+            "CBLAS", "CLAPACKE", .product(name: "Numerics", package: "swift-numerics"),
+        ]),
+        .target(name: "RepresentationMetrics", dependencies: [
+            "LinearAlgebra", .product(name: "Numerics", package: "swift-numerics"),
+        ]),
         .target(name: "BlockwiseTraining", dependencies: [
             "ActivationStore", "LinearAlgebra",
             .product(name: "Numerics", package: "swift-numerics"),
         ]),
-        .target(name: "SyntheticFixtures", dependencies: ["ActivationStore", "LinearAlgebra"]),
+        .target(name: "SyntheticFixtures", dependencies: [
+            "ActivationStore", "LinearAlgebra", .product(name: "Numerics", package: "swift-numerics"),
+        ]),
         .target(name: "AnalysisCommands", dependencies: [
             "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "SyntheticFixtures",
         ]),

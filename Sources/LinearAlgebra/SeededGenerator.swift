@@ -1,3 +1,5 @@
+import Numerics
+
 /// A small deterministic random number generator (SplitMix64, Steele et al. 2014).
 ///
 /// Same seed, same stream, on every platform: fixtures and the trainer depend on that.
@@ -34,16 +36,7 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         var u1 = nextUniform()
         while u1 <= 0 { u1 = nextUniform() }
         let u2 = nextUniform()
-        return (-2 * _log(u1)).squareRoot() * _cos(2 * Double.pi * u2)
+        return (-2 * Double.log(u1)).squareRoot() * Double.cos(2 * Double.pi * u2)
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-@inline(__always) private func _log(_ x: Double) -> Double { Glibc.log(x) }
-@inline(__always) private func _cos(_ x: Double) -> Double { Glibc.cos(x) }
-#else
-import Foundation
-@inline(__always) private func _log(_ x: Double) -> Double { Foundation.log(x) }
-@inline(__always) private func _cos(_ x: Double) -> Double { Foundation.cos(x) }
-#endif

@@ -1,4 +1,5 @@
 import LinearAlgebra
+import Numerics
 
 /// Which HSIC estimator a CKA value uses.
 public enum CKAEstimator: String, Sendable, Codable, CaseIterable {
@@ -84,7 +85,7 @@ public enum CKA {
             gamma = 1 / (2 * threshold * threshold * m2)
         }
         var k = d2
-        for i in k.storage.indices { k.storage[i] = expDouble(-gamma * d2.storage[i]) }
+        for i in k.storage.indices { k.storage[i] = Double.exp(-gamma * d2.storage[i]) }
         return (k, gamma)
     }
 
@@ -172,11 +173,3 @@ public enum CKA {
         return try acc.cka(CKAPair(0, 1), estimator: estimator)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-@inline(__always) func expDouble(_ x: Double) -> Double { Glibc.exp(x) }
-#else
-import Foundation
-@inline(__always) func expDouble(_ x: Double) -> Double { Foundation.exp(x) }
-#endif

@@ -1,5 +1,6 @@
 import ActivationStore
 import LinearAlgebra
+import Numerics
 
 /// Small dense helpers for fixture construction.
 ///
@@ -62,7 +63,7 @@ enum FixtureMath {
     static func planeRotation(_ n: Int, angle: Double) -> [Double] {
         precondition(n % 2 == 0)
         var r = [Double](repeating: 0, count: n * n)
-        let c = cosine(angle), s = sine(angle)
+        let c = Double.cos(angle), s = Double.sin(angle)
         for p in stride(from: 0, to: n, by: 2) {
             r[p * n + p] = c; r[p * n + p + 1] = s
             r[(p + 1) * n + p] = -s; r[(p + 1) * n + p + 1] = c
@@ -72,16 +73,6 @@ enum FixtureMath {
 
     static func toFloat(_ x: [Double]) -> [Float] { x.map { Float($0) } }
 }
-
-#if canImport(Glibc)
-import Glibc
-func cosine(_ x: Double) -> Double { Glibc.cos(x) }
-func sine(_ x: Double) -> Double { Glibc.sin(x) }
-#else
-import Foundation
-func cosine(_ x: Double) -> Double { Foundation.cos(x) }
-func sine(_ x: Double) -> Double { Foundation.sin(x) }
-#endif
 
 /// One fixture file in memory: metadata, tokens per depth, labels, optional extras.
 public struct FixtureFile: Sendable {
