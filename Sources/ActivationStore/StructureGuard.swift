@@ -72,13 +72,13 @@ public enum StructureGuard {
             return
         }
         var wstatus: Int32 = 0
-        let deadline = Date().addingTimeInterval(timeLimit)
+        let deadline = ContinuousClock.now + .seconds(timeLimit)
         var pause: useconds_t = 500
         while true {
             let r = waitpid(pid, &wstatus, WNOHANG)
             if r == pid { break }
             if r < 0 && errno != EINTR { return }
-            if Date() > deadline {
+            if ContinuousClock.now > deadline {
                 kill(pid, SIGKILL)
                 _ = waitpid(pid, &wstatus, 0)
                 throw damaged(path, "reading its structure did not finish within \(Int(timeLimit)) s")

@@ -18,9 +18,7 @@ public struct Benchmark {
 
     /// Wall-clock seconds of `body`.
     public static func time(_ body: () throws -> Void) rethrows -> Double {
-        let start = DispatchTime.now().uptimeNanoseconds
-        try body()
-        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        try ContinuousClock().measure(body).seconds
     }
 
     /// Runs every analysis on `f` and returns the timings.

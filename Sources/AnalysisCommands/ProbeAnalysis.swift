@@ -121,29 +121,13 @@ public struct ProbeAnalysis: Sendable {
                   chosenC: inout [String: String],
                   _ body: @escaping @Sendable (Int, Int) throws -> (ProbeResult, Double?)) throws -> [[Result<ProbeResult, Error>]] {
         let jobs = depths.indices.flatMap { i in targets.indices.map { (i, $0) } }
-        final class Box: @unchecked Sendable {
-            var results: [Result<(ProbeResult, Double?), Error>?]
-            var done = 0
-            let lock = NSLock()
-            init(_ n: Int) { results = Array(repeating: nil, count: n) }
-        }
-        let box = Box(jobs.count)
-        let progressBox = progress
-        nonisolated(unsafe) let report = progressBox
-        DispatchQueue.concurrentPerform(iterations: jobs.count) { j in
-            let r = Result { try body(jobs[j].0, jobs[j].1) }
-            box.lock.lock()
-            box.results[j] = r
-            box.done += 1
-            let done = box.done
-            box.lock.unlock()
-            report?(done, jobs.count)
-        }
+        let results = Parallel.map(jobs.count, { j in Result { try body(jobs[j].0, jobs[j].1) } },
+                                   finished: { _, _, done in progress?(done, jobs.count) })
         var out = depths.map { _ in targets.map { _ in Result<ProbeResult, Error>.failure(MetricUndefined("not run")) } }
         var allConverged = true
         var mostIterations = 0
         for (j, (i, t)) in jobs.enumerated() {
-            switch box.results[j]! {
+            switch results[j] {
             case .success(let (r, c)):
                 out[i][t] = .success(r)
                 allConverged = allConverged && r.converged

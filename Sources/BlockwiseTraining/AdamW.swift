@@ -1,4 +1,5 @@
 import Foundation
+import LinearAlgebra
 
 /// AdamW (Loshchilov & Hutter 2019) over the flat parameter buffer, with decoupled weight decay on
 /// weight matrices only, and linear warmup followed by cosine decay.
@@ -34,7 +35,7 @@ public final class AdamW {
     ///
     /// Per element: m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², p ← p − lr·(m̂/(√v̂ + eps) + decay·p), with
     /// m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ) and t the block's update count. The tensors being updated are laid
-    /// end to end and the elements split evenly over the cores (`Kernels.parallelFor`).
+    /// end to end and the elements split evenly over the cores (`Parallel.forEachRange`).
     public func update(params: Buffer, grads: Buffer, learningRate lr: Double, blocks: Set<Int>) {
         for b in blocks { updates[b] += 1 }
         let p = params.p, g = grads.p, mp = m.p, vp = v.p
@@ -50,7 +51,7 @@ public final class AdamW {
             starts.append(total)
             total += s.count
         }
-        Kernels.parallelFor(total, grain: 1 << 14) { range in
+        Parallel.forEachRange(total, grain: 1 << 14) { range in
             // The first tensor overlapping the range, then tensor by tensor to its end.
             var k = max(0, (starts.lastIndex { $0 <= range.lowerBound }) ?? 0)
             while k < active.count && starts[k] < range.upperBound {

@@ -85,7 +85,7 @@ extension Kernels {
     static func forEachClipAndHead(batch: Int, heads: Int, tokens: Int, headDim: Int, _ body: (Int, Int) -> Void) {
         let pairs = batch * heads
         if tokens * tokens * headDim <= 1 << 18 {
-            parallelFor(pairs, grain: 1) { range in
+            Parallel.forEachRange(pairs, grain: 1) { range in
                 for pair in range { body(pair / heads, pair % heads) }
             }
         } else {

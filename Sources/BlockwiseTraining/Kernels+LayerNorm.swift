@@ -25,7 +25,7 @@ extension Kernels {
     ) {
         if dim == 0 { return }
         let n = S(dim)
-        parallelFor(rows, grain: rowGrain(dim)) { range in
+        Parallel.forEachRange(rows, grain: rowGrain(dim)) { range in
             for r in range {
                 let x = inp + r * dim
                 let y = out + r * dim
@@ -78,11 +78,11 @@ extension Kernels {
         let n = S(dim)
         // Parameter gradients summed over each thread's rows in a temporary, added once at the end (in
         // part order, so the result does not depend on timing).
-        let parts = min(threads, max(1, rows / rowGrain(dim)))
+        let parts = min(Parallel.threads, max(1, rows / rowGrain(dim)))
         withUnsafeTemporaryAllocation(of: S.self, capacity: 2 * dim * parts) { buffer in
             let partials = buffer.baseAddress!
             partials.initialize(repeating: 0, count: 2 * dim * parts)
-            parallelFor(parts, grain: 1) { partRange in
+            Parallel.forEachRange(parts, grain: 1) { partRange in
                 for part in partRange {
                     let weightSums = partials + 2 * dim * part
                     let biasSums = weightSums + dim

@@ -14,7 +14,7 @@ public typealias KernelScalar = BLASOps & Real
 /// Matrix products are cblas gemm calls through `LinearAlgebra`'s `BLASOps`, one per layer over the whole
 /// batch (rows = batch·tokens), except attention, which makes one gemm per (clip, head) and product.
 /// Element-wise loops, row loops (LayerNorm) and the (clip, head) pairs of attention run split over the
-/// cores (`parallelFor`), each part writing only its own rows.
+/// cores (`Parallel.forEachRange`), each part writing only its own rows.
 /// Buffers of one call must not overlap, except where a function says so.
 ///
 /// The kernels are `@inlinable` so that every caller gets them specialised for its scalar: called
@@ -105,7 +105,7 @@ extension Kernels {
     @inlinable
     public static func geluForward<S: KernelScalar>(out: UnsafeMutablePointer<S>, inp: UnsafePointer<S>, count: Int) {
         let invSqrt2 = 1 / S.sqrt(2)
-        parallelFor(count, grain: elementGrain) { range in
+        Parallel.forEachRange(count, grain: elementGrain) { range in
             for i in range {
                 let x = inp[i]
                 out[i] = 0.5 * x * (1 + erf(x * invSqrt2))
@@ -128,7 +128,7 @@ extension Kernels {
     ) {
         let invSqrt2 = 1 / S.sqrt(2)
         let invSqrt2Pi = 1 / S.sqrt(2 * S.pi)
-        parallelFor(count, grain: elementGrain) { range in
+        Parallel.forEachRange(count, grain: elementGrain) { range in
             for i in range {
                 let x = inp[i]
                 let cdf = 0.5 * (1 + erf(x * invSqrt2))
@@ -218,7 +218,7 @@ extension Kernels {
     public static func residualForward<S: KernelScalar>(
         out: UnsafeMutablePointer<S>, a: UnsafePointer<S>, b: UnsafePointer<S>, count: Int
     ) {
-        parallelFor(count, grain: 4 * elementGrain) { range in
+        Parallel.forEachRange(count, grain: 4 * elementGrain) { range in
             for i in range { out[i] = a[i] + b[i] }
         }
     }
@@ -234,7 +234,7 @@ extension Kernels {
     public static func residualBackward<S: KernelScalar>(
         da: UnsafeMutablePointer<S>, db: UnsafeMutablePointer<S>, dout: UnsafePointer<S>, count: Int
     ) {
-        parallelFor(count, grain: 4 * elementGrain) { range in
+        Parallel.forEachRange(count, grain: 4 * elementGrain) { range in
             for i in range {
                 let g = dout[i]
                 da[i] += g

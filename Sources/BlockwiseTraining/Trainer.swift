@@ -195,7 +195,7 @@ public final class Trainer {
         let w = TrainingWorkspace(c, batch: c.batchSize)
         let clipSize = c.frames * c.height * c.width * c.channels
         var batchPixels = [Float](repeating: 0, count: c.batchSize * clipSize)
-        let started = Date()
+        let started = ContinuousClock.now
         let startStep = step
         while step < c.steps {
             if let stop = stopAfter, step >= stop { break }
@@ -219,7 +219,7 @@ public final class Trainer {
             if step % c.logEvery == 0 || step == c.steps {
                 curveSteps.append(step)
                 curveLosses += row
-                let elapsed = Date().timeIntervalSince(started)
+                let elapsed = (ContinuousClock.now - started).seconds
                 let rate = Double((step - startStep) * c.batchSize) / max(elapsed, 1e-9)
                 report(TrainingProgress(step: step, totalSteps: c.steps, losses: row, clipsPerSecond: rate,
                                         secondsRemaining: Double(c.steps - step) * Double(c.batchSize) / max(rate, 1e-9),

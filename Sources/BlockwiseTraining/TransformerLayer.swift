@@ -1,3 +1,5 @@
+import LinearAlgebra
+
 /// Cached activations of one pre-LayerNorm transformer layer for a batch (what the backward needs).
 final class LayerCache {
     let batch: Int, tokens: Int, dim: Int, heads: Int, hidden: Int
@@ -82,7 +84,7 @@ enum TransformerLayer {
 
 /// dst += src, elementwise (split over the cores when long).
 @inline(__always) func accumulate(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ n: Int) {
-    Kernels.parallelFor(n, grain: 4 * Kernels.elementGrain) { range in
+    Parallel.forEachRange(n, grain: 4 * Kernels.elementGrain) { range in
         for i in range { dst[i] += src[i] }
     }
 }

@@ -1,6 +1,7 @@
 import ActivationStore
 import AnalysisCommands
 import Foundation
+import LinearAlgebra
 import RepresentationMetrics
 
 /// Runs the analyses of a report over grouped activation files, spreading independent jobs over the cores.
@@ -41,29 +42,20 @@ public struct ReportAnalyzer: Sendable {
     /// Runs every job; `log` receives one line per finished job.
     public func run(_ inputs: ReportInputs, log: (@Sendable (String) -> Void)? = nil) -> Outcome {
         let jobs = makeJobs(inputs)
-        final class Box: @unchecked Sendable {
-            var results: [([MetricReport], [String])?]
-            var done = 0
-            let lock = NSLock()
-            init(_ n: Int) { results = Array(repeating: nil, count: n) }
-        }
-        let box = Box(jobs.count)
-        DispatchQueue.concurrentPerform(iterations: jobs.count) { j in
-            let start = Date()
-            let result = jobs[j].work()
-            box.lock.lock()
-            box.results[j] = result
-            box.done += 1
-            let done = box.done
-            box.lock.unlock()
+        let results = Parallel.map(jobs.count, { j in
+            var result: ([MetricReport], [String]) = ([], [])
+            let took = ContinuousClock().measure { result = jobs[j].work() }
+            return (result, took)
+        }, finished: { j, timed, done in
+            let (result, took) = timed
             let failed = result.1.isEmpty ? "" : " (\(result.1.count) note\(result.1.count == 1 ? "" : "s"))"
-            log?("[\(done)/\(jobs.count)] \(jobs[j].label): done in \(String(format: "%.1f", Date().timeIntervalSince(start))) s\(failed)")
-        }
+            log?("[\(done)/\(jobs.count)] \(jobs[j].label): done in \(String(format: "%.1f", took.seconds)) s\(failed)")
+        })
         var reports: [MetricReport] = []
         var notes: [String] = []
-        for r in box.results {
-            reports += r!.0
-            notes += r!.1
+        for (r, _) in results {
+            reports += r.0
+            notes += r.1
         }
         return Outcome(reports: reports, notes: notes)
     }

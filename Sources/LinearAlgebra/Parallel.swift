@@ -1,0 +1,71 @@
+import Dispatch
+import Foundation
+
+/// The suite's one way to spread work over the cores: the trainer's kernels split index ranges, the
+/// analyses and the report run independent jobs. Both wrap `DispatchQueue.concurrentPerform`.
+public enum Parallel {
+    /// Worker threads: the machine's cores (OpenBLAS uses as many for gemm).
+    public static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Runs `body` over `0..<count` split into at most `threads` contiguous ranges, concurrently.
+    ///
+    /// The split depends only on `count`, `grain` and `threads`, so results are reproducible run to run.
+    /// Ranges get at least `grain` items; below `2·grain` the call runs `body(0..<count)` on the caller's
+    /// thread (a dispatch costs a few microseconds, which small loops do not repay). `body` must only
+    /// write state owned by its range.
+    @inlinable
+    public static func forEachRange(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        let parts = min(threads, count / max(1, grain))
+        if parts <= 1 {
+            if count > 0 { body(0..<count) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let task = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: parts) { i in
+                task.value((count * i / parts)..<(count * (i + 1) / parts))
+            }
+        }
+    }
+
+    /// Runs `body(i)` for every `i` in `0..<count` concurrently (one job per index) and returns the
+    /// results in index order.
+    ///
+    /// `finished(i, result, done)` is called once per job as it completes, with `done` jobs finished so
+    /// far. The calls come from worker threads but one at a time, under a lock, so `finished` may update
+    /// progress state and write lines without a lock of its own; it must not call back into `map`.
+    public static func map<T>(_ count: Int, _ body: @Sendable (Int) -> T,
+                              finished: ((_ index: Int, _ result: T, _ done: Int) -> Void)? = nil) -> [T] {
+        let results = ParallelResults<T>(count)
+        withoutActuallyEscaping(body) { body in
+            // `finished` runs only under `results.lock`, so its calls never overlap.
+            let report = UncheckedSendable(finished)
+            let work = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: count) { i in
+                let value = work.value(i)
+                results.lock.lock()
+                defer { results.lock.unlock() }
+                results.values[i] = value
+                results.done += 1
+                report.value?(i, value, results.done)
+            }
+        }
+        return results.values.map { $0! }
+    }
+}
+
+/// The results of `Parallel.map`, each slot written once by its job under `lock`.
+final class ParallelResults<T>: @unchecked Sendable {
+    var values: [T?]
+    var done = 0
+    let lock = NSLock()
+    init(_ n: Int) { values = Array(repeating: nil, count: n) }
+}
+
+/// A value handed to worker threads whose disjoint or serialised use the caller guarantees (buffer
+/// slices, closures writing disjoint ranges, callbacks called under a lock).
+@usableFromInline
+struct UncheckedSendable<T>: @unchecked Sendable {
+    @usableFromInline let value: T
+    @usableFromInline init(_ value: T) { self.value = value }
+}
