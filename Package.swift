@@ -48,7 +48,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "bwanalyze", dependencies: [
-            "AnalysisCommands", "ActivationStore", "SyntheticFixtures", "Reports",
+            "AnalysisCommands", "ActivationStore", "LinearAlgebra", "SyntheticFixtures", "Reports",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

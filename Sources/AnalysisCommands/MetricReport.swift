@@ -1,5 +1,6 @@
 import ActivationStore
 import Foundation
+import LinearAlgebra
 import RepresentationMetrics
 #if canImport(Glibc)
 import Glibc
@@ -92,7 +93,7 @@ public struct MetricRecord: Codable, Sendable, Equatable {
 /// The outcome of one analysis command: parameters, conventions and records.
 public struct MetricReport: Codable, Sendable {
     public var command: String
-    public var tool: String = "bwanalyze \(bwssl_version)"
+    public var tool: String = "bwanalyze \(bwsslVersion)"
     /// Parameters that produced the numbers (estimator, kernel, pooling, …).
     public var parameters: [String: String]
     /// The exact convention behind each metric name.
@@ -143,8 +144,6 @@ public struct InputDescription: Codable, Sendable, Equatable {
     public var dtype: String
     public var bytes: Int
 }
-
-public let bwssl_version = "0.2.0"
 
 /// Full precision, shortest round-trip representation.
 func formatFull(_ v: Double) -> String { "\(v)" }

@@ -1,5 +1,6 @@
 import AnalysisCommands
 import Foundation
+import LinearAlgebra
 import RepresentationMetrics
 
 /// Settings of `bwanalyze report`.
@@ -76,7 +77,7 @@ public struct ReportGenerator: Sendable {
                                    run: m.run, regime: m.regime, probeSet: m.probeSet, step: m.step))
         }
         let summary = ReportSummary(
-            title: options.title, tool: "bwanalyze report", version: bwssl_version, commandLine: options.commandLine,
+            title: options.title, tool: "bwanalyze report", version: bwsslVersion, commandLine: options.commandLine,
             quick: options.quick, inputs: described, runs: runs, conventions: conventions, parameters: parameters,
             findings: findings, bootstrap: analyzer.bootstrap.map(\.description), chance: ReportSummary.ChanceLevel.from(table.records),
             figures: figures.map(\.file), records: table.records.count,

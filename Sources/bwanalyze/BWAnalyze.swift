@@ -2,6 +2,7 @@ import ActivationStore
 import AnalysisCommands
 import ArgumentParser
 import Foundation
+import LinearAlgebra
 import SyntheticFixtures
 
 @main
@@ -13,7 +14,7 @@ struct BWAnalyze: ParsableCommand {
         Activation files follow the bwact/1 format (docs/activation-format.md). Start with
         `bwanalyze inspect FILE` to see what a file holds and `bwanalyze validate FILE` to check it.
         """,
-        version: "0.1.0",
+        version: bwsslVersion,
         subcommands: [Inspect.self, Validate.self, CKA.self, Spectrum.self, Probe.self, RetrievalCommand.self, OccDrop.self, Tokens.self, Attention.self, Report.self, Bench.self, Fixtures.self, Synth.self, CheckStructure.self]
     )
 

@@ -13,7 +13,7 @@ struct BWTrain: ParsableCommand {
 
         Presets: quick (a smoke-test run in well under a minute on 2 cores), default (the scale the report uses: 12 layers, K = 4 blocks of 3). Options given explicitly override the preset.
         """,
-        version: "0.3.0",
+        version: bwsslVersion,
         subcommands: [Train.self, Bench.self],
         defaultSubcommand: Train.self)
 }
