@@ -23,25 +23,24 @@ public struct ReportNotebook {
 
     /// The notebook as JSON text.
     public func render() throws -> String {
-        var cells: [[String: Any]] = []
+        var cells: [Notebook.Cell] = []
         var executionCount = 0
         func lines(_ text: String) -> [String] {
             let parts = text.components(separatedBy: "\n")
             return parts.enumerated().map { $0.offset < parts.count - 1 ? $0.element + "\n" : $0.element }.filter { !$0.isEmpty }
         }
         func markdown(_ text: String) {
-            cells.append(["cell_type": "markdown", "id": String(format: "cell-%03d", cells.count + 1), "metadata": [String: Any](),
-                          "source": lines(text)])
+            cells.append(.init(cellType: "markdown", id: String(format: "cell-%03d", cells.count + 1), source: lines(text)))
         }
-        func code(_ text: String, outputs: [[String: Any]]) {
+        func code(_ text: String, outputs: [Notebook.Output]) {
             executionCount += 1
-            let outs = outputs.map { o -> [String: Any] in
+            let outs = outputs.map { o -> Notebook.Output in
                 var o = o
-                if o["output_type"] as? String == "execute_result" { o["execution_count"] = executionCount }
+                if o.outputType == "execute_result" { o.executionCount = executionCount }
                 return o
             }
-            cells.append(["cell_type": "code", "id": String(format: "cell-%03d", cells.count + 1), "metadata": [String: Any](),
-                          "execution_count": executionCount, "source": lines(text), "outputs": outs])
+            cells.append(.init(cellType: "code", id: String(format: "cell-%03d", cells.count + 1), executionCount: executionCount,
+                               source: lines(text), outputs: outs))
         }
         let pyPath = reportPath.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
         markdown("# \(title)\n\nThis notebook reloads the report written by `bwanalyze report` (tidy `metrics.csv`, `findings.json`, SVG figures) with pandas. Outputs are embedded, so it reads without running; re-run it to recompute the tables from the files. Paths are relative to this notebook's directory (Jupyter's working directory).")
@@ -53,7 +52,7 @@ public struct ReportNotebook {
         REPORT = "\(pyPath)"  # the report directory, relative to this notebook
         metrics = pd.read_csv(os.path.join(REPORT, "metrics.csv"))
         print(f"{len(metrics)} records from {metrics['run'].nunique()} runs")
-        """, outputs: [["output_type": "stream", "name": "stdout", "text": ["\(recordCount) records from \(runCount) runs\n"]]])
+        """, outputs: [.init(outputType: "stream", name: "stdout", text: ["\(recordCount) records from \(runCount) runs\n"])])
         markdown("## Findings\n\nEach of the paper's four findings is evaluated on the records at each run's latest step, by the criterion given in `findings.json` (`criterion`), with every measured comparison under `checks` (point value, 95% bootstrap interval `ci_low`/`ci_high`, its own verdict) beside the paper's value. `verdict` is decided on the intervals: `reproduced` when every check's interval lies on the paper's side of its threshold, `not reproduced` when any lies wholly on the other side, `inconclusive` otherwise, `not evaluated` when the runs a finding needs are missing; `reasons` says which checks decided it.\n\n"
                  + findings.map { "- **\($0.id). \($0.title)**: \($0.verdict). Paper: \($0.paper). Criterion: \($0.criterion)" }.joined(separator: "\n"))
         code("""
@@ -61,24 +60,20 @@ public struct ReportNotebook {
             findings = json.load(f)
         pd.DataFrame([{"#": f["id"], "finding": f["title"], "verdict": f["verdict"],
                        "checks": len(f["checks"]), "reasons": "; ".join(f["reasons"])} for f in findings])
-        """, outputs: [["output_type": "execute_result", "metadata": [String: Any](),
-                        "data": ["text/html": lines(ReportHTML.findingsTable(findings)), "text/plain": lines(ReportHTML.findingsText(findings))]]])
+        """, outputs: [.init(outputType: "execute_result", metadata: [:],
+                             data: ["text/html": lines(ReportHTML.findingsTable(findings)), "text/plain": lines(ReportHTML.findingsText(findings))])])
         for fig in figures {
             markdown("### \(fig.title)\n\n\(fig.caption)")
             var svg = fig.svg
             if svg.hasPrefix("<?xml"), let end = svg.range(of: "?>\n") { svg = String(svg[end.upperBound...]) }
             code("display(SVG(filename=os.path.join(REPORT, \"\(fig.file)\")))",
-                 outputs: [["output_type": "display_data", "metadata": [String: Any](),
-                            "data": ["image/svg+xml": lines(svg), "text/plain": ["<IPython.core.display.SVG object>"]]]])
+                 outputs: [.init(outputType: "display_data", metadata: [:],
+                                 data: ["image/svg+xml": lines(svg), "text/plain": ["<IPython.core.display.SVG object>"]])])
         }
-        let notebook: [String: Any] = [
-            "nbformat": 4, "nbformat_minor": 5,
-            "metadata": ["kernelspec": ["name": "python3", "display_name": "Python 3", "language": "python"],
-                         "language_info": ["name": "python"]],
-            "cells": cells,
-        ]
-        let data = try JSONSerialization.data(withJSONObject: notebook, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return String(decoding: data, as: UTF8.self) + "\n"
+        let notebook = Notebook(cells: cells)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(notebook), as: UTF8.self) + "\n"
     }
 
     /// The path of `target` relative to the directory `base` (both made absolute and standardised).
@@ -91,5 +86,56 @@ public struct ReportNotebook {
         while common < min(b.count, t.count) && b[common] == t[common] { common += 1 }
         let rel = Array(repeating: "..", count: b.count - common) + t[common...]
         return rel.isEmpty ? "." : rel.joined(separator: "/")
+    }
+}
+
+/// The nbformat 4.5 document `ReportNotebook` writes: the fields it uses, in nbformat's names.
+struct Notebook: Encodable {
+    var cells: [Cell]
+    var metadata = Metadata()
+    var nbformat = 4
+    var nbformatMinor = 5
+
+    enum CodingKeys: String, CodingKey {
+        case cells, metadata, nbformat
+        case nbformatMinor = "nbformat_minor"
+    }
+
+    struct Metadata: Encodable {
+        var kernelspec = ["name": "python3", "display_name": "Python 3", "language": "python"]
+        var languageInfo = ["name": "python"]
+
+        enum CodingKeys: String, CodingKey {
+            case kernelspec
+            case languageInfo = "language_info"
+        }
+    }
+
+    /// A markdown cell (no execution count, no outputs) or a code cell.
+    struct Cell: Encodable {
+        var cellType: String
+        var id: String
+        var metadata: [String: String] = [:]
+        var executionCount: Int? = nil
+        var source: [String]
+        var outputs: [Output]? = nil
+
+        enum CodingKeys: String, CodingKey {
+            case cellType = "cell_type", id, metadata, executionCount = "execution_count", source, outputs
+        }
+    }
+
+    /// A code cell's output: a stream (`name`, `text`), or a rich result (`data` by MIME type, `metadata`).
+    struct Output: Encodable {
+        var outputType: String
+        var name: String? = nil
+        var text: [String]? = nil
+        var metadata: [String: String]? = nil
+        var data: [String: [String]]? = nil
+        var executionCount: Int? = nil
+
+        enum CodingKeys: String, CodingKey {
+            case outputType = "output_type", name, text, metadata, data, executionCount = "execution_count"
+        }
     }
 }
