@@ -11,7 +11,7 @@ public enum Pooling: String, Sendable, Codable, CaseIterable {
 }
 
 /// Which depths an analysis covers.
-public enum DepthSelection: Sendable, Equatable {
+public enum DepthSelection: ArgumentSyntax, Sendable, Equatable {
     /// The embedding (depth 0) and the last layer of each block.
     case blocks
     /// Every depth 0…L.
@@ -44,14 +44,6 @@ public enum DepthSelection: Sendable, Equatable {
             return ds
         }
     }
-}
-
-/// Parses a comma-separated list such as `1,5,10` (spaces allowed); nil when it is empty or an
-/// element does not parse.
-public func parseList<T: LosslessStringConvertible>(_ text: String, as: T.Type = T.self) -> [T]? {
-    let parts = text.split(separator: ",").map { T($0.trimmingCharacters(in: .whitespaces)) }
-    guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { return nil }
-    return parts.map { $0! }
 }
 
 /// A failure of an analysis (bad arguments, mismatched files), as one line.

@@ -1,9 +1,58 @@
 import AnalysisCommands
 import ArgumentParser
 import Foundation
+import LinearAlgebra
 
 extension OutputFormat: ExpressibleByArgument {}
 extension Pooling: ExpressibleByArgument {}
+
+extension Checked: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+    public var defaultValueDescription: String { text }
+}
+
+/// `--c-grid`: positive C values such as 0.1,1,10.
+struct CGrid: ArgumentSyntax {
+    var values: [Double]
+    init(parsing text: String) throws {
+        guard let values = parseList(text, as: Double.self), values.allSatisfy({ $0 > 0 }) else {
+            throw AnalysisError("--c-grid must list positive numbers such as 0.1,1,10")
+        }
+        self.values = values
+    }
+}
+
+/// `--ks`: positive k values such as 1,5,10.
+struct TopKList: ArgumentSyntax {
+    var values: [Int]
+    init(parsing text: String) throws {
+        guard let values = parseList(text, as: Int.self), values.allSatisfy({ $0 >= 1 }) else {
+            throw AnalysisError("--ks must be positive integers such as 1,5,10")
+        }
+        self.values = values
+    }
+}
+
+/// `--layers`: layer numbers such as 1,2,3.
+struct LayerList: ArgumentSyntax {
+    var values: [Int]
+    init(parsing text: String) throws {
+        guard let values = parseList(text, as: Int.self) else {
+            throw AnalysisError("--layers must be a comma-separated list of layer numbers")
+        }
+        self.values = values
+    }
+}
+
+/// `--depth`, the one definition every analysis subcommand includes.
+struct DepthOption: ParsableArguments {
+    @Option(help: "Depths: 'blocks' (the embedding and each block's last layer), 'layers' (every depth 0...L) or a list such as 0,3,6.")
+    var depth = Checked<DepthSelection>("blocks")
+
+    func validate() throws { try depth.check() }
+
+    var selection: DepthSelection { depth.value }
+}
 
 /// Output options shared by the analysis subcommands.
 struct OutputOptions: ParsableArguments {
@@ -38,8 +87,7 @@ struct OutputOptions: ParsableArguments {
 
 /// Depth selection and pooling shared by the analysis subcommands.
 struct DepthOptions: ParsableArguments {
-    @Option(help: "Depths: 'blocks' (the embedding and each block's last layer), 'layers' (every depth 0...L) or a list such as 0,3,6.")
-    var depth: String = "blocks"
+    @OptionGroup var depth: DepthOption
 
     @Option(help: "Rows: 'mean' (one clip vector per clip) or 'tokens' (every token a row).")
     var pool: Pooling = .mean
@@ -47,7 +95,7 @@ struct DepthOptions: ParsableArguments {
     @Option(help: "Memory budget for one batch of clips (all selected depths, as float64), in MiB.")
     var batchMib = 64.0
 
-    func selection() throws -> DepthSelection { try DepthSelection(parsing: depth) }
+    var selection: DepthSelection { depth.selection }
     var batchBytes: Int { max(1, Int(batchMib * 1_048_576)) }
 }
 

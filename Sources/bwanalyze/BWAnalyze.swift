@@ -37,6 +37,13 @@ struct BWAnalyze: ParsableCommand {
             try command.run()
         } catch {
             finishStandardOutput()
+            // An option value the library rejects (`validate()` of a typed option) ends like an analysis
+            // error: one line, status 1. Usage errors print as ArgumentParser formats them.
+            let message = BWAnalyze.message(for: error)
+            if BWAnalyze.exitCode(for: error) == .failure, !message.isEmpty {
+                printError(message)
+                Glibc.exit(ExitCode.failure.rawValue)
+            }
             exit(withError: error)
         }
         finishStandardOutput()
@@ -55,6 +62,19 @@ struct BWAnalyze: ParsableCommand {
 func printError(_ message: String) {
     let line = TerminalText.escaped(message)
     FileHandle.standardError.write(Data(("bwanalyze: error: " + line + "\n").utf8))
+}
+
+/// `synth --dtype`: the token types an activation file may hold.
+enum TokenType: String, CaseIterable, ExpressibleByArgument {
+    case float16, float32, float64
+
+    var elementType: ElementType {
+        switch self {
+        case .float16: return .float16
+        case .float32: return .float32
+        case .float64: return .float64
+        }
+    }
 }
 
 extension BWAnalyze {
@@ -160,26 +180,23 @@ extension BWAnalyze {
         @Option(help: "Features D.") var features = 384
         @Option(help: "Layers L (depths 0...L are written).") var layers = 12
         @Option(help: "Random seed.") var seed: UInt64 = 0
-        @Option(help: "Token dtype: float16, float32 or float64.") var dtype = "float32"
+        @Option(help: "Token dtype: float16, float32 or float64.") var dtype: TokenType = .float32
         @Flag(help: "Do not print progress.") var quiet = false
 
         func validate() throws {
             guard clips > 0, tokens > 0, features > 0, layers > 0 else {
                 throw ValidationError("--clips, --tokens, --features and --layers must be positive")
             }
-            guard ["float16", "float32", "float64"].contains(dtype) else {
-                throw ValidationError("--dtype must be float16, float32 or float64")
-            }
         }
 
         func run() throws {
-            let bytes = clips * tokens * features * (layers + 1) * ElementType(rawValue: dtype)!.byteCount
+            let bytes = clips * tokens * features * (layers + 1) * dtype.elementType.byteCount
             if !quiet { FileHandle.standardError.write(Data("writing \(out) (\(FileSummary.formatBytes(bytes)) of tokens)\n".utf8)) }
             let isTTY = isatty(STDERR_FILENO) != 0
             var lastShown = -1
             do {
                 try RandomActivations.write(path: out, clips: clips, tokens: tokens, features: features, layers: layers,
-                                            seed: seed, type: ElementType(rawValue: dtype)!) { fraction in
+                                            seed: seed, type: dtype.elementType) { fraction in
                     guard !quiet else { return }
                     let pct = Int(fraction * 100)
                     if isTTY {

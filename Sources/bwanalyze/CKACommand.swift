@@ -7,6 +7,14 @@ extension CKAKernel: ExpressibleByArgument {}
 extension CKAEstimator: ExpressibleByArgument {}
 extension CKAAnalysis.Pairs: ExpressibleByArgument {}
 
+/// `--rbf-bandwidth`: how the RBF kernel's bandwidth follows the median distance.
+enum BandwidthRule: String, CaseIterable, ExpressibleByArgument {
+    /// gamma = 1/(2 median distance^2).
+    case paper
+    /// Kornblith et al.: sigma^2 = threshold^2 x median squared distance (`--rbf-threshold`).
+    case kornblith
+}
+
 extension BWAnalyze {
     struct CKA: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -37,7 +45,7 @@ extension BWAnalyze {
         var batchSize = 256
 
         @Option(help: "RBF bandwidth rule: 'paper' (gamma = 1/(2 median distance^2)) or 'kornblith' (with --rbf-threshold).")
-        var rbfBandwidth = "paper"
+        var rbfBandwidth: BandwidthRule = .paper
 
         @Option(help: "Kornblith's threshold: sigma^2 = threshold^2 x median squared distance.")
         var rbfThreshold = 1.0
@@ -49,21 +57,20 @@ extension BWAnalyze {
 
         func validate() throws {
             guard (1...2).contains(files.count) else { throw ValidationError("give one or two activation files") }
-            guard ["paper", "kornblith"].contains(rbfBandwidth) else { throw ValidationError("--rbf-bandwidth must be paper or kornblith") }
             guard batchSize >= 4 else { throw ValidationError("--batch-size must be at least 4") }
         }
 
         func run() throws {
             try runAnalysis {
                 var analysis = CKAAnalysis()
-                analysis.depthSelection = try depths.selection()
+                analysis.depthSelection = depths.selection
                 analysis.pooling = depths.pool
                 analysis.maxBatchBytes = depths.batchBytes
                 analysis.pairs = pairs
                 analysis.kernel = kernel
                 analysis.estimator = estimator
                 analysis.batchSize = batchSize
-                analysis.bandwidth = rbfBandwidth == "paper" ? .paperMedian : .kornblith(threshold: rbfThreshold)
+                analysis.bandwidth = rbfBandwidth == .paper ? .paperMedian : .kornblith(threshold: rbfThreshold)
                 analysis.allowDifferentProbeSets = allowDifferentProbeSets
                 let a = try ActivationFile(path: files[0])
                 let b = try files.count > 1 ? ActivationFile(path: files[1]) : nil

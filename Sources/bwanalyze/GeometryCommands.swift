@@ -1,6 +1,7 @@
 import ActivationStore
 import AnalysisCommands
 import ArgumentParser
+import LinearAlgebra
 
 extension BWAnalyze {
     struct Spectrum: ParsableCommand {
@@ -21,7 +22,7 @@ extension BWAnalyze {
         func run() throws {
             try runAnalysis {
                 var a = SpectrumAnalysis()
-                a.depthSelection = try depths.selection()
+                a.depthSelection = depths.selection
                 a.pooling = depths.pool
                 a.maxBatchBytes = depths.batchBytes
                 a.pairwiseRows = max(2, pairwiseRows)
@@ -39,26 +40,24 @@ extension BWAnalyze {
         @Argument(help: "An activation file.")
         var file: String
 
-        @Option(help: "Depths: 'blocks', 'layers' or a list such as 0,3,6.")
-        var depth: String = "blocks"
+        @OptionGroup var depth: DepthOption
 
         @Option(name: .customLong("target"), help: "A label target (repeatable); default: every target in the file.")
         var targets: [String] = []
 
         @Option(help: "Comma-separated k values for the top-k hit rate.")
-        var ks = "1,5,10"
+        var ks = Checked<TopKList>("1,5,10")
 
         @OptionGroup var output: OutputOptions
+
+        func validate() throws { try ks.check() }
 
         func run() throws {
             try runAnalysis {
                 var a = RetrievalAnalysis()
-                a.depthSelection = try DepthSelection(parsing: depth)
+                a.depthSelection = depth.selection
                 a.targets = targets.isEmpty ? nil : targets
-                guard let parsed = parseList(ks, as: Int.self), parsed.allSatisfy({ $0 >= 1 }) else {
-                    throw AnalysisError("--ks must be positive integers such as 1,5,10")
-                }
-                a.ks = parsed
+                a.ks = ks.value.values
                 let f = try ActivationFile(path: file)
                 for t in targets { _ = try f.labels(t) }
                 let report = try a.run(f, progress: output.progress("retrieval"))

@@ -1,6 +1,7 @@
 import ActivationStore
 import AnalysisCommands
 import ArgumentParser
+import LinearAlgebra
 import RepresentationMetrics
 
 extension OccDropProtocol: ExpressibleByArgument {}
@@ -13,8 +14,7 @@ struct ProbeArguments: ParsableArguments {
     @Flag(help: "Probe every target in the file (the default when no --target is given).")
     var allTargets = false
 
-    @Option(help: "Depths: 'blocks', 'layers' or a list such as 0,3,6.")
-    var depth: String = "blocks"
+    @OptionGroup var depth: DepthOption
 
     @Option(name: .customLong("c"), help: "Inverse L2 regularisation strength, as scikit-learn's C.")
     var c = 1.0
@@ -55,7 +55,7 @@ extension BWAnalyze {
         var test: String?
 
         @Option(help: "Comma-separated C values to choose from by inner CV, e.g. 0.01,0.1,1,10.")
-        var cGrid: String?
+        var cGrid: Checked<CGrid>?
 
         @OptionGroup var probe: ProbeArguments
         @OptionGroup var output: OutputOptions
@@ -66,20 +66,16 @@ extension BWAnalyze {
             default: throw ValidationError("give one activation file, or --train FILE --test FILE")
             }
             if cGrid != nil && train != nil { throw ValidationError("--c-grid works with cross-validation on one file") }
+            try cGrid?.check()
         }
 
         func run() throws {
             try runAnalysis {
                 var a = ProbeAnalysis()
-                a.depthSelection = try DepthSelection(parsing: probe.depth)
+                a.depthSelection = probe.depth.selection
                 a.targets = probe.chosenTargets
                 a.options = probe.options
-                if let cGrid {
-                    guard let values = parseList(cGrid, as: Double.self), values.allSatisfy({ $0 > 0 }) else {
-                        throw AnalysisError("--c-grid must list positive numbers such as 0.1,1,10")
-                    }
-                    a.cGrid = values
-                }
+                if let cGrid { a.cGrid = cGrid.value.values }
                 let report: MetricReport
                 if let file {
                     report = try a.run(ActivationFile(path: file), progress: output.progress("probe"))
@@ -111,7 +107,7 @@ extension BWAnalyze {
         func run() throws {
             try runAnalysis {
                 var a = OccDropAnalysis()
-                a.depthSelection = try DepthSelection(parsing: probe.depth)
+                a.depthSelection = probe.depth.selection
                 a.targets = probe.chosenTargets
                 a.options = probe.options
                 a.protocolKind = `protocol`

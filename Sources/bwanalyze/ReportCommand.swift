@@ -34,10 +34,13 @@ extension BWAnalyze {
         @Flag(help: "No progress on standard error.")
         var quiet = false
 
+        func validate() throws {
+            guard resamples >= 0 else { throw ValidationError("--resamples must be 0 or more") }
+        }
+
         func run() throws {
             var options = ReportOptions(outputDirectory: out, notebookPath: notebook, quick: quick)
             if let title { options.title = title }
-            guard resamples >= 0 else { throw ValidationError("--resamples must be 0 or more") }
             options.resamples = resamples
             options.commandLine = CommandLine.arguments
             let tty = isatty(STDERR_FILENO) != 0

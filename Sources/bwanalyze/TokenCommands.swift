@@ -1,6 +1,7 @@
 import ActivationStore
 import AnalysisCommands
 import ArgumentParser
+import LinearAlgebra
 
 extension BWAnalyze {
     struct Tokens: ParsableCommand {
@@ -10,8 +11,7 @@ extension BWAnalyze {
         @Argument(help: "An activation file.")
         var file: String
 
-        @Option(help: "Depths: 'blocks' (the embedding and each block's last layer), 'layers' (every depth) or a list such as 0,3,6.")
-        var depth: String = "blocks"
+        @OptionGroup var depth: DepthOption
 
         @Option(help: "Memory budget for one batch of clips, in MiB.")
         var batchMib = 64.0
@@ -21,7 +21,7 @@ extension BWAnalyze {
         func run() throws {
             try runAnalysis {
                 var a = TokenAnalysis()
-                a.depthSelection = try DepthSelection(parsing: depth)
+                a.depthSelection = depth.selection
                 a.maxBatchBytes = max(1, Int(batchMib * 1_048_576))
                 let report = try a.run(ActivationFile(path: file), progress: output.progress("tokens"))
                 try output.write(report, table: TokenAnalysis.table)
@@ -37,19 +37,16 @@ extension BWAnalyze {
         var file: String
 
         @Option(help: "Comma-separated layers (default: every layer that stores attention).")
-        var layers: String?
+        var layers: Checked<LayerList>?
 
         @OptionGroup var output: OutputOptions
+
+        func validate() throws { try layers?.check() }
 
         func run() throws {
             try runAnalysis {
                 var a = AttentionAnalysis()
-                if let layers {
-                    guard let parsed = parseList(layers, as: Int.self) else {
-                        throw AnalysisError("--layers must be a comma-separated list of layer numbers")
-                    }
-                    a.layers = parsed
-                }
+                if let layers { a.layers = layers.value.values }
                 let report = try a.run(ActivationFile(path: file), progress: output.progress("attention"))
                 try output.write(report, table: AttentionAnalysis.table)
             }
