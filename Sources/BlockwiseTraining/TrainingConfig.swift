@@ -1,4 +1,5 @@
 import Foundation
+import LinearAlgebra
 
 /// How the encoder is trained.
 public enum Regime: String, Sendable, Codable, CaseIterable {
@@ -8,6 +9,21 @@ public enum Regime: String, Sendable, Codable, CaseIterable {
     case simultaneous
     /// Block 1 trained for its budget and frozen, then block 2 on block 1's outputs, and so on.
     case sequential
+}
+
+/// A named starting configuration (`TrainingConfig.preset`); options given explicitly override it.
+public enum Preset: String, ArgumentSyntax, CaseIterable, Sendable {
+    /// A smoke-test run in well under 2 minutes on 2 cores.
+    case quick
+    /// The scale the report uses: 12 layers, K = 4 blocks of 3.
+    case `default`
+
+    public init(parsing name: String) throws {
+        guard let p = Preset(rawValue: name) else {
+            throw TrainingError("unknown preset '\(name)'; known presets: quick, default")
+        }
+        self = p
+    }
 }
 
 /// Everything that defines a run: model, data, optimisation, dumps. Stored as JSON in every dump and checkpoint.
@@ -133,11 +149,15 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
 
     /// Presets: `quick` (a smoke-test run in well under 2 minutes on 2 cores) and `default` (the scale the report uses).
     public static func preset(_ name: String) throws -> TrainingConfig {
+        preset(try Preset(parsing: name))
+    }
+
+    public static func preset(_ preset: Preset) -> TrainingConfig {
         var c = TrainingConfig()
-        switch name {
-        case "default":
+        switch preset {
+        case .default:
             break
-        case "quick":
+        case .quick:
             c.dim = 48
             c.heads = 2
             c.layers = 4
@@ -153,8 +173,6 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
             c.dumpSteps = [0, 60, 120]
             c.checkpointEvery = 60
             c.logEvery = 5
-        default:
-            throw TrainingError("unknown preset '\(name)'; known presets: quick, default")
         }
         return c
     }

@@ -18,15 +18,55 @@ struct BWTrain: ParsableCommand {
         defaultSubcommand: Train.self)
 }
 
+extension BWTrain {
+    /// Parses and runs the command. An option value the library rejects (`validate()`) ends, like a
+    /// training error, with one `bwtrain: error:` line and status 1; usage errors as ArgumentParser prints them.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let message = BWTrain.message(for: error)
+            if BWTrain.exitCode(for: error) == .failure, !message.isEmpty {
+                printError(message)
+                Foundation.exit(ExitCode.failure.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
 func printError(_ message: String) {
     FileHandle.standardError.write(Data(("bwtrain: error: " + message + "\n").utf8))
 }
 
 extension Regime: ExpressibleByArgument {}
 
+extension Checked: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+    public var defaultValueDescription: String { text }
+}
+
+/// `--dump-steps`: comma-separated step numbers (empty: no dumps).
+struct StepList: ArgumentSyntax {
+    var steps: [Int]
+    init(parsing text: String) throws {
+        guard let steps = parseList(text, as: Int.self, allowingEmpty: true) else {
+            throw TrainingError("--dump-steps must be comma-separated step numbers")
+        }
+        self.steps = steps
+    }
+}
+
+/// `--probe-sets`: comma-separated names (empty: none).
+struct NameList: ExpressibleByArgument {
+    var names: [String]
+    init(argument: String) { names = parseList(argument, as: String.self, allowingEmpty: true)! }
+}
+
 /// Model and training options; each overrides the preset when given.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Preset: quick or default.") var preset = "default"
+    @Option(help: "Preset: quick or default.") var preset = Checked<Preset>("default")
     @Option(help: "Regime: e2e, simultaneous or sequential.") var regime: Regime = .simultaneous
     @Option(help: "Run name (default: <preset>-<regime>-k<blocks>-s<seed>).") var run: String?
     @Option(help: "Random seed of initialisation, batches and masks.") var seed: UInt64 = 0
@@ -48,62 +88,57 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Training clips: a synthetic set (actions, gratings, double-gratings, or mixed: a third of each) or an HDF5 file with /clips uint8 [N,F,H,W,C] and /labels/<target>.") var data: String?
     @Option(help: "Clips in the synthetic training set.") var trainingClips: Int?
     @Option(help: "Clips per probe set in the dumps.") var probeClips: Int?
-    @Option(help: "Comma-separated dump steps (0 = before training).") var dumpSteps: String?
+    @Option(help: "Comma-separated dump steps (0 = before training).") var dumpSteps: Checked<StepList>?
     @Flag(inversion: .prefixedNo, help: "Regress per-patch normalised pixels (VideoMAE's default) instead of raw pixels (default: the preset's).") var normalizeTargets: Bool?
     @Option(help: "Encoder inputs are (pixel − mean) / std (default: the preset's).") var inputMean: Double?
     @Option(help: "See --input-mean.") var inputStd: Double?
     @Flag(inversion: .prefixedNo, help: "Synthetic actions over textured backgrounds (default: the preset's).") var texturedBackgrounds: Bool?
     @Option(help: "Base of the sin-cos position frequencies (default: the preset's).") var positionBase: Double?
-    @Option(help: "Comma-separated probe sets to dump (default: the preset's).") var probeSets: String?
+    @Option(help: "Comma-separated probe sets to dump (default: the preset's).") var probeSets: NameList?
     @Option(help: "Probe set whose occluded variant is dumped for OccDrop; empty for none (default: the preset's).") var occludedProbeSet: String?
 
-    func config() throws -> TrainingConfig {
-        var c = try TrainingConfig.preset(preset)
-        c.regime = regime
-        c.seed = seed
-        if let layers { c.layers = layers }
-        if let blocks { c.blocks = blocks }
-        if let dim { c.dim = dim }
-        if let heads { c.heads = heads }
-        if let decoderDepth { c.decoderDepth = decoderDepth }
-        if let decoderDim { c.decoderDim = decoderDim }
-        if let decoderHeads { c.decoderHeads = decoderHeads }
-        if let maskRatio { c.maskRatio = maskRatio }
-        if let steps {
-            let old = c.steps
-            c.steps = steps
-            if dumpSteps == nil { c.dumpSteps = Array(Set(c.dumpSteps.map { old == 0 ? 0 : $0 * steps / old })).sorted() }
-            if c.checkpointEvery > steps { c.checkpointEvery = steps }
-            c.warmupSteps = min(c.warmupSteps, steps / 4)
-        }
-        if let batchSize { c.batchSize = batchSize }
-        if let lr { c.learningRate = lr }
-        if let frames { c.frames = frames }
-        if let size { c.height = size; c.width = size }
-        if let tubelet { c.tubeletFrames = tubelet }
-        if let patch { c.patch = patch }
-        if let data { c.trainingSet = data }
-        if let trainingClips { c.trainingClips = trainingClips }
-        if let probeClips { c.probeClips = probeClips; c.attentionClips = min(c.attentionClips, probeClips) }
-        if let dumpSteps {
-            let parsed = dumpSteps.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard parsed.allSatisfy({ $0 != nil }) else { throw TrainingError("--dump-steps must be comma-separated step numbers") }
-            c.dumpSteps = parsed.map { $0! }
-        }
-        if let normalizeTargets { c.normalizeTargets = normalizeTargets }
-        if let positionBase { c.positionBase = positionBase }
-        if let inputMean { c.inputMean = inputMean }
-        if let inputStd { c.inputStd = inputStd }
-        if let texturedBackgrounds { c.texturedBackgrounds = texturedBackgrounds }
-        if let probeSets { c.probeSets = probeSets.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-        if let occludedProbeSet { c.occludedProbeSet = occludedProbeSet }
-        c.run = run ?? "\(preset)-\(c.regime == .e2e ? "e2e" : c.regime == .simultaneous ? "sim" : "seq")-k\(c.blocks)-s\(seed)"
-        if c.trainingSet.hasSuffix(".h5"), !FileManager.default.fileExists(atPath: c.trainingSet) {
-            throw TrainingError("\(c.trainingSet): no such data file")
-        }
-        try c.validate()
-        return c
+    func validate() throws {
+        try preset.check()
+        try dumpSteps?.check()
     }
+
+    /// The options as the library's overrides.
+    var overrides: TrainingOverrides {
+        var o = TrainingOverrides()
+        o.preset = preset.value
+        o.regime = regime
+        o.run = run
+        o.seed = seed
+        o.layers = layers
+        o.blocks = blocks
+        o.dim = dim
+        o.heads = heads
+        o.decoderDepth = decoderDepth
+        o.decoderDim = decoderDim
+        o.decoderHeads = decoderHeads
+        o.maskRatio = maskRatio
+        o.steps = steps
+        o.batchSize = batchSize
+        o.learningRate = lr
+        o.frames = frames
+        o.size = size
+        o.tubeletFrames = tubelet
+        o.patch = patch
+        o.trainingSet = data
+        o.trainingClips = trainingClips
+        o.probeClips = probeClips
+        o.dumpSteps = dumpSteps?.value.steps
+        o.normalizeTargets = normalizeTargets
+        o.inputMean = inputMean
+        o.inputStd = inputStd
+        o.texturedBackgrounds = texturedBackgrounds
+        o.positionBase = positionBase
+        o.probeSets = probeSets?.names
+        o.occludedProbeSet = occludedProbeSet
+        return o
+    }
+
+    func config() throws -> TrainingConfig { try overrides.config() }
 }
 
 extension BWTrain {
@@ -167,38 +202,9 @@ extension BWTrain {
                 FileHandle.standardError.write(Data("measuring sgemm (2048^3) ...\n".utf8))
                 let sgemm = GEMMRate.measure(Float.self)
                 print(String(format: "machine: sgemm %.1f GFLOP/s (best of 3, 2048^3, %d cores)", sgemm, ProcessInfo.processInfo.activeProcessorCount))
-                var rows: [[String]] = []
-                for regime in Regime.allCases {
-                    var c = try model.config()
-                    c.regime = regime
-                    c.steps = timedSteps + 1
-                    c.dumpSteps = []
-                    c.checkpointEvery = 0
-                    c.warmupSteps = 0
-                    c.logEvery = 1
-                    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bwtrain-bench-\(getpid())-\(regime.rawValue)").path
-                    defer { try? FileManager.default.removeItem(atPath: dir) }
-                    FileHandle.standardError.write(Data("  \(regime.rawValue) ...\n".utf8))
-                    let trainer = try Trainer(config: c, directory: dir, resume: false)
-                    trainer.stopAfter = 1
-                    try trainer.run()
-                    trainer.stopAfter = nil
-                    let start = DispatchTime.now().uptimeNanoseconds
-                    try trainer.run()
-                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                    // The sequential regime runs block 1 in these few steps.
-                    let flops = FlopModel.trainingStep(c, activeBlock: regime == .sequential ? 0 : nil) * Double(timedSteps)
-                    rows.append([regime.rawValue, String(format: "%.3f", seconds / Double(timedSteps)),
-                                 String(format: "%.0f", Double(timedSteps * c.batchSize) / seconds),
-                                 String(format: "%.1f", flops / seconds / 1e9), String(format: "%.0f%%", 100 * flops / seconds / 1e9 / sgemm)])
-                }
-                let c = try model.config()
-                print("model: L = \(c.layers), K = \(c.blocks), D = \(c.dim), heads \(c.heads), T = \(c.tokens) tokens (\(c.visibleTokens) visible), decoder \(c.decoderDepth) x \(c.decoderDim), batch \(c.batchSize)")
-                let header = ["regime", "s/step", "clips/s", "GFLOP/s", "% of sgemm"]
-                let widths = header.indices.map { i in ([header] + rows).map { $0[i].count }.max()! }
-                for r in [header] + rows {
-                    print(r.enumerated().map { i, s in i == 0 ? s.padding(toLength: widths[i], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[i] - s.count) + s }.joined(separator: "  "))
-                }
+                let bench = TrainingBenchmark(config: try model.config(), timedSteps: timedSteps)
+                let rows = try bench.run { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+                print(bench.report(rows, sgemm: sgemm), terminator: "")
             } catch {
                 printError("\(error)")
                 throw ExitCode.failure
