@@ -97,47 +97,56 @@ public struct ReportAnalyzer: Sendable {
         } catch { return ([], ["\(label): \(error)"]) }
     }
 
-    func fullAnalyses(_ g: ReportInputs.Group, onePatch: ActivationFile?) -> ([MetricReport], [String]) {
-        let f = g.file
-        let where_ = "\(g.run) [\(g.probeSet), step \(g.step)]"
+    /// The reports and notes of one job's analyses at one place (run, probe set, step).
+    struct Collected {
+        let place: String
         var reports: [MetricReport] = []
         var notes: [String] = []
-        func add(_ name: String, _ body: () throws -> MetricReport) {
-            let (r, n) = ReportAnalyzer.attempt("\(name) of \(where_)", body)
+
+        /// Runs one analysis; a failure becomes a note naming it and the place.
+        mutating func add(_ name: String, _ body: () throws -> MetricReport) {
+            let (r, n) = ReportAnalyzer.attempt("\(name) of \(place)", body)
             reports += r
             notes += n
         }
+
+        var result: ([MetricReport], [String]) { (reports, notes) }
+    }
+
+    func fullAnalyses(_ g: ReportInputs.Group, onePatch: ActivationFile?) -> ([MetricReport], [String]) {
+        let f = g.file
+        var out = Collected(place: "\(g.run) [\(g.probeSet), step \(g.step)]")
         if f.targets.isEmpty {
-            notes.append("\(where_): no labels; probes and retrieval skipped")
+            out.notes.append("\(out.place): no labels; probes and retrieval skipped")
         } else {
-            add("probe") {
+            out.add("probe") {
                 var a = ProbeAnalysis()
                 a.depthSelection = .layers
                 a.bootstrap = bootstrap
                 a.shuffledChance = true
                 return try a.run(f)
             }
-            add("retrieval") { var a = RetrievalAnalysis(); a.depthSelection = .layers; a.bootstrap = bootstrap; return try a.run(f) }
+            out.add("retrieval") { var a = RetrievalAnalysis(); a.depthSelection = .layers; a.bootstrap = bootstrap; return try a.run(f) }
         }
         if quick {
-            add("consecutive CKA over layers") {
+            out.add("consecutive CKA over layers") {
                 var a = CKAAnalysis(); a.depthSelection = .layers; a.pairs = .consecutive; a.bootstrap = bootstrap; return try a.run(f)
             }
-            add("consecutive CKA over blocks") {
+            out.add("consecutive CKA over blocks") {
                 var a = CKAAnalysis(); a.depthSelection = .blocks; a.pairs = .consecutive; a.bootstrap = bootstrap; return try a.run(f)
             }
-            add("CKA embedding vs last layer") {
+            out.add("CKA embedding vs last layer") {
                 var a = CKAAnalysis(); a.depthSelection = .list([0, f.layerCount]); a.pairs = .consecutive; a.bootstrap = bootstrap
                 return try a.run(f)
             }
         } else {
             // The all-pairs matrix over every layer holds every consecutive pair of layers and of block
             // boundaries, so one pass over the file gives them all.
-            add("all-pairs CKA") {
+            out.add("all-pairs CKA") {
                 var a = CKAAnalysis(); a.depthSelection = .layers; a.pairs = .all; a.bootstrap = bootstrap; return try a.run(f)
             }
             if f.clipCount <= maxRBFClips {
-                add("RBF CKA") {
+                out.add("RBF CKA") {
                     var a = CKAAnalysis()
                     a.depthSelection = .layers
                     a.pairs = .consecutive
@@ -146,34 +155,27 @@ public struct ReportAnalyzer: Sendable {
                     return try a.run(f)
                 }
             } else {
-                notes.append("\(where_): RBF CKA skipped (N = \(f.clipCount) > \(maxRBFClips))")
+                out.notes.append("\(out.place): RBF CKA skipped (N = \(f.clipCount) > \(maxRBFClips))")
             }
         }
-        add("spectrum") { var a = SpectrumAnalysis(); a.depthSelection = .layers; return try a.run(f) }
-        add("token metrics") { var a = TokenAnalysis(); a.depthSelection = .layers; a.bootstrap = bootstrap; return try a.run(f) }
+        out.add("spectrum") { var a = SpectrumAnalysis(); a.depthSelection = .layers; return try a.run(f) }
+        out.add("token metrics") { var a = TokenAnalysis(); a.depthSelection = .layers; a.bootstrap = bootstrap; return try a.run(f) }
         if !f.attentionShapes.isEmpty {
-            add("attention") { try AttentionAnalysis().run(f) }
+            out.add("attention") { try AttentionAnalysis().run(f) }
         }
         if let onePatch, !f.targets.isEmpty {
-            add("OccDrop") { var a = OccDropAnalysis(); a.depthSelection = .layers; return try a.run(full: f, onePatch: onePatch) }
+            out.add("OccDrop") { var a = OccDropAnalysis(); a.depthSelection = .layers; return try a.run(full: f, onePatch: onePatch) }
         }
-        return (reports, notes)
+        return out.result
     }
 
     func dynamicsAnalyses(_ g: ReportInputs.Group) -> ([MetricReport], [String]) {
         let f = g.file
-        let where_ = "\(g.run) [\(g.probeSet), step \(g.step)]"
-        var reports: [MetricReport] = []
-        var notes: [String] = []
-        func add(_ name: String, _ body: () throws -> MetricReport) {
-            let (r, n) = ReportAnalyzer.attempt("\(name) of \(where_)", body)
-            reports += r
-            notes += n
-        }
-        if !f.targets.isEmpty { add("probe") { try ProbeAnalysis().run(f) } }
-        add("consecutive CKA over blocks") { var a = CKAAnalysis(); a.pairs = .consecutive; return try a.run(f) }
-        add("spectrum") { try SpectrumAnalysis().run(f) }
-        add("token metrics") { try TokenAnalysis().run(f) }
-        return (reports, notes)
+        var out = Collected(place: "\(g.run) [\(g.probeSet), step \(g.step)]")
+        if !f.targets.isEmpty { out.add("probe") { try ProbeAnalysis().run(f) } }
+        out.add("consecutive CKA over blocks") { var a = CKAAnalysis(); a.pairs = .consecutive; return try a.run(f) }
+        out.add("spectrum") { try SpectrumAnalysis().run(f) }
+        out.add("token metrics") { try TokenAnalysis().run(f) }
+        return out.result
     }
 }
