@@ -1,4 +1,4 @@
-/// The root attributes of a bwact/1 file (DESIGN.md, "The activation file").
+/// The root attributes of a bwact/1 file (docs/activation-format.md, "Root attributes").
 public struct ActivationMetadata: Codable, Sendable, Equatable {
     /// The training regimes a file may record.
     public static let regimes = ["e2e", "simultaneous", "sequential", "external"]

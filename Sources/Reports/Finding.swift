@@ -1,6 +1,6 @@
 import Foundation
 
-/// One of the paper's findings checked against measured records (DESIGN.md, "The findings a report must check").
+/// One of the paper's findings checked against measured records (docs/report.md, "Findings criteria"; docs/design.md gives the map).
 public struct Finding: Codable, Sendable, Equatable {
     /// One measured comparison that enters a finding's verdict.
     public struct Check: Codable, Sendable, Equatable {
@@ -51,7 +51,7 @@ public struct Finding: Codable, Sendable, Equatable {
     public static let inconclusiveVerdict = "inconclusive"
     public static let notEvaluatedVerdict = "not evaluated"
 
-    /// 1…4, as numbered in DESIGN.md.
+    /// 1…4, as numbered in docs/report.md ("Findings criteria").
     public var id: Int
     public var title: String
     /// The paper's claim and numbers.

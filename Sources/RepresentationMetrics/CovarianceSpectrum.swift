@@ -197,7 +197,7 @@ public struct SpectrumSummary: Sendable, Codable, Equatable {
 
 /// Covariance-spectrum geometry (effective rank, participation ratio, isotropy, k90, condition number) and RankMe.
 ///
-/// Conventions (DESIGN.md "Metric conventions"): λ = S²/(N−1), S the singular values of the column-centred
+/// Conventions (docs/metrics.md, "Covariance spectrum"): λ = S²/(N−1), S the singular values of the column-centred
 /// X (rows = samples), i.e. the eigenvalues of the sample covariance XcᵀXc/(N−1), padded with zeros to D.
 public enum CovarianceSpectrum {
     /// Explained-variance fraction that defines `k90`.
