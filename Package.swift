@@ -39,8 +39,12 @@ let package = Package(
         .target(name: "AnalysisCommands", dependencies: [
             "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "SyntheticFixtures",
         ]),
+        // What both executables share of their command lines (typed option values, error lines).
+        .target(name: "ToolSupport", dependencies: [
+            "LinearAlgebra", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "bwtrain", dependencies: [
-            "BlockwiseTraining", "LinearAlgebra",
+            "BlockwiseTraining", "LinearAlgebra", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "Reports", dependencies: [
@@ -48,7 +52,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "bwanalyze", dependencies: [
-            "AnalysisCommands", "ActivationStore", "LinearAlgebra", "SyntheticFixtures", "Reports",
+            "AnalysisCommands", "ActivationStore", "LinearAlgebra", "SyntheticFixtures", "Reports", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

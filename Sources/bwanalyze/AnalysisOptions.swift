@@ -2,14 +2,10 @@ import AnalysisCommands
 import ArgumentParser
 import Foundation
 import LinearAlgebra
+import ToolSupport
 
 extension OutputFormat: ExpressibleByArgument {}
 extension Pooling: ExpressibleByArgument {}
-
-extension Checked: ExpressibleByArgument {
-    public init?(argument: String) { self.init(argument) }
-    public var defaultValueDescription: String { text }
-}
 
 /// `--c-grid`: positive C values such as 0.1,1,10.
 struct CGrid: ArgumentSyntax {

@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import LinearAlgebra
 import SyntheticFixtures
+import ToolSupport
 
 @main
 struct BWAnalyze: ParsableCommand {
@@ -39,8 +40,7 @@ struct BWAnalyze: ParsableCommand {
             finishStandardOutput()
             // An option value the library rejects (`validate()` of a typed option) ends like an analysis
             // error: one line, status 1. Usage errors print as ArgumentParser formats them.
-            let message = BWAnalyze.message(for: error)
-            if BWAnalyze.exitCode(for: error) == .failure, !message.isEmpty {
+            if let message = libraryMessage(for: error) {
                 printError(message)
                 Glibc.exit(ExitCode.failure.rawValue)
             }

@@ -2,6 +2,7 @@ import ActivationStore
 import AnalysisCommands
 import ArgumentParser
 import LinearAlgebra
+import ToolSupport
 import RepresentationMetrics
 
 extension OccDropProtocol: ExpressibleByArgument {}

@@ -2,6 +2,7 @@ import ArgumentParser
 import BlockwiseTraining
 import Foundation
 import LinearAlgebra
+import ToolSupport
 
 @main
 struct BWTrain: ParsableCommand {
@@ -26,8 +27,7 @@ extension BWTrain {
             var command = try parseAsRoot()
             try command.run()
         } catch {
-            let message = BWTrain.message(for: error)
-            if BWTrain.exitCode(for: error) == .failure, !message.isEmpty {
+            if let message = libraryMessage(for: error) {
                 printError(message)
                 Foundation.exit(ExitCode.failure.rawValue)
             }
@@ -41,11 +41,6 @@ func printError(_ message: String) {
 }
 
 extension Regime: ExpressibleByArgument {}
-
-extension Checked: ExpressibleByArgument {
-    public init?(argument: String) { self.init(argument) }
-    public var defaultValueDescription: String { text }
-}
 
 /// `--dump-steps`: comma-separated step numbers (empty: no dumps).
 struct StepList: ArgumentSyntax {
