@@ -11,13 +11,6 @@ public struct TrainingBenchmark {
         public var clipsPerSecond: Double
         /// Modelled floating-point operations per second (`FlopModel`), in GFLOP/s.
         public var gflops: Double
-
-        public init(regime: Regime, secondsPerStep: Double, clipsPerSecond: Double, gflops: Double) {
-            self.regime = regime
-            self.secondsPerStep = secondsPerStep
-            self.clipsPerSecond = clipsPerSecond
-            self.gflops = gflops
-        }
     }
 
     public var config: TrainingConfig

@@ -1,4 +1,4 @@
-import BlockwiseTraining
+@testable import BlockwiseTraining
 import Foundation
 import TestSupport
 import XCTest
