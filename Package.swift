@@ -33,7 +33,7 @@ let package = Package(
             "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "SyntheticFixtures",
         ]),
         .executableTarget(name: "bwtrain", dependencies: [
-            "BlockwiseTraining", "LinearAlgebra",
+            "ActivationStore", "BlockwiseTraining", "LinearAlgebra",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "Reports", dependencies: [

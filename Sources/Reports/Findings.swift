@@ -1,3 +1,4 @@
+import ActivationStore
 import AnalysisCommands
 import Foundation
 import RepresentationMetrics
@@ -121,22 +122,22 @@ public enum Findings {
                                           criterion: "|gap| <= \(mapGapTolerance)", paper: "<= 0.015 (Tiny) / 0.02 (Small)"))
                 }
             }
-            let seq = x.runs.filter { $0.regime == "sequential" }.compactMap { x.finalAccuracy($0, p) }
-            let sim = x.runs.filter { $0.regime == "simultaneous" }.compactMap { x.finalAccuracy($0, p) }
+            let seq = x.runs.filter { $0.knownRegime == .sequential }.compactMap { x.finalAccuracy($0, p) }
+            let sim = x.runs.filter { $0.knownRegime == .simultaneous }.compactMap { x.finalAccuracy($0, p) }
             if !seq.isEmpty && !sim.isEmpty {
                 let gap = Estimate.combine(seq + sim) { mean(Array($0.prefix(seq.count))) - mean(Array($0.dropFirst(seq.count))) }
                 f.checks.append(check("sequential vs simultaneous final-block probe gap [\(p)]", kind: "probe gap sequential - simultaneous", gap, .within(regimeGapTolerance),
                                       criterion: "|gap| <= \(regimeGapTolerance) (paper < 0.01)", paper: "< 0.01"))
             }
-            for regime in ["simultaneous", "sequential"] {
-                let byK = Dictionary(grouping: x.runs.filter { $0.regime == regime }, by: { $0.blockEnds.count })
+            for regime in [Regime.simultaneous, .sequential] {
+                let byK = Dictionary(grouping: x.runs.filter { $0.knownRegime == regime }, by: { $0.blockEnds.count })
                 let ks = byK.keys.sorted()
                 for (i, ka) in ks.enumerated() {
                     for kb in ks[(i + 1)...] {
                         let a = byK[ka]!.compactMap { x.finalAccuracy($0, p) }, b = byK[kb]!.compactMap { x.finalAccuracy($0, p) }
                         guard !a.isEmpty, !b.isEmpty else { continue }
                         let cost = Estimate.combine(a + b) { mean(Array($0.prefix(a.count))) - mean(Array($0.dropFirst(a.count))) }
-                        f.checks.append(check("\(regime) K=\(ka) -> K=\(kb) final-block probe cost [\(p)]", kind: "probe cost of more blocks", cost, .below(blockCountCostTolerance),
+                        f.checks.append(check("\(regime.rawValue) K=\(ka) -> K=\(kb) final-block probe cost [\(p)]", kind: "probe cost of more blocks", cost, .below(blockCountCostTolerance),
                                               criterion: "< \(blockCountCostTolerance)", paper: "< 0.02 (K=4 -> K=6)"))
                     }
                 }

@@ -1,3 +1,4 @@
+import ActivationStore
 import ArgumentParser
 import BlockwiseTraining
 import Foundation
@@ -22,7 +23,9 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data(("bwtrain: error: " + message + "\n").utf8))
 }
 
-extension Regime: ExpressibleByArgument {}
+extension Regime: ExpressibleByArgument {
+    public static var allValueStrings: [String] { trainable.map(\.rawValue) }
+}
 
 /// Model and training options; each overrides the preset when given.
 struct ModelOptions: ParsableArguments {
@@ -168,7 +171,7 @@ extension BWTrain {
                 let sgemm = GEMMRate.measure(Float.self)
                 print(String(format: "machine: sgemm %.1f GFLOP/s (best of 3, 2048^3, %d cores)", sgemm, ProcessInfo.processInfo.activeProcessorCount))
                 var rows: [[String]] = []
-                for regime in Regime.allCases {
+                for regime in Regime.trainable {
                     var c = try model.config()
                     c.regime = regime
                     c.steps = timedSteps + 1
