@@ -8,8 +8,9 @@ import RepresentationMetrics
 /// Pure: reads only `records` and `runs`. Every comparison uses each run's LATEST dumped step;
 /// "final block" is a run's last block end (depth L), "block 1" its first block end. Where a
 /// regime has several runs (seeds), blockwise runs are compared one by one against the mean of
-/// the end-to-end runs. Accuracies are `probe_accuracy_mean_over_targets`; mAP is the mean over
-/// targets of `retrieval_map`; CKA is `cka_linear_biased` within one run.
+/// the end-to-end runs. Accuracies are `Metric.probeAccuracyMeanOverTargets`; mAP is the mean over
+/// targets of `Metric.retrievalMAP` (`RecordIndex.finalMAP`, also on the page); CKA is
+/// `Metric.ckaLinearBiased` within one run.
 public enum Findings {
     /// Final-block probe accuracy gap allowed between blockwise and end-to-end (paper: 0.02 Tiny, 0.04 Small; we use the looser).
     public static let probeGapTolerance = 0.04
@@ -231,8 +232,8 @@ public enum Findings {
             for b in x.runs where b.isBlockwise {
                 var diffs: [(depth: Int, diff: Estimate)] = []
                 for d in b.blockEnds {
-                    guard let s = x.value("patch_similarity", b, p, depth: d) else { continue }
-                    let ref = e2e.compactMap { x.value("patch_similarity", $0, p, depth: d) }
+                    guard let s = x.value(.patchSimilarity, b, p, depth: d) else { continue }
+                    let ref = e2e.compactMap { x.value(.patchSimilarity, $0, p, depth: d) }
                     guard !ref.isEmpty else { continue }
                     diffs.append((d, Estimate.combine([s] + ref) { $0[0] - mean(Array($0.dropFirst())) }))
                 }
@@ -286,12 +287,12 @@ struct RecordIndex {
         probeSets = sets.sorted()
     }
 
-    func value(_ metric: String, _ run: RunInfo, _ p: String, depth: Int, target: String? = nil) -> Estimate? {
-        values[Key(metric: metric, run: run.run, probeSet: p, depth: depth, depthB: nil, target: target)]
+    func value(_ metric: Metric, _ run: RunInfo, _ p: String, depth: Int, target: String? = nil) -> Estimate? {
+        values[Key(metric: metric.name, run: run.run, probeSet: p, depth: depth, depthB: nil, target: target)]
     }
 
     func accuracy(_ run: RunInfo, _ p: String, depth: Int) -> Estimate? {
-        value("probe_accuracy_mean_over_targets", run, p, depth: depth)
+        value(.probeAccuracyMeanOverTargets, run, p, depth: depth)
     }
 
     func finalAccuracy(_ run: RunInfo, _ p: String) -> Estimate? {
@@ -299,20 +300,22 @@ struct RecordIndex {
         return accuracy(run, p, depth: d)
     }
 
-    /// Mean over targets of retrieval mAP at the final block; nil when any target is undefined.
+    /// Mean over targets of retrieval mAP at the final block (the run's last block end) at the latest
+    /// step; nil when any target retrieved in the probe set (by any run) is undefined or missing for
+    /// this run. findings.json and the page's final-block table both use this value.
     func finalMAP(_ run: RunInfo, _ p: String) -> Estimate? {
-        guard let d = run.blockEnds.last, let targets = targetsByMetric["retrieval_map"]?[p], !targets.isEmpty else { return nil }
+        guard let d = run.blockEnds.last, let targets = targetsByMetric[Metric.retrievalMAP.name]?[p], !targets.isEmpty else { return nil }
         var vs: [Estimate] = []
         for t in targets.sorted() {
-            guard let v = value("retrieval_map", run, p, depth: d, target: t) else { return nil }
+            guard let v = value(.retrievalMAP, run, p, depth: d, target: t) else { return nil }
             vs.append(v)
         }
         return Estimate.combine(vs) { Findings.mean($0) }
     }
 
     func cka(_ run: RunInfo, _ p: String, _ a: Int, _ b: Int) -> Estimate? {
-        values[Key(metric: "cka_linear_biased", run: run.run, probeSet: p, depth: a, depthB: b, target: nil)]
-            ?? values[Key(metric: "cka_linear_biased", run: run.run, probeSet: p, depth: b, depthB: a, target: nil)]
+        values[Key(metric: Metric.ckaLinearBiased.name, run: run.run, probeSet: p, depth: a, depthB: b, target: nil)]
+            ?? values[Key(metric: Metric.ckaLinearBiased.name, run: run.run, probeSet: p, depth: b, depthB: a, target: nil)]
     }
 
     func missingRegimeReason(probeSets: [String]) -> String {
