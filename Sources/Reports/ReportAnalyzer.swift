@@ -98,6 +98,21 @@ public struct ReportAnalyzer: Sendable {
         return jobs
     }
 
+    /// The reports and notes of the analyses of one file.
+    struct Collected {
+        /// Names the file in notes: run, probe set and step.
+        let place: String
+        var reports: [MetricReport] = []
+        var notes: [String] = []
+
+        /// Runs one analysis (`attempt`), keeping its report or the note of its failure.
+        mutating func add(_ name: String, _ body: () throws -> MetricReport) {
+            let (r, n) = ReportAnalyzer.attempt("\(name) of \(place)", body)
+            reports += r
+            notes += n
+        }
+    }
+
     /// Runs one analysis, turning a failure into a note.
     static func attempt(_ label: String, _ body: () throws -> MetricReport) -> ([MetricReport], [String]) {
         do { return ([try body()], []) } catch let e as ActivationStoreError where [.io, .damaged, .cannotOpen].contains(e.kind) {
@@ -107,16 +122,10 @@ public struct ReportAnalyzer: Sendable {
 
     func fullAnalyses(_ g: ReportInputs.Group, onePatch: ActivationFile?) -> ([MetricReport], [String]) {
         let f = g.file
-        let where_ = "\(g.run) [\(g.probeSet), step \(g.step)]"
-        var reports: [MetricReport] = []
-        var notes: [String] = []
-        func add(_ name: String, _ body: () throws -> MetricReport) {
-            let (r, n) = ReportAnalyzer.attempt("\(name) of \(where_)", body)
-            reports += r
-            notes += n
-        }
+        var out = Collected(place: "\(g.run) [\(g.probeSet), step \(g.step)]")
+        func add(_ name: String, _ body: () throws -> MetricReport) { out.add(name, body) }
         if f.targets.isEmpty {
-            notes.append("\(where_): no labels; probes and retrieval skipped")
+            out.notes.append("\(out.place): no labels; probes and retrieval skipped")
         } else {
             add("probe") {
                 var a = ProbeAnalysis()
@@ -154,7 +163,7 @@ public struct ReportAnalyzer: Sendable {
                     return try a.run(f)
                 }
             } else {
-                notes.append("\(where_): RBF CKA skipped (N = \(f.clipCount) > \(maxRBFClips))")
+                out.notes.append("\(out.place): RBF CKA skipped (N = \(f.clipCount) > \(maxRBFClips))")
             }
         }
         add("spectrum") { var a = SpectrumAnalysis(); a.depthSelection = .layers; return try a.run(f) }
@@ -165,23 +174,17 @@ public struct ReportAnalyzer: Sendable {
         if let onePatch, !f.targets.isEmpty {
             add("OccDrop") { var a = OccDropAnalysis(); a.depthSelection = .layers; return try a.run(full: f, onePatch: onePatch) }
         }
-        return (reports, notes)
+        return (out.reports, out.notes)
     }
 
     func dynamicsAnalyses(_ g: ReportInputs.Group) -> ([MetricReport], [String]) {
         let f = g.file
-        let where_ = "\(g.run) [\(g.probeSet), step \(g.step)]"
-        var reports: [MetricReport] = []
-        var notes: [String] = []
-        func add(_ name: String, _ body: () throws -> MetricReport) {
-            let (r, n) = ReportAnalyzer.attempt("\(name) of \(where_)", body)
-            reports += r
-            notes += n
-        }
+        var out = Collected(place: "\(g.run) [\(g.probeSet), step \(g.step)]")
+        func add(_ name: String, _ body: () throws -> MetricReport) { out.add(name, body) }
         if !f.targets.isEmpty { add("probe") { try ProbeAnalysis().run(f) } }
         add("consecutive CKA over blocks") { var a = CKAAnalysis(); a.pairs = .consecutive; return try a.run(f) }
         add("spectrum") { try SpectrumAnalysis().run(f) }
         add("token metrics") { try TokenAnalysis().run(f) }
-        return (reports, notes)
+        return (out.reports, out.notes)
     }
 }
