@@ -199,7 +199,7 @@ public enum MetricFamily: String, CaseIterable, Sendable {
         case .probe: return "probe"
         case .patchSimilarity, .tokenShift: return "tokens"
         case .attention: return "attention"
-        case .occDrop: return "occdrop"
+        case .occDrop: return Metric.occDrop.name  // the command is named after its metric
         }
     }
 
