@@ -53,7 +53,10 @@ let package = Package(
                     dependencies: ["BlockwiseTraining", "ActivationStore", "LinearAlgebra", "TestSupport", "bwtrain", "bwanalyze",
                                    .product(name: "Numerics", package: "swift-numerics")]),
         .testTarget(name: "RepresentationMetricsTests",
-                    dependencies: ["RepresentationMetrics", "LinearAlgebra", "ActivationStore", "SyntheticFixtures", "TestSupport", "bwanalyze"]),
+                    dependencies: ["RepresentationMetrics", "LinearAlgebra", "ActivationStore", "SyntheticFixtures", "TestSupport"]),
+        .testTarget(name: "AnalysisCommandsTests",
+                    dependencies: ["AnalysisCommands", "RepresentationMetrics", "LinearAlgebra", "ActivationStore", "SyntheticFixtures",
+                                   "TestSupport", "bwanalyze"]),
         .testTarget(name: "ReportsTests",
                     dependencies: ["Reports", "AnalysisCommands", "ActivationStore", "SyntheticFixtures", "TestSupport", "bwanalyze"]),
     ]
