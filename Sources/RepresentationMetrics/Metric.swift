@@ -147,75 +147,58 @@ public enum MetricFamily: String, CaseIterable, Sendable {
     /// The metrics of this family, in catalogue order.
     public var metrics: [Metric] { Metric.allCases.filter { $0.family == self } }
 
-    /// The file in Sources/RepresentationMetrics with the pure function and the metrics' definitions.
-    public var sourceFile: String {
+    /// Where the family's pieces are: one row of the catalogue.
+    public struct Home: Sendable, Equatable {
+        /// The file in Sources/RepresentationMetrics with the pure function and the metrics' definitions.
+        public let sourceFile: String
+        /// The pure function or accumulator that computes the metrics (declared in `sourceFile`).
+        public let function: String
+        /// The analysis type in AnalysisCommands (file `<analysis>.swift`).
+        public let analysis: String
+        /// The `bwanalyze` subcommand.
+        public let command: String
+        /// The unit-test file in Tests/RepresentationMetricsTests.
+        public let unitTests: String
+    }
+
+    /// The catalogue.
+    public var home: Home {
         switch self {
-        case .cka: return "CKA.swift"
-        case .spectrum: return "CovarianceSpectrum.swift"
-        case .pairwiseGeometry: return "PairwiseGeometry.swift"
-        case .retrieval: return "Retrieval.swift"
-        case .probe: return "LinearProbe.swift"
-        case .patchSimilarity: return "PatchSimilarity.swift"
-        case .tokenShift: return "TokenShift.swift"
-        case .attention: return "AttentionMetrics.swift"
-        case .occDrop: return "OccDrop.swift"
+        case .cka:
+            return Home(sourceFile: "CKA.swift", function: "CKA.linear", analysis: "CKAAnalysis", command: "cka", unitTests: "CKATests.swift")
+        case .spectrum:
+            return Home(sourceFile: "CovarianceSpectrum.swift", function: "CovarianceSpectrum.summary", analysis: "SpectrumAnalysis",
+                        command: "spectrum", unitTests: "SpectrumTests.swift")
+        case .pairwiseGeometry:
+            return Home(sourceFile: "PairwiseGeometry.swift", function: "PairwiseStatistics.compute", analysis: "SpectrumAnalysis",
+                        command: "spectrum", unitTests: "PairwiseGeometryTests.swift")
+        case .retrieval:
+            return Home(sourceFile: "Retrieval.swift", function: "Retrieval.evaluate", analysis: "RetrievalAnalysis",
+                        command: "retrieval", unitTests: "RetrievalTests.swift")
+        case .probe:
+            return Home(sourceFile: "LinearProbe.swift", function: "LinearProbe.crossValidate", analysis: "ProbeAnalysis",
+                        command: "probe", unitTests: "LinearProbeTests.swift")
+        case .patchSimilarity:
+            return Home(sourceFile: "PatchSimilarity.swift", function: "PatchSimilarityAccumulator", analysis: "TokenAnalysis",
+                        command: "tokens", unitTests: "TokenMetricsTests.swift")
+        case .tokenShift:
+            return Home(sourceFile: "TokenShift.swift", function: "TokenShiftAccumulator", analysis: "TokenAnalysis",
+                        command: "tokens", unitTests: "TokenMetricsTests.swift")
+        case .attention:
+            return Home(sourceFile: "AttentionMetrics.swift", function: "AttentionDistanceAccumulator", analysis: "AttentionAnalysis",
+                        command: "attention", unitTests: "AttentionMetricsTests.swift")
+        case .occDrop:
+            // The command is named after its metric.
+            return Home(sourceFile: "OccDrop.swift", function: "OccDrop.evaluate", analysis: "OccDropAnalysis",
+                        command: Metric.occDrop.name, unitTests: "OccDropTests.swift")
         }
     }
 
-    /// The pure function or accumulator that computes the metrics (declared in `sourceFile`).
-    public var function: String {
-        switch self {
-        case .cka: return "CKA.linear"
-        case .spectrum: return "CovarianceSpectrum.summary"
-        case .pairwiseGeometry: return "PairwiseStatistics.compute"
-        case .retrieval: return "Retrieval.evaluate"
-        case .probe: return "LinearProbe.crossValidate"
-        case .patchSimilarity: return "PatchSimilarityAccumulator"
-        case .tokenShift: return "TokenShiftAccumulator"
-        case .attention: return "AttentionDistanceAccumulator"
-        case .occDrop: return "OccDrop.evaluate"
-        }
-    }
-
-    /// The analysis type in AnalysisCommands (file `<analysis>.swift`).
-    public var analysis: String {
-        switch self {
-        case .cka: return "CKAAnalysis"
-        case .spectrum, .pairwiseGeometry: return "SpectrumAnalysis"
-        case .retrieval: return "RetrievalAnalysis"
-        case .probe: return "ProbeAnalysis"
-        case .patchSimilarity, .tokenShift: return "TokenAnalysis"
-        case .attention: return "AttentionAnalysis"
-        case .occDrop: return "OccDropAnalysis"
-        }
-    }
-
-    /// The `bwanalyze` subcommand.
-    public var command: String {
-        switch self {
-        case .cka: return "cka"
-        case .spectrum, .pairwiseGeometry: return "spectrum"
-        case .retrieval: return "retrieval"
-        case .probe: return "probe"
-        case .patchSimilarity, .tokenShift: return "tokens"
-        case .attention: return "attention"
-        case .occDrop: return Metric.occDrop.name  // the command is named after its metric
-        }
-    }
-
-    /// The unit-test file in Tests/RepresentationMetricsTests.
-    public var unitTests: String {
-        switch self {
-        case .cka: return "CKATests.swift"
-        case .spectrum: return "SpectrumTests.swift"
-        case .pairwiseGeometry: return "PairwiseGeometryTests.swift"
-        case .retrieval: return "RetrievalTests.swift"
-        case .probe: return "LinearProbeTests.swift"
-        case .patchSimilarity, .tokenShift: return "TokenMetricsTests.swift"
-        case .attention: return "AttentionMetricsTests.swift"
-        case .occDrop: return "OccDropTests.swift"
-        }
-    }
+    public var sourceFile: String { home.sourceFile }
+    public var function: String { home.function }
+    public var analysis: String { home.analysis }
+    public var command: String { home.command }
+    public var unitTests: String { home.unitTests }
 }
 
 extension Metric {
