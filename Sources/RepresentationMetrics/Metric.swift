@@ -115,6 +115,17 @@ public enum Metric: String, CaseIterable, Sendable, Codable {
         return d
     }
 
+    /// The pure function or accumulator that computes this metric, and the file in
+    /// Sources/RepresentationMetrics that declares it: the family's (`MetricFamily.home`) except for
+    /// the CKA estimators with a function of their own.
+    public var function: (name: String, file: String) {
+        switch self {
+        case .ckaRBFBiased, .ckaRBFDebiased: return ("CKA.rbfGram", "CKA.swift")
+        case .ckaLinearMinibatch: return ("MinibatchCKAAccumulator", "LinearCKAAccumulator.swift")
+        default: return (family.function, family.sourceFile)
+        }
+    }
+
     /// The unit of a value, e.g. `fraction of clips (0 to 1)`.
     public var unit: String { definition.unit }
 
@@ -207,7 +218,7 @@ extension Metric {
         var s = "| metric | unit | pure function | analysis | command | unit tests | undefined when |\n| --- | --- | --- | --- | --- | --- | --- |\n"
         for m in Metric.allCases {
             let f = m.family
-            s += "| `\(m.name)` | \(m.unit) | `\(f.function)` (\(f.sourceFile)) | `\(f.analysis)` | `bwanalyze \(f.command)` | \(f.unitTests) | \(m.undefinedWhen.joined(separator: "; ")) |\n"
+            s += "| `\(m.name)` | \(m.unit) | `\(m.function.name)` (\(m.function.file)) | `\(f.analysis)` | `bwanalyze \(f.command)` | \(f.unitTests) | \(m.undefinedWhen.joined(separator: "; ")) |\n"
         }
         return s
     }
