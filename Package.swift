@@ -44,7 +44,7 @@ let package = Package(
             "LinearAlgebra", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bwtrain", dependencies: [
-            "BlockwiseTraining", "LinearAlgebra", "ToolSupport",
+            "ActivationStore", "BlockwiseTraining", "LinearAlgebra", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "Reports", dependencies: [
@@ -65,7 +65,10 @@ let package = Package(
                     dependencies: ["BlockwiseTraining", "ActivationStore", "LinearAlgebra", "TestSupport", "bwtrain", "bwanalyze",
                                    .product(name: "Numerics", package: "swift-numerics")]),
         .testTarget(name: "RepresentationMetricsTests",
-                    dependencies: ["RepresentationMetrics", "LinearAlgebra", "ActivationStore", "SyntheticFixtures", "TestSupport", "bwanalyze"]),
+                    dependencies: ["RepresentationMetrics", "LinearAlgebra", "ActivationStore", "SyntheticFixtures", "TestSupport"]),
+        .testTarget(name: "AnalysisCommandsTests",
+                    dependencies: ["AnalysisCommands", "RepresentationMetrics", "LinearAlgebra", "ActivationStore", "SyntheticFixtures",
+                                   "TestSupport", "bwanalyze"]),
         .testTarget(name: "ReportsTests",
                     dependencies: ["Reports", "AnalysisCommands", "ActivationStore", "SyntheticFixtures", "TestSupport", "bwanalyze"]),
     ]

@@ -1,13 +1,14 @@
 /// The root attributes of a bwact/1 file (docs/activation-format.md, "Root attributes").
 public struct ActivationMetadata: Codable, Sendable, Equatable {
     /// The training regimes a file may record.
-    public static let regimes = ["e2e", "simultaneous", "sequential", "external"]
+    public static let regimes = Regime.allCases.map(\.rawValue)
     public static let formatName = "bwact"
     public static let formatVersion = 1
 
     /// Run name, e.g. `tiny-sim-k4-s0`.
     public var run: String
-    /// `e2e`, `simultaneous`, `sequential` or `external`.
+    /// A `Regime`'s raw value: `e2e`, `simultaneous`, `sequential` or `external` (a file with another
+    /// string is read with a warning; `knownRegime` is then nil).
     public var regime: String
     /// Last layer of each block, strictly increasing, ending at L.
     public var blockEnds: [Int]
@@ -29,6 +30,9 @@ public struct ActivationMetadata: Codable, Sendable, Equatable {
         self.seed = seed
         self.config = config
     }
+
+    /// `regime` as a `Regime`; nil for a string this reader does not know.
+    public var knownRegime: Regime? { Regime(rawValue: regime) }
 }
 
 /// Shape of one layer's attention dataset: [clips, heads, tokens, tokens].

@@ -3,14 +3,6 @@ import Foundation
 import LinearAlgebra
 import RepresentationMetrics
 
-extension InputDescription {
-    public init(_ f: ActivationFile) {
-        self.init(file: f.path, run: f.metadata.run, regime: f.metadata.regime, probeSet: f.metadata.probeSet,
-                  step: f.metadata.step, clips: f.clipCount, tokens: f.tokenCount, features: f.featureCount,
-                  dtype: Array(Set(f.tokenTypes.map(\.rawValue))).sorted().joined(separator: "/"), bytes: f.fileSize)
-    }
-}
-
 /// `bwanalyze cka`: CKA between depths of one file, or between the depths of two files of the same clips.
 public struct CKAAnalysis {
     public enum Pairs: String, Sendable, CaseIterable {
@@ -43,167 +35,215 @@ public struct CKAAnalysis {
 
     public init() {}
 
+    /// Conventions of the rows (the metric's own comes from `Metric`).
     public static let conventions: [String: String] = [
-        "cka_linear_biased": "||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F), Xc column-centred (Kornblith et al. 2019)",
-        "cka_linear_debiased": "HSIC_1 U-statistic of Song et al. 2012 with Gram diagonals zeroed; CKA = HSIC_1(K,L)/sqrt(HSIC_1(K,K) HSIC_1(L,L)) (Nguyen et al. 2021)",
-        "cka_linear_minibatch": "mean over minibatches of HSIC_1(K,L) / sqrt(mean HSIC_1(K,K) * mean HSIC_1(L,L)) (Nguyen et al. 2021, eq. 3); a different estimator from full-data CKA",
-        "cka_rbf_biased": "Gaussian kernel exp(-gamma ||xi-xj||^2), Gram matrices double-centred, biased HSIC",
-        "cka_rbf_debiased": "Gaussian kernel, HSIC_1 U-statistic",
         "pooling_mean": "rows are clip vectors: the mean over a clip's tokens",
         "pooling_tokens": "rows are tokens: N*T rows",
     ]
 
-    var metricName: String { "cka_\(kernel.rawValue)_\(estimator.rawValue)" }
-
-    public func run(_ a: ActivationFile, _ b: ActivationFile? = nil,
-                    progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
-        if kernel == .rbf && estimator == .minibatch {
-            throw AnalysisError("the minibatch estimator is implemented for the linear kernel only; use --kernel linear or --estimator biased|debiased")
+    /// The metric of the chosen kernel and estimator.
+    var metric: Metric {
+        get throws {
+            guard let m = Metric.cka(kernel, estimator) else {
+                throw AnalysisError("the minibatch estimator is implemented for the linear kernel only; use --kernel linear or --estimator biased|debiased")
+            }
+            return m
         }
+    }
+
+    /// The compared representations (one stream source per file) and the pairs of them.
+    struct Plan {
+        var sources: [DepthStream.Source]
+        var pairs: [CKAPair]
+        /// (depth in A, depth in B) of each pair.
+        var depths: [(Int, Int)]
+        var mode: Pairs
+        /// b aligned to a's clip order, if there is a b.
+        var b: ActivationFile?
+    }
+
+    func plan(_ a: ActivationFile, _ unalignedB: ActivationFile?) throws -> Plan {
         let depthsA = try depthSelection.depths(in: a)
-        var sources = [DepthStream.Source(file: a, depths: depthsA)]
-        var pairList: [CKAPair] = []
-        var labels: [(Int, Int)] = []  // (depth A, depth B) per pair
-        let mode: Pairs
-        if let unaligned = b {
+        var p = Plan(sources: [DepthStream.Source(file: a, depths: depthsA)], pairs: [], depths: [], mode: .all, b: nil)
+        func add(_ i: Int, _ j: Int, _ da: Int, _ db: Int) {
+            p.pairs.append(CKAPair(i, j))
+            p.depths.append((da, db))
+        }
+        if let unaligned = unalignedB {
             let b = try alignClips(a, unaligned, allowDifferentProbeSets: allowDifferentProbeSets)
+            p.b = b
             let depthsB = try depthSelection.depths(in: b)
-            sources.append(DepthStream.Source(file: b, depths: depthsB))
-            mode = pairs ?? .all
-            switch mode {
+            p.sources.append(DepthStream.Source(file: b, depths: depthsB))
+            p.mode = pairs ?? .all
+            switch p.mode {
             case .consecutive:
                 throw AnalysisError("--pairs consecutive compares depths within one file; with two files use --pairs all or matching")
             case .all:
                 for (i, da) in depthsA.enumerated() {
-                    for (j, db) in depthsB.enumerated() { pairList.append(CKAPair(i, depthsA.count + j)); labels.append((da, db)) }
+                    for (j, db) in depthsB.enumerated() { add(i, depthsA.count + j, da, db) }
                 }
             case .matching:
                 for (i, da) in depthsA.enumerated() {
-                    if let j = depthsB.firstIndex(of: da) { pairList.append(CKAPair(i, depthsA.count + j)); labels.append((da, da)) }
+                    if let j = depthsB.firstIndex(of: da) { add(i, depthsA.count + j, da, da) }
                 }
-                if pairList.isEmpty { throw AnalysisError("the two files share no selected depth") }
+                if p.pairs.isEmpty { throw AnalysisError("the two files share no selected depth") }
             }
         } else {
-            mode = pairs ?? .consecutive
-            switch mode {
+            p.mode = pairs ?? .consecutive
+            switch p.mode {
             case .consecutive:
                 guard depthsA.count >= 2 else { throw AnalysisError("consecutive CKA needs at least two depths; got \(depthsA)") }
-                for i in 0..<(depthsA.count - 1) { pairList.append(CKAPair(i, i + 1)); labels.append((depthsA[i], depthsA[i + 1])) }
+                for i in 0..<(depthsA.count - 1) { add(i, i + 1, depthsA[i], depthsA[i + 1]) }
             case .all:
-                for i in depthsA.indices { for j in depthsA.indices where i < j { pairList.append(CKAPair(i, j)); labels.append((depthsA[i], depthsA[j])) } }
+                for i in depthsA.indices { for j in depthsA.indices where i < j { add(i, j, depthsA[i], depthsA[j]) } }
             case .matching:
                 throw AnalysisError("--pairs matching needs two files")
             }
         }
-        let stream = DepthStream(sources: sources, pooling: pooling, maxBatchBytes: maxBatchBytes,
-                                 clipMultiple: estimator == .minibatch ? batchSize : 1)
-        let parametersBatches = stream.batches().count
-        let dims = sources.flatMap { s in s.depths.map { _ in s.file.featureCount } }
-        let rows = a.clipCount * (pooling == .tokens ? a.tokenCount : 1)
-        var warnings: [String] = []
-        var values: [Result<Double, Error>]
-        var parameters: [String: String] = [
-            "batches": "\(parametersBatches)",
-            "kernel": kernel.rawValue, "estimator": estimator.rawValue, "pooling": pooling.rawValue,
-            "pairs": mode.rawValue, "rows": "\(rows)", "precision": "float64 accumulation",
-        ]
-        let repDepth = sources.flatMap { s in s.depths.map { (s.file.path, $0) } }
-        // Pairs that get bootstrap intervals, and the clip vectors they need.
-        var bootstrapPairs: [Int] = []
-        if bootstrap != nil {
-            if kernel != .linear || estimator != .biased || pooling != .mean {
-                warnings.append("bootstrap intervals are computed for linear biased CKA of clip vectors only")
-            } else if rows > maxBootstrapClips {
-                warnings.append("bootstrap intervals skipped: N = \(rows) > \(maxBootstrapClips) clips")
-            } else if b == nil && mode == .all {
-                let blockDepths = [0] + a.metadata.blockEnds
-                bootstrapPairs = pairList.indices.filter { k in
-                    let (da, db) = labels[k]
-                    let i = depthsA.firstIndex(of: da)!, j = depthsA.firstIndex(of: db)!
-                    if j == i + 1 || (da == depthsA.first! && db == depthsA.last!) { return true }
-                    if let bi = blockDepths.firstIndex(of: da), bi + 1 < blockDepths.count, blockDepths[bi + 1] == db { return true }
-                    return false
+        return p
+    }
+
+    /// The pairs that get bootstrap intervals (indices into `plan.pairs`), with a warning when none can.
+    func bootstrapPairs(_ a: ActivationFile, _ plan: Plan, rows: Int, warnings: inout [String]) -> [Int] {
+        guard bootstrap != nil else { return [] }
+        if kernel != .linear || estimator != .biased || pooling != .mean {
+            warnings.append("bootstrap intervals are computed for linear biased CKA of clip vectors only")
+            return []
+        }
+        if rows > maxBootstrapClips {
+            warnings.append("bootstrap intervals skipped: N = \(rows) > \(maxBootstrapClips) clips")
+            return []
+        }
+        guard plan.b == nil && plan.mode == .all else { return Array(plan.pairs.indices) }
+        let depthsA = plan.sources[0].depths
+        let blockDepths = [0] + a.metadata.blockEnds
+        return plan.pairs.indices.filter { k in
+            let (da, db) = plan.depths[k]
+            let i = depthsA.firstIndex(of: da)!, j = depthsA.firstIndex(of: db)!
+            if j == i + 1 || (da == depthsA.first! && db == depthsA.last!) { return true }
+            if let bi = blockDepths.firstIndex(of: da), bi + 1 < blockDepths.count, blockDepths[bi + 1] == db { return true }
+            return false
+        }
+    }
+
+    /// The file and depth of each representation (stream order), for messages.
+    func representations(_ plan: Plan) -> [(file: String, depth: Int)] {
+        plan.sources.flatMap { s in s.depths.map { (s.file.path, $0) } }
+    }
+
+    static func zeroVariance(_ rep: (file: String, depth: Int)) -> MetricUndefined {
+        MetricUndefined("zero variance at depth \(rep.depth) of \(rep.file) (all rows equal up to float32 rounding)")
+    }
+
+    /// CKA of every pair from N×N Gram matrices (RBF, or linear with D > N); keeps the clip vectors of `keep`.
+    func gramValues(_ plan: Plan, stream: DepthStream, dims: [Int], rows: Int, keep: Set<Int>, clipVectors: inout [Int: [Double]],
+                    parameters: inout [String: String], progress: ((Int, Int) -> Void)?) throws -> [Result<Double, Error>] {
+        guard rows <= maxGramRows else {
+            throw AnalysisError("\(kernel == .rbf ? "RBF CKA" : "this CKA") needs \(rows)x\(rows) Gram matrices; that is more than --max-gram-rows \(maxGramRows). Use --pool mean, fewer clips, or the linear kernel")
+        }
+        let repDepth = representations(plan)
+        var collected: [[Double]] = dims.map { _ in [] }
+        try stream.forEach(progress: progress) { _, batch in
+            for (m, x) in batch.enumerated() { collected[m] += x.storage }
+        }
+        let reps = dims.indices.map { Matrix(rows: rows, cols: dims[$0], storage: collected[$0]) }
+        for m in keep { clipVectors[m] = collected[m] }
+        var grams: [Int: Result<Matrix<Double>, Error>] = [:]
+        var gammas: [String] = []
+        for m in Set(plan.pairs.flatMap { [$0.a, $0.b] }).sorted() {
+            grams[m] = Result {
+                if CKA.isEffectivelyConstant(reps[m]) { throw CKAAnalysis.zeroVariance(repDepth[m]) }
+                if kernel == .linear {
+                    guard reps[m].nonFiniteCount == 0 else { throw MetricUndefined("NaN or Inf in the data") }
+                    return CKA.linearGram(reps[m])
                 }
-            } else {
-                bootstrapPairs = Array(pairList.indices)
+                let (k, gamma) = try CKA.rbfGram(reps[m], bandwidth: bandwidth)
+                gammas.append(String(format: "%.6g", gamma))
+                return k
             }
         }
-        let keep = Set(bootstrapPairs.flatMap { [pairList[$0].a, pairList[$0].b] })
+        if kernel == .rbf {
+            parameters["bandwidth"] = bandwidth.description
+            parameters["gamma_per_representation"] = gammas.joined(separator: ",")
+        }
+        parameters["form"] = "gram"
+        return plan.pairs.map { p in
+            Result { try CKA.fromGrams(grams[p.a]!.get(), grams[p.b]!.get(), estimator: estimator) }
+        }
+    }
+
+    /// Minibatch CKA of every pair, from streamed feature-space sums.
+    func minibatchValues(_ plan: Plan, stream: DepthStream, dims: [Int], tokens: Int, warnings: inout [String],
+                         parameters: inout [String: String], progress: ((Int, Int) -> Void)?) throws -> [Result<Double, Error>] {
+        var acc = try MinibatchCKAAccumulator(dimensions: dims, pairs: plan.pairs,
+                                              batchSize: batchSize * (pooling == .tokens ? tokens : 1))
+        try stream.forEach(progress: progress) { _, batch in try acc.add(batch) }
+        parameters["batch_size_clips"] = "\(batchSize)"
+        parameters["minibatches"] = "\(acc.batches)"
+        if acc.droppedRows > 0 {
+            warnings.append("\(acc.droppedRows) rows after the last full minibatch were not used")
+        }
+        parameters["form"] = "feature"
+        return plan.pairs.map { p in Result { try acc.cka(p) } }
+    }
+
+    /// Linear CKA of every pair from streamed feature-space sums; keeps the clip vectors of `keep`.
+    func featureValues(_ plan: Plan, stream: DepthStream, dims: [Int], keep: Set<Int>, clipVectors: inout [Int: [Double]],
+                       parameters: inout [String: String], progress: ((Int, Int) -> Void)?) throws -> [Result<Double, Error>] {
+        let repDepth = representations(plan)
+        var acc = LinearCKAAccumulator(dimensions: dims, pairs: plan.pairs)
+        // A representation with NaN/Inf is replaced by zeros so the others still accumulate;
+        // every pair that involves it is reported undefined.
+        var nonFinite = Set<Int>()
+        try stream.forEach(progress: progress) { _, batch in
+            for m in keep { clipVectors[m, default: []] += batch[m].storage }
+            var clean = batch
+            for m in clean.indices where clean[m].nonFiniteCount > 0 {
+                nonFinite.insert(m)
+                clean[m] = Matrix(rows: clean[m].rows, cols: clean[m].cols)
+            }
+            try acc.add(clean)
+        }
+        parameters["form"] = "feature"
+        return plan.pairs.map { p in
+            if let m = [p.a, p.b].first(where: nonFinite.contains) {
+                return .failure(MetricUndefined("NaN or Inf in \(repDepth[m].file) at depth \(repDepth[m].depth)"))
+            }
+            return Result {
+                for m in [p.a, p.b] where acc.isEffectivelyConstant(m) { throw CKAAnalysis.zeroVariance(repDepth[m]) }
+                return try acc.cka(p, estimator: estimator)
+            }
+        }
+    }
+
+    public func run(_ a: ActivationFile, _ b: ActivationFile? = nil,
+                    progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
+        let metric = try self.metric
+        let plan = try plan(a, b)
+        let stream = DepthStream(sources: plan.sources, pooling: pooling, maxBatchBytes: maxBatchBytes,
+                                 clipMultiple: estimator == .minibatch ? batchSize : 1)
+        let dims = plan.sources.flatMap { s in s.depths.map { _ in s.file.featureCount } }
+        let rows = a.clipCount * (pooling == .tokens ? a.tokenCount : 1)
+        var warnings: [String] = []
+        var parameters: [String: String] = [
+            "batches": "\(stream.batches().count)",
+            "kernel": kernel.rawValue, "estimator": estimator.rawValue, "pooling": pooling.rawValue,
+            "pairs": plan.mode.rawValue, "rows": "\(rows)", "precision": "float64 accumulation",
+        ]
+        // Pairs that get bootstrap intervals, and the clip vectors they need.
+        let bootstrapPairs = bootstrapPairs(a, plan, rows: rows, warnings: &warnings)
+        let keep = Set(bootstrapPairs.flatMap { [plan.pairs[$0].a, plan.pairs[$0].b] })
         var clipVectors: [Int: [Double]] = [:]
-        let useGram = kernel == .rbf || (estimator != .minibatch && dims.max()! > rows)
-        if useGram {
-            guard rows <= maxGramRows else {
-                throw AnalysisError("\(kernel == .rbf ? "RBF CKA" : "this CKA") needs \(rows)x\(rows) Gram matrices; that is more than --max-gram-rows \(maxGramRows). Use --pool mean, fewer clips, or the linear kernel")
-            }
-            var reps = [Matrix<Double>](repeating: Matrix(rows: 0, cols: 0), count: dims.count)
-            for m in dims.indices { reps[m] = Matrix(rows: 0, cols: dims[m]) }
-            var collected: [[Double]] = dims.map { _ in [] }
-            try stream.forEach(progress: progress) { _, batch in
-                for (m, x) in batch.enumerated() { collected[m] += x.storage }
-            }
-            for m in dims.indices { reps[m] = Matrix(rows: rows, cols: dims[m], storage: collected[m]) }
-            for m in keep { clipVectors[m] = collected[m] }
-            var grams: [Int: Result<Matrix<Double>, Error>] = [:]
-            var gammas: [String] = []
-            for m in Set(pairList.flatMap { [$0.a, $0.b] }).sorted() {
-                grams[m] = Result {
-                    if CKA.isEffectivelyConstant(reps[m]) {
-                        throw MetricUndefined("zero variance at depth \(repDepth[m].1) of \(repDepth[m].0) (all rows equal up to float32 rounding)")
-                    }
-                    if kernel == .linear {
-                        guard reps[m].nonFiniteCount == 0 else { throw MetricUndefined("NaN or Inf in the data") }
-                        return CKA.linearGram(reps[m])
-                    }
-                    let (k, gamma) = try CKA.rbfGram(reps[m], bandwidth: bandwidth)
-                    gammas.append(String(format: "%.6g", gamma))
-                    return k
-                }
-            }
-            if kernel == .rbf {
-                parameters["bandwidth"] = bandwidth.description
-                parameters["gamma_per_representation"] = gammas.joined(separator: ",")
-            }
-            parameters["form"] = "gram"
-            values = pairList.map { p in
-                Result { try CKA.fromGrams(grams[p.a]!.get(), grams[p.b]!.get(), estimator: estimator) }
-            }
+        let values: [Result<Double, Error>]
+        if kernel == .rbf || (estimator != .minibatch && dims.max()! > rows) {
+            values = try gramValues(plan, stream: stream, dims: dims, rows: rows, keep: keep, clipVectors: &clipVectors,
+                                    parameters: &parameters, progress: progress)
         } else if estimator == .minibatch {
-            var acc = try MinibatchCKAAccumulator(dimensions: dims, pairs: pairList,
-                                                  batchSize: batchSize * (pooling == .tokens ? a.tokenCount : 1))
-            try stream.forEach(progress: progress) { _, batch in try acc.add(batch) }
-            parameters["batch_size_clips"] = "\(batchSize)"
-            parameters["minibatches"] = "\(acc.batches)"
-            if acc.droppedRows > 0 {
-                warnings.append("\(acc.droppedRows) rows after the last full minibatch were not used")
-            }
-            parameters["form"] = "feature"
-            values = pairList.map { p in Result { try acc.cka(p) } }
+            values = try minibatchValues(plan, stream: stream, dims: dims, tokens: a.tokenCount, warnings: &warnings,
+                                         parameters: &parameters, progress: progress)
         } else {
-            var acc = LinearCKAAccumulator(dimensions: dims, pairs: pairList)
-            // A representation with NaN/Inf is replaced by zeros so the others still accumulate;
-            // every pair that involves it is reported undefined.
-            var nonFinite = Set<Int>()
-            try stream.forEach(progress: progress) { _, batch in
-                for m in keep { clipVectors[m, default: []] += batch[m].storage }
-                var clean = batch
-                for m in clean.indices where clean[m].nonFiniteCount > 0 {
-                    nonFinite.insert(m)
-                    clean[m] = Matrix(rows: clean[m].rows, cols: clean[m].cols)
-                }
-                try acc.add(clean)
-            }
-            parameters["form"] = "feature"
-            values = pairList.map { p in
-                if let m = [p.a, p.b].first(where: nonFinite.contains) {
-                    return .failure(MetricUndefined("NaN or Inf in \(repDepth[m].0) at depth \(repDepth[m].1)"))
-                }
-                return Result {
-                    for m in [p.a, p.b] where acc.isEffectivelyConstant(m) {
-                        throw MetricUndefined("zero variance at depth \(repDepth[m].1) of \(repDepth[m].0) (all rows equal up to float32 rounding)")
-                    }
-                    return try acc.cka(p, estimator: estimator)
-                }
-            }
+            values = try featureValues(plan, stream: stream, dims: dims, keep: keep, clipVectors: &clipVectors,
+                                       parameters: &parameters, progress: progress)
         }
         if pooling == .mean && rows < 4 * (dims.max() ?? 0) && kernel == .linear {
             warnings.append("N = \(rows) rows is not well above D = \(dims.max() ?? 0): linear CKA is biased towards 1 when D is large relative to N; consider --estimator debiased")
@@ -217,24 +257,24 @@ public struct CKAAnalysis {
             let ms = keep.sorted()
             let slot = Dictionary(uniqueKeysWithValues: ms.enumerated().map { ($1, $0) })
             let matrices = ms.map { Matrix(rows: rows, cols: dims[$0], storage: clipVectors[$0]!) }
-            let reps = CKA.linearBootstrap(matrices, pairs: bootstrapPairs.map { CKAPair(slot[pairList[$0].a]!, slot[pairList[$0].b]!) },
+            let reps = CKA.linearBootstrap(matrices, pairs: bootstrapPairs.map { CKAPair(slot[plan.pairs[$0].a]!, slot[plan.pairs[$0].b]!) },
                                            weights: weights)
             for (i, k) in bootstrapPairs.enumerated() { replicates[k] = reps[i] }
             parameters["bootstrap"] = bootstrap.description + "; rows of the clip-vector matrices resampled"
         }
         var records: [MetricRecord] = []
-        for k in pairList.indices {
-            let fa = a, fb = b ?? a
-            var r = MetricRecord(metric: metricName, run: fa.metadata.run, file: fa.path, probeSet: fa.metadata.probeSet,
-                                 step: fa.metadata.step, depth: labels[k].0, runB: fb.metadata.run, depthB: labels[k].1)
+        let fb = b ?? a
+        for k in plan.pairs.indices {
+            var r = MetricRecord(metric: metric.name, run: a.metadata.run, file: a.path, probeSet: a.metadata.probeSet,
+                                 step: a.metadata.step, depth: plan.depths[k].0, runB: fb.metadata.run, depthB: plan.depths[k].1)
             r.measure { try values[k].get() }
             if let bootstrap, let reps = replicates[k] { r.setBootstrap(reps, clips: rows, clipSet: clipSet, bootstrap: bootstrap) }
             records.append(r)
         }
-        var conventions = [metricName: CKAAnalysis.conventions[metricName] ?? "",
-                           "pooling_\(pooling.rawValue)": CKAAnalysis.conventions["pooling_\(pooling.rawValue)"]!]
+        var conventions = MetricReport.conventions([metric])
+        conventions["pooling_\(pooling.rawValue)"] = CKAAnalysis.conventions["pooling_\(pooling.rawValue)"]!
         if kernel == .rbf { conventions["rbf_bandwidth"] = bandwidth.description }
-        return MetricReport(command: "cka", parameters: parameters, conventions: conventions,
+        return MetricReport(command: MetricFamily.cka.command, parameters: parameters, conventions: conventions,
                             inputs: ([a] + (b.map { [$0] } ?? [])).map(InputDescription.init), records: records, warnings: warnings)
     }
 

@@ -27,3 +27,19 @@ public func alignClips(_ a: ActivationFile, _ b: ActivationFile, allowDifferentP
     try checkSameClips(a, aligned, allowDifferentProbeSets: allowDifferentProbeSets)
     return aligned
 }
+
+/// Checks that two files hold the same clips in the same order (same N; same labels where both have a target).
+public func checkSameClips(_ a: ActivationFile, _ b: ActivationFile, allowDifferentProbeSets: Bool = false) throws {
+    guard a.clipCount == b.clipCount else {
+        throw AnalysisError("\(a.path) and \(b.path) do not hold the same clips: N = \(a.clipCount) vs \(b.clipCount)")
+    }
+    if !allowDifferentProbeSets, a.metadata.probeSet != b.metadata.probeSet {
+        throw AnalysisError("\(a.path) and \(b.path) come from different probe sets ('\(a.metadata.probeSet)' vs '\(b.metadata.probeSet)'); pass --allow-different-probe-sets if the clips really correspond")
+    }
+    for t in Set(a.targets).intersection(b.targets).sorted() {
+        let la = try a.labels(t), lb = try b.labels(t)
+        if let i = la.indices.first(where: { la[$0] != lb[$0] }) {
+            throw AnalysisError("\(a.path) and \(b.path) do not hold the same clips: labels '\(t)' differ at clip \(i) (\(la[i]) vs \(lb[i]))")
+        }
+    }
+}

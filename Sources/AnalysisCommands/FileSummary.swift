@@ -124,11 +124,3 @@ public struct FileSummary: Codable, Sendable {
         return lines.joined(separator: "\n")
     }
 }
-
-/// JSON encoding shared by the subcommands: sorted keys, pretty-printed, snake_case.
-public func encodeJSON<T: Encodable>(_ value: T) throws -> String {
-    let e = JSONEncoder()
-    e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    e.keyEncodingStrategy = .convertToSnakeCase
-    return String(decoding: try e.encode(value), as: UTF8.self)
-}

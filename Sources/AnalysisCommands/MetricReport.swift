@@ -2,9 +2,6 @@ import ActivationStore
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// One measured number (or an undefined one, with its reason): a row of the tidy output.
 public struct MetricRecord: Codable, Sendable, Equatable {
@@ -79,6 +76,24 @@ public struct MetricRecord: Codable, Sendable, Equatable {
         self.undefined = undefined
     }
 
+    /// The columns that say what a record measured (its identity); two records with equal identities
+    /// are the same measurement.
+    public static let identityColumns = ["metric", "run", "file", "probe_set", "step", "depth", "run_b", "depth_b", "target", "head"]
+    /// The columns of the measured value.
+    public static let valueColumns = ["value", "std", "undefined"]
+
+    /// The identity fields, as written to CSV (`identityColumns`).
+    public var identity: [String] {
+        [metric, run, file, probeSet, "\(step)", depth.map(String.init) ?? "", runB ?? "", depthB.map(String.init) ?? "",
+         target ?? "", head.map(String.init) ?? ""]
+    }
+
+    /// One string per identity: records with equal keys are duplicates.
+    public var key: String { identity.joined(separator: "\u{0}") }
+
+    /// The value fields, as written to CSV (`valueColumns`): full precision, empty when absent.
+    public var valueFields: [String] { [value.map(CSV.number) ?? "", std.map(CSV.number) ?? "", undefined ?? ""] }
+
     /// Sets `value`, or `undefined` when the computation throws.
     public mutating func measure(_ body: () throws -> Double) {
         do {
@@ -113,22 +128,19 @@ public struct MetricReport: Codable, Sendable {
         self.warnings = warnings
     }
 
-    public static let csvColumns = ["metric", "run", "file", "probe_set", "step", "depth", "run_b", "depth_b",
-                                    "target", "head", "value", "std", "undefined"]
+    /// The columns of `csv`: the record's identity, then value, std and undefined.
+    public static let csvColumns = MetricRecord.identityColumns + MetricRecord.valueColumns
 
     /// Tidy CSV, one row per record, with a header (columns: `csvColumns`).
-    public var csv: String {
-        var lines = [MetricReport.csvColumns.joined(separator: ",")]
-        for r in records {
-            let fields: [String] = [r.metric, r.run, r.file, r.probeSet, "\(r.step)", r.depth.map(String.init) ?? "",
-                                    r.runB ?? "", r.depthB.map(String.init) ?? "", r.target ?? "", r.head.map(String.init) ?? "",
-                                    r.value.map(formatFull) ?? "", r.std.map(formatFull) ?? "", r.undefined ?? ""]
-            lines.append(fields.map(csvEscape).joined(separator: ","))
-        }
-        return lines.joined(separator: "\n") + "\n"
-    }
+    public var csv: String { CSV.document(header: MetricReport.csvColumns, rows: records.map { $0.identity + $0.valueFields }) }
+
 
     public func json() throws -> String { try encodeJSON(self) + "\n" }
+
+    /// The `conventions` entries of `metrics`: each metric's name and convention text.
+    public static func conventions(_ metrics: [Metric]) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: metrics.map { ($0.name, $0.convention) })
+    }
 }
 
 /// What an analysis read.
@@ -145,92 +157,12 @@ public struct InputDescription: Codable, Sendable, Equatable {
     public var bytes: Int
 }
 
-/// Full precision, shortest round-trip representation.
-func formatFull(_ v: Double) -> String { "\(v)" }
-
-func csvEscape(_ s: String) -> String {
-    if s.contains(",") || s.contains("\"") || s.contains("\n") {
-        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-    return s
-}
-
-/// Output formats of the analysis subcommands.
-public enum OutputFormat: String, Sendable, CaseIterable {
-    case table, csv, json
-}
-
-/// Writes text to `path` atomically (temporary file beside it, then rename), or to stdout when nil.
-public func emit(_ text: String, to path: String?) throws {
-    guard let path else {
-        StandardOutput.write(text)
-        return
-    }
-    try AtomicFile.write(Data(text.utf8), to: path)
-}
-
-/// A plain text table with aligned columns.
-public struct TextTable {
-    public var header: [String]
-    public var rows: [[String]]
-    public init(header: [String], rows: [[String]] = []) {
-        self.header = header
-        self.rows = rows
-    }
-
-    /// Columns right-aligned except the first `leftColumns`.
-    public func render(leftColumns: Int = 1) -> String {
-        let all = [header] + rows
-        let widths = header.indices.map { c in all.map { $0.indices.contains(c) ? $0[c].count : 0 }.max() ?? 0 }
-        func line(_ r: [String]) -> String {
-            r.enumerated().map { c, s in
-                let pad = String(repeating: " ", count: max(0, widths[c] - s.count))
-                return c < leftColumns ? s + pad : pad + s
-            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
-        }
-        return ([line(header), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line))
-            .joined(separator: "\n") + "\n"
+extension InputDescription {
+    public init(_ f: ActivationFile) {
+        self.init(file: f.path, run: f.metadata.run, regime: f.metadata.regime, probeSet: f.metadata.probeSet,
+                  step: f.metadata.step, clips: f.clipCount, tokens: f.tokenCount, features: f.featureCount,
+                  dtype: Array(Set(f.tokenTypes.map(\.rawValue))).sorted().joined(separator: "/"), bytes: f.fileSize)
     }
 }
 
-/// A value for a text table: 4 decimals, or `n/a` for undefined records.
-public func cell(_ r: MetricRecord, digits: Int = 4) -> String {
-    guard let v = r.value else { return "n/a" }
-    var s = String(format: "%.\(digits)f", v)
-    if let sd = r.std { s += String(format: " ± %.\(digits)f", sd) }
-    return s
-}
 
-/// Standard output written with write(2), remembering the first failure (FileHandle traps on one, and
-/// print loses it). The executables check `failure` once at exit; a closed pipe raises SIGPIPE.
-public enum StandardOutput {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var error: Int32 = 0
-
-    /// The errno of the first failed write, if any.
-    public static var failure: Int32? {
-        lock.lock()
-        defer { lock.unlock() }
-        return error == 0 ? nil : error
-    }
-
-    /// Writes `text` in full, or records why it could not (later writes are skipped).
-    public static func write(_ text: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        guard error == 0 else { return }
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                error = errno
-                return
-            }
-            bytes = bytes.dropFirst(n)
-        }
-    }
-
-    /// `print` through `write(_:)`.
-    public static func print(_ text: String, terminator: String = "\n") { write(text + terminator) }
-}

@@ -21,13 +21,9 @@ public struct ProbeAnalysis: Sendable {
 
     public init() {}
 
-    public static let conventions: [String: String] = [
-        "probe_accuracy_shuffled": "chance level measured: the same probe and CV with the target's labels randomly permuted across clips (one fixed permutation, seed in the parameters), at the last depth; interval by the same bootstrap",
-        "probe_accuracy_shuffled_mean_over_targets": "mean of probe_accuracy_shuffled over the probed targets",
+    public static let conventions = MetricReport.conventions(MetricFamily.probe.metrics).merging([
         "probe_accuracy_interval": "ci_low, ci_high of every probe accuracy: bootstrap interval over clips of the out-of-fold correctness (each clip predicted by the probe fitted without its fold; the probes are not refitted); its centre is the pooled out-of-fold accuracy, which differs from the mean over folds only through unequal fold sizes",
-        "probe_accuracy": "clip vectors standardised with the training fold's mean/std (ddof 0) -> multinomial logistic regression, L2 penalty with C in scikit-learn's sense (loss sum_i CE_i + ||W||^2/(2C), intercept unpenalised), L-BFGS to convergence (<= max iterations); stratified k-fold CV shuffled with seed 0 (per class: seeded shuffle, dealt round-robin into folds) or a given train/test split; value = mean accuracy over folds, std = population std over folds",
-        "probe_accuracy_mean_over_targets": "mean of probe_accuracy over the probed targets at one depth",
-    ]
+    ]) { a, _ in a }
 
     func parameters(_ split: String) -> [String: String] {
         var p = ["c": cGrid == nil ? "\(options.c)" : "selected by inner CV from \(cGrid!.map { "\($0)" }.joined(separator: ","))",
@@ -58,29 +54,20 @@ public struct ProbeAnalysis: Sendable {
                              inputs: [f], labels: labels, scored: f)
         if shuffledChance, let last = depths.last {
             let index = depths.count - 1
-            let shuffled = labels.map { ProbeAnalysis.permuted($0, seed: shuffleSeed) }
+            let shuffled = labels.map { LinearProbe.permuted($0, seed: shuffleSeed) }
             var chanceWarnings: [String] = []
             var ignored: [String: String] = [:]
             let chance = try evaluate(depths: [last], targets: chosen, progress: nil, warnings: &chanceWarnings, chosenC: &ignored) { _, t in
                 (try LinearProbe.crossValidate(vectors[index], labels: shuffled[t], options: options), nil)
             }
             let extraReport = try report(f, depths: [last], targets: chosen, results: chance, parameters: [:], warnings: [],
-                                         inputs: [f], labels: shuffled, scored: f, metric: "probe_accuracy_shuffled")
+                                         inputs: [f], labels: shuffled, scored: f, metric: .probeAccuracyShuffled)
             out.records += extraReport.records
             out.warnings += chanceWarnings.map { "shuffled labels: \($0)" }
             out.parameters["shuffle_seed"] = "\(shuffleSeed)"
         }
         if let bootstrap { out.parameters["bootstrap"] = bootstrap.description }
         return out
-    }
-
-    /// labels permuted across clips by a seeded Fisher–Yates shuffle (class counts unchanged).
-    public static func permuted(_ labels: [Int], seed: UInt64) -> [Int] {
-        var g = SeededGenerator(seed: seed)
-        var a = labels
-        guard a.count > 1 else { return a }
-        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(g.next(below: UInt64(i + 1)))) }
-        return a
     }
 
     /// Probes trained on `train` and scored on `test` (two files of the same run on different clips).
@@ -148,9 +135,9 @@ public struct ProbeAnalysis: Sendable {
     /// Records of one evaluation; `labels` are the scored clips' labels per target and `scored` their file (for the bootstrap).
     func report(_ f: ActivationFile, depths: [Int], targets: [String], results: [[Result<ProbeResult, Error>]],
                 parameters: [String: String], warnings: [String], inputs: [ActivationFile], labels: [[Int]],
-                scored: ActivationFile, metric: String = "probe_accuracy") throws -> MetricReport {
+                scored: ActivationFile, metric: Metric = .probeAccuracy) throws -> MetricReport {
         var records: [MetricRecord] = []
-        let base = MetricRecord(metric: metric, run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
+        let base = MetricRecord(metric: metric.name, run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
         let weights = try bootstrap.map { try $0.weights(for: scored) }
         for (i, depth) in depths.enumerated() {
             var means: [Double] = []
@@ -180,7 +167,7 @@ public struct ProbeAnalysis: Sendable {
                 records.append(r)
             }
             var m = base
-            m.metric = metric + "_mean_over_targets"
+            m.metric = (metric == .probeAccuracyShuffled ? Metric.probeAccuracyShuffledMeanOverTargets : .probeAccuracyMeanOverTargets).name
             m.depth = depth
             if failures.isEmpty, !means.isEmpty { m.value = means.reduce(0, +) / Double(means.count) } else {
                 m.undefined = "probe undefined for target\(failures.count == 1 ? "" : "s") \(failures.joined(separator: ", "))"
@@ -195,7 +182,7 @@ public struct ProbeAnalysis: Sendable {
                 }
             }
         }
-        return MetricReport(command: "probe", parameters: parameters, conventions: ProbeAnalysis.conventions,
+        return MetricReport(command: MetricFamily.probe.command, parameters: parameters, conventions: ProbeAnalysis.conventions,
                             inputs: inputs.map(InputDescription.init), records: records, warnings: warnings)
     }
 
@@ -205,110 +192,17 @@ public struct ProbeAnalysis: Sendable {
         for d in Array(Set(report.records.compactMap(\.depth))).sorted() {
             var row = ["\(d)"]
             for target in targets {
-                row.append(report.records.first { $0.metric == "probe_accuracy" && $0.depth == d && $0.target == target }.map { cell($0, digits: 3) } ?? "")
+                row.append(report.records.first { $0.metric == Metric.probeAccuracy.name && $0.depth == d && $0.target == target }.map { cell($0, digits: 3) } ?? "")
             }
-            row.append(report.records.first { $0.metric == "probe_accuracy_mean_over_targets" && $0.depth == d }.map { cell($0, digits: 3) } ?? "")
+            row.append(report.records.first { $0.metric == Metric.probeAccuracyMeanOverTargets.name && $0.depth == d }.map { cell($0, digits: 3) } ?? "")
             t.rows.append(row)
         }
         var out = "linear probe accuracy (\(report.parameters["split"] == "cv" ? "\(report.parameters["folds"] ?? "3")-fold CV, mean ± std" : "train/test"), C = \(report.parameters["c"] ?? "1"))\n"
         out += t.render(leftColumns: 0)
-        for r in report.records where r.undefined != nil && r.metric == "probe_accuracy" {
+        for r in report.records where r.undefined != nil && r.metric == Metric.probeAccuracy.name {
             out += "  n/a at depth \(r.depth!), target \(r.target!): \(r.undefined!)\n"
         }
         for w in report.warnings { out += "warning: \(w)\n" }
-        return out
-    }
-}
-
-/// How OccDrop scores the one-patch clips.
-public enum OccDropProtocol: String, Sendable, CaseIterable { case transfer, retrain }
-
-/// `bwanalyze occdrop`: the paper's OccDrop = (acc_all − acc_one) / acc_all.
-///
-/// acc_all is the cross-validated probe accuracy on the full clips. acc_one uses the same folds: with
-/// the `transfer` protocol (default) the probe trained on the full clips of each training fold is
-/// scored on the one-patch versions of the test fold's clips; with `retrain` the probe is trained and
-/// scored on the one-patch clips.
-public struct OccDropAnalysis {
-    public var depthSelection: DepthSelection = .blocks
-    public var targets: [String]? = nil
-    public var options = ProbeOptions()
-    public var protocolKind: OccDropProtocol = .transfer
-    public var maxBatchBytes = 64 << 20
-
-    public init() {}
-
-    public func run(full: ActivationFile, onePatch unaligned: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
-        guard full.featureCount == unaligned.featureCount, full.layerCount == unaligned.layerCount else {
-            throw AnalysisError("\(full.path) and \(unaligned.path) must come from the same model (L, D: \(full.layerCount), \(full.featureCount) vs \(unaligned.layerCount), \(unaligned.featureCount))")
-        }
-        // The occluded set is a different probe set by name (`<set>-onepatch`) but must hold the same clips.
-        let onePatch = try alignClips(full, unaligned, allowDifferentProbeSets: true)
-        let depths = try depthSelection.depths(in: full)
-        let chosen = targets ?? full.targets
-        guard !chosen.isEmpty else { throw AnalysisError("\(full.path): the file has no labels") }
-        let labels = try chosen.map { LinearProbe.denseClasses(try full.labels($0)).labels }
-        let fullVectors = try collectClipVectors(full, depths: depths, maxBatchBytes: maxBatchBytes)
-        let oneVectors = try collectClipVectors(onePatch, depths: depths, maxBatchBytes: maxBatchBytes)
-        var records: [MetricRecord] = []
-        let base = MetricRecord(metric: "", run: full.metadata.run, file: full.path, probeSet: full.metadata.probeSet, step: full.metadata.step)
-        var done = 0
-        for (i, depth) in depths.enumerated() {
-            for (t, target) in chosen.enumerated() {
-                let accs = Result { () throws -> (all: Double, one: Double) in
-                    let folds = try LinearProbe.stratifiedFolds(labels: labels[t], folds: options.folds, seed: options.seed)
-                    var correctAll = 0, correctOne = 0, total = 0
-                    let classes = Set(labels[t]).count
-                    for testIdx in folds {
-                        let testSet = Set(testIdx)
-                        let trainIdx = (0..<full.clipCount).filter { !testSet.contains($0) }
-                        let yTrain = trainIdx.map { labels[t][$0] }
-                        let fit = try LinearProbe.fit(fullVectors[i].rows(at: trainIdx), labels: yTrain, classes: classes, options: options)
-                        let predAll = fit.predict(fullVectors[i].rows(at: testIdx))
-                        let oneFit = protocolKind == .transfer ? fit
-                            : try LinearProbe.fit(oneVectors[i].rows(at: trainIdx), labels: yTrain, classes: classes, options: options)
-                        let predOne = oneFit.predict(oneVectors[i].rows(at: testIdx))
-                        for (k, idx) in testIdx.enumerated() {
-                            correctAll += predAll[k] == labels[t][idx] ? 1 : 0
-                            correctOne += predOne[k] == labels[t][idx] ? 1 : 0
-                        }
-                        total += testIdx.count
-                    }
-                    return (Double(correctAll) / Double(total), Double(correctOne) / Double(total))
-                }
-                for (metric, body) in [("occdrop", { () throws -> Double in
-                                            let a = try accs.get()
-                                            guard a.all > 0 else { throw MetricUndefined("accuracy on full clips is 0") }
-                                            return (a.all - a.one) / a.all
-                                        }),
-                                        ("probe_accuracy_full", { try accs.get().all }),
-                                        ("probe_accuracy_one_patch", { try accs.get().one })] {
-                    var r = base
-                    r.metric = metric
-                    r.depth = depth
-                    r.target = target
-                    r.measure(body)
-                    records.append(r)
-                }
-                done += 1
-                progress?(done, depths.count * chosen.count)
-            }
-        }
-        return MetricReport(command: "occdrop",
-                            parameters: ["protocol": protocolKind.rawValue, "folds": "\(options.folds)", "c": "\(options.c)", "seed": "\(options.seed)"],
-                            conventions: ["occdrop": "(acc_all - acc_one_patch) / acc_all; accuracies pooled over the stratified CV folds; protocol '\(protocolKind.rawValue)': " + (protocolKind == .transfer ? "probe trained on full clips, scored on the one-patch clips of the test fold" : "probe trained and scored on one-patch clips")],
-                            inputs: [InputDescription(full), InputDescription(onePatch)], records: records)
-    }
-
-    public static func table(_ report: MetricReport) -> String {
-        var t = TextTable(header: ["depth", "target", "acc (full)", "acc (one patch)", "OccDrop"])
-        for r in report.records where r.metric == "occdrop" {
-            let a = report.records.first { $0.metric == "probe_accuracy_full" && $0.depth == r.depth && $0.target == r.target }!
-            let o = report.records.first { $0.metric == "probe_accuracy_one_patch" && $0.depth == r.depth && $0.target == r.target }!
-            t.rows.append(["\(r.depth!)", r.target!, cell(a, digits: 3), cell(o, digits: 3), cell(r, digits: 3)])
-        }
-        var out = t.render(leftColumns: 2)
-        for r in report.records where r.undefined != nil && r.metric == "occdrop" { out += "  n/a at depth \(r.depth!), \(r.target!): \(r.undefined!)\n" }
         return out
     }
 }

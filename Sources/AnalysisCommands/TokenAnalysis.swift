@@ -12,11 +12,7 @@ public struct TokenAnalysis {
 
     public init() {}
 
-    public static let conventions: [String: String] = [
-        "patch_similarity": "per clip: tokens layer-normalised over features (no affine, eps 1e-12) then L2-normalised; mean cosine over ordered token pairs i != j; mean over clips (paper's eval code)",
-        "token_shift_cosine": "mean over tokens and clips of 1 - cos(h_l, h_next) between consecutive selected depths (block influence, ShortGPT)",
-        "token_shift_relative": "mean over tokens and clips of ||h_next - h_l|| / ||h_l||; tokens with zero norm at either depth are excluded and counted",
-    ]
+    public static let conventions = MetricReport.conventions(MetricFamily.patchSimilarity.metrics + MetricFamily.tokenShift.metrics)
 
     public func run(_ f: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
         let depths = try depthSelection.depths(in: f)
@@ -44,7 +40,7 @@ public struct TokenAnalysis {
         let weights = try bootstrap.map { try $0.weights(for: f) }
         for (i, depth) in depths.enumerated() {
             var r = base
-            r.metric = "patch_similarity"
+            r.metric = Metric.patchSimilarity.name
             r.depth = depth
             if let e = patchErrors[i] { r.undefined = e } else {
                 r.measure { try patch[i].value() }
@@ -64,9 +60,9 @@ public struct TokenAnalysis {
                 if let e = shiftErrors[i] { throw MetricUndefined(e) }
                 return try shifts[i].result()
             }
-            for (metric, pick) in [("token_shift_cosine", \TokenShift.cosineDistance), ("token_shift_relative", \TokenShift.relativeChange)] {
+            for (metric, pick) in [(Metric.tokenShiftCosine, \TokenShift.cosineDistance), (.tokenShiftRelative, \TokenShift.relativeChange)] {
                 var r = base
-                r.metric = metric
+                r.metric = metric.name
                 r.depth = depths[i]
                 r.runB = f.metadata.run
                 r.depthB = depths[i + 1]
@@ -77,7 +73,7 @@ public struct TokenAnalysis {
                 warnings.append("depths \(depths[i])->\(depths[i + 1]): \(s.zeroNormTokens) zero-norm tokens excluded from token shift")
             }
         }
-        return MetricReport(command: "tokens", parameters: ["depths": depths.map(String.init).joined(separator: ","),
+        return MetricReport(command: MetricFamily.patchSimilarity.command, parameters: ["depths": depths.map(String.init).joined(separator: ","),
                                                              "tokens_per_clip": "\(t)", "clips": "\(f.clipCount)",
                                                              "precision": "float64 accumulation"].merging(bootstrap.map { ["bootstrap": $0.description] } ?? [:]) { a, _ in a },
                             conventions: TokenAnalysis.conventions, inputs: [InputDescription(f)], records: records, warnings: warnings)
@@ -85,107 +81,15 @@ public struct TokenAnalysis {
 
     public static func table(_ report: MetricReport) -> String {
         var t = TextTable(header: ["depth", "patch similarity", "-> depth", "1 - cos", "rel. change"])
-        let patch = report.records.filter { $0.metric == "patch_similarity" }
+        let patch = report.records.filter { $0.metric == Metric.patchSimilarity.name }
         for p in patch {
-            let cos = report.records.first { $0.metric == "token_shift_cosine" && $0.depth == p.depth }
-            let rel = report.records.first { $0.metric == "token_shift_relative" && $0.depth == p.depth }
+            let cos = report.records.first { $0.metric == Metric.tokenShiftCosine.name && $0.depth == p.depth }
+            let rel = report.records.first { $0.metric == Metric.tokenShiftRelative.name && $0.depth == p.depth }
             t.rows.append(["\(p.depth!)", cell(p), cos.map { "\($0.depthB!)" } ?? "", cos.map { cell($0) } ?? "", rel.map { cell($0) } ?? ""])
         }
         var out = t.render(leftColumns: 0)
         for r in report.records where r.undefined != nil { out += "  n/a \(r.metric) at depth \(r.depth!): \(r.undefined!)\n" }
         for w in report.warnings { out += "warning: \(w)\n" }
-        return out
-    }
-}
-
-/// `bwanalyze attention`: mean attention distance (spatial, temporal) and entropy per layer and head.
-public struct AttentionAnalysis {
-    /// Layers to analyse; nil means every layer that stores attention.
-    public var layers: [Int]? = nil
-    public var clipsPerBatch = 64
-
-    public init() {}
-
-    public static let conventions: [String: String] = [
-        "attention_distance_spatial": "per layer and head: sum_k A[q,k] * d(q,k) averaged over queries and clips; d = Euclidean distance of token centres (row, col) in pixels (Dosovitskiy et al. 2021; Raghu et al. 2021)",
-        "attention_distance_temporal": "as spatial, with d = |frame difference| of token centres in frames",
-        "attention_entropy": "-sum_k A[q,k] log A[q,k] (natural log), averaged over queries and clips; uniform attention gives log T",
-    ]
-
-    public func run(_ f: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
-        let stored = f.attentionShapes.keys.sorted()
-        guard !stored.isEmpty else {
-            throw AnalysisError("\(f.path): the file holds no attention (no /layers/LL/attention datasets); dump attention to use this command")
-        }
-        let chosen = layers ?? stored
-        if let missing = chosen.first(where: { f.attentionShapes[$0] == nil }) {
-            throw AnalysisError("\(f.path): layer \(missing) stores no attention; layers with attention: \(stored.map(String.init).joined(separator: ", "))")
-        }
-        guard let positions = try f.positions() else {
-            let why = f.warnings.first { $0.object == ActivationPaths.positions }?.message ?? "missing"
-            throw AnalysisError("\(f.path): /positions: \(why); attention distances need token centres [T, 3]")
-        }
-        var records: [MetricRecord] = []
-        var uniform: [String: String] = [:]
-        let base = MetricRecord(metric: "", run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
-        for (li, layer) in chosen.enumerated() {
-            let shape = f.attentionShapes[layer]!
-            var acc: AttentionDistanceAccumulator
-            do { acc = try AttentionDistanceAccumulator(positions: positions, tokens: f.tokenCount) } catch {
-                throw AnalysisError("\(f.path): /positions: \(error)")
-            }
-            var failure: String? = nil
-            for start in stride(from: 0, to: shape.clips, by: clipsPerBatch) {
-                let r = start..<min(start + clipsPerBatch, shape.clips)
-                do {
-                    try acc.add(attention: try f.attention(depth: layer, clips: r), clips: r.count, heads: shape.heads)
-                } catch let e as MetricUndefined {
-                    failure = "clips \(r.lowerBound)..<\(r.upperBound): \(e.reason)"
-                    break
-                }
-            }
-            progress?(li + 1, chosen.count)
-            let result = Result { () throws -> [AttentionDistance] in
-                if let failure { throw MetricUndefined(failure) }
-                return try acc.result()
-            }
-            for h in 0..<shape.heads {
-                for (metric, pick) in [("attention_distance_spatial", \AttentionDistance.spatialPixels),
-                                       ("attention_distance_temporal", \AttentionDistance.temporalFrames),
-                                       ("attention_entropy", \AttentionDistance.entropy)] {
-                    var r = base
-                    r.metric = metric
-                    r.depth = layer
-                    r.head = h
-                    r.measure { try result.get()[h][keyPath: pick] }
-                    records.append(r)
-                }
-            }
-            if let first = try? result.get().first {
-                uniform = ["uniform_spatial_pixels": String(format: "%.4f", first.uniformSpatialPixels),
-                           "uniform_temporal_frames": String(format: "%.4f", first.uniformTemporalFrames),
-                           "uniform_entropy": String(format: "%.4f", first.uniformEntropy)]
-            }
-        }
-        var parameters = ["layers": chosen.map(String.init).joined(separator: ","),
-                          "clips_with_attention": "\(f.attentionShapes[chosen[0]]!.clips)"]
-        parameters.merge(uniform) { $1 }
-        return MetricReport(command: "attention", parameters: parameters, conventions: AttentionAnalysis.conventions,
-                            inputs: [InputDescription(f)], records: records)
-    }
-
-    public static func table(_ report: MetricReport) -> String {
-        var t = TextTable(header: ["layer", "head", "spatial (px)", "temporal (frames)", "entropy (nats)"])
-        for r in report.records where r.metric == "attention_distance_spatial" {
-            let tmp = report.records.first { $0.metric == "attention_distance_temporal" && $0.depth == r.depth && $0.head == r.head }!
-            let ent = report.records.first { $0.metric == "attention_entropy" && $0.depth == r.depth && $0.head == r.head }!
-            t.rows.append(["\(r.depth!)", "\(r.head!)", cell(r, digits: 3), cell(tmp, digits: 3), cell(ent, digits: 3)])
-        }
-        var out = t.render(leftColumns: 0)
-        if let s = report.parameters["uniform_spatial_pixels"] {
-            out += "uniform attention would give \(s) px, \(report.parameters["uniform_temporal_frames"]!) frames, entropy \(report.parameters["uniform_entropy"]!)\n"
-        }
-        for r in report.records where r.undefined != nil { out += "  n/a \(r.metric) layer \(r.depth!) head \(r.head!): \(r.undefined!)\n" }
         return out
     }
 }

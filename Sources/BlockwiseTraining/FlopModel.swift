@@ -26,6 +26,8 @@ public enum FlopModel {
             let f = embed + Double((k + 1) * c.layersPerBlock) * encoderLayer + decoder
             let trained = Double(c.layersPerBlock) * encoderLayer + decoder + (k == 0 ? embed : 0)
             return f + 2 * trained
+        case .external:
+            preconditionFailure("TrainingConfig.validate() rejects the external regime: bwtrain does not train it")
         }
     }
 }

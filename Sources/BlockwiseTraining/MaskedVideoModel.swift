@@ -284,6 +284,8 @@ extension MaskedVideoModel {
             decoderBackward(w, decoder: k)
             encoderBackward(w, layers: (k * c.layersPerBlock + 1)...last, stopBelow: k > 0, includeFinalNorm: k == c.blocks - 1)
             return losses
+        case .external:
+            preconditionFailure("TrainingConfig.validate() rejects the external regime: bwtrain does not train it")
         }
     }
 }
@@ -305,6 +307,8 @@ extension MaskedVideoModel {
             var out = [Float](repeating: .nan, count: c.blocks)
             out[k] = decoderForward(w, decoder: k)
             return out
+        case .external:
+            preconditionFailure("TrainingConfig.validate() rejects the external regime: bwtrain does not train it")
         }
     }
 }

@@ -1,3 +1,4 @@
+import ActivationStore
 import Foundation
 import LinearAlgebra
 
@@ -38,7 +39,7 @@ public struct TrainingBenchmark {
     /// `timedSteps` timed ones. `log` hears which regime starts.
     public func run(log: (String) -> Void) throws -> [Row] {
         var rows: [Row] = []
-        for regime in Regime.allCases {
+        for regime in Regime.trainable {
             let c = timingConfig(regime)
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bwtrain-bench-\(getpid())-\(regime.rawValue)").path
             defer { try? FileManager.default.removeItem(atPath: dir) }

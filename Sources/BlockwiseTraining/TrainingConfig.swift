@@ -1,15 +1,6 @@
+import ActivationStore
 import Foundation
 import LinearAlgebra
-
-/// How the encoder is trained.
-public enum Regime: String, Sendable, Codable, CaseIterable {
-    /// One decoder after the last layer; gradients through everything.
-    case e2e
-    /// K blocks, each with its own decoder and local loss; stop-gradient at block boundaries; one forward pass, losses summed.
-    case simultaneous
-    /// Block 1 trained for its budget and frozen, then block 2 on block 1's outputs, and so on.
-    case sequential
-}
 
 /// A named starting configuration (`TrainingConfig.preset`); options given explicitly override it.
 public enum Preset: String, ArgumentSyntax, CaseIterable, Sendable {
@@ -134,6 +125,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         need(trainingClips >= batchSize || trainingSet.hasSuffix(".h5"), "training clips \(trainingClips) must be at least the batch size \(batchSize)")
         need(probeClips > 0 && attentionClips >= 0 && attentionClips <= probeClips, "probe clips must be positive and attention clips at most the probe clips")
         need(dumpSteps.allSatisfy { $0 >= 0 && $0 <= steps }, "dump steps \(dumpSteps) must lie in 0...\(steps)")
+        need(regime != .external, "regime external names activations of a model trained elsewhere; bwtrain trains \(Regime.trainable.map(\.rawValue).joined(separator: ", "))")
         need(regime != .sequential || steps >= blocks, "the sequential regime needs at least one step per block (\(steps) steps, \(blocks) blocks)")
         need(positionBase > 1 && positionBase.isFinite, "position base \(positionBase) must be above 1")
         need(inputStd > 0 && inputStd.isFinite && inputMean.isFinite, "input standard deviation \(inputStd) must be positive and finite")

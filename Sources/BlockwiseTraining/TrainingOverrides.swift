@@ -1,3 +1,4 @@
+import ActivationStore
 import Foundation
 import LinearAlgebra
 
@@ -109,6 +110,7 @@ extension TrainingConfig {
         case .e2e: short = "e2e"
         case .simultaneous: short = "sim"
         case .sequential: short = "seq"
+        case .external: short = "external"
         }
         return "\(preset.rawValue)-\(short)-k\(blocks)-s\(seed)"
     }

@@ -1,3 +1,4 @@
+import ActivationStore
 import AnalysisCommands
 import Foundation
 import RepresentationMetrics
@@ -7,8 +8,9 @@ import RepresentationMetrics
 /// Pure: reads only `records` and `runs`. Every comparison uses each run's LATEST dumped step;
 /// "final block" is a run's last block end (depth L), "block 1" its first block end. Where a
 /// regime has several runs (seeds), blockwise runs are compared one by one against the mean of
-/// the end-to-end runs. Accuracies are `probe_accuracy_mean_over_targets`; mAP is the mean over
-/// targets of `retrieval_map`; CKA is `cka_linear_biased` within one run.
+/// the end-to-end runs. Accuracies are `Metric.probeAccuracyMeanOverTargets`; mAP is the mean over
+/// targets of `Metric.retrievalMAP` (`RecordIndex.finalMAP`, also on the page); CKA is
+/// `Metric.ckaLinearBiased` within one run.
 public enum Findings {
     /// Final-block probe accuracy gap allowed between blockwise and end-to-end (paper: 0.02 Tiny, 0.04 Small; we use the looser).
     public static let probeGapTolerance = 0.04
@@ -121,22 +123,22 @@ public enum Findings {
                                           criterion: "|gap| <= \(mapGapTolerance)", paper: "<= 0.015 (Tiny) / 0.02 (Small)"))
                 }
             }
-            let seq = x.runs.filter { $0.regime == "sequential" }.compactMap { x.finalAccuracy($0, p) }
-            let sim = x.runs.filter { $0.regime == "simultaneous" }.compactMap { x.finalAccuracy($0, p) }
+            let seq = x.runs.filter { $0.knownRegime == .sequential }.compactMap { x.finalAccuracy($0, p) }
+            let sim = x.runs.filter { $0.knownRegime == .simultaneous }.compactMap { x.finalAccuracy($0, p) }
             if !seq.isEmpty && !sim.isEmpty {
                 let gap = Estimate.combine(seq + sim) { mean(Array($0.prefix(seq.count))) - mean(Array($0.dropFirst(seq.count))) }
                 f.checks.append(check("sequential vs simultaneous final-block probe gap [\(p)]", kind: "probe gap sequential - simultaneous", gap, .within(regimeGapTolerance),
                                       criterion: "|gap| <= \(regimeGapTolerance) (paper < 0.01)", paper: "< 0.01"))
             }
-            for regime in ["simultaneous", "sequential"] {
-                let byK = Dictionary(grouping: x.runs.filter { $0.regime == regime }, by: { $0.blockEnds.count })
+            for regime in [Regime.simultaneous, .sequential] {
+                let byK = Dictionary(grouping: x.runs.filter { $0.knownRegime == regime }, by: { $0.blockEnds.count })
                 let ks = byK.keys.sorted()
                 for (i, ka) in ks.enumerated() {
                     for kb in ks[(i + 1)...] {
                         let a = byK[ka]!.compactMap { x.finalAccuracy($0, p) }, b = byK[kb]!.compactMap { x.finalAccuracy($0, p) }
                         guard !a.isEmpty, !b.isEmpty else { continue }
                         let cost = Estimate.combine(a + b) { mean(Array($0.prefix(a.count))) - mean(Array($0.dropFirst(a.count))) }
-                        f.checks.append(check("\(regime) K=\(ka) -> K=\(kb) final-block probe cost [\(p)]", kind: "probe cost of more blocks", cost, .below(blockCountCostTolerance),
+                        f.checks.append(check("\(regime.rawValue) K=\(ka) -> K=\(kb) final-block probe cost [\(p)]", kind: "probe cost of more blocks", cost, .below(blockCountCostTolerance),
                                               criterion: "< \(blockCountCostTolerance)", paper: "< 0.02 (K=4 -> K=6)"))
                     }
                 }
@@ -230,8 +232,8 @@ public enum Findings {
             for b in x.runs where b.isBlockwise {
                 var diffs: [(depth: Int, diff: Estimate)] = []
                 for d in b.blockEnds {
-                    guard let s = x.value("patch_similarity", b, p, depth: d) else { continue }
-                    let ref = e2e.compactMap { x.value("patch_similarity", $0, p, depth: d) }
+                    guard let s = x.value(.patchSimilarity, b, p, depth: d) else { continue }
+                    let ref = e2e.compactMap { x.value(.patchSimilarity, $0, p, depth: d) }
                     guard !ref.isEmpty else { continue }
                     diffs.append((d, Estimate.combine([s] + ref) { $0[0] - mean(Array($0.dropFirst())) }))
                 }
@@ -285,12 +287,12 @@ struct RecordIndex {
         probeSets = sets.sorted()
     }
 
-    func value(_ metric: String, _ run: RunInfo, _ p: String, depth: Int, target: String? = nil) -> Estimate? {
-        values[Key(metric: metric, run: run.run, probeSet: p, depth: depth, depthB: nil, target: target)]
+    func value(_ metric: Metric, _ run: RunInfo, _ p: String, depth: Int, target: String? = nil) -> Estimate? {
+        values[Key(metric: metric.name, run: run.run, probeSet: p, depth: depth, depthB: nil, target: target)]
     }
 
     func accuracy(_ run: RunInfo, _ p: String, depth: Int) -> Estimate? {
-        value("probe_accuracy_mean_over_targets", run, p, depth: depth)
+        value(.probeAccuracyMeanOverTargets, run, p, depth: depth)
     }
 
     func finalAccuracy(_ run: RunInfo, _ p: String) -> Estimate? {
@@ -298,20 +300,22 @@ struct RecordIndex {
         return accuracy(run, p, depth: d)
     }
 
-    /// Mean over targets of retrieval mAP at the final block; nil when any target is undefined.
+    /// Mean over targets of retrieval mAP at the final block (the run's last block end) at the latest
+    /// step; nil when any target retrieved in the probe set (by any run) is undefined or missing for
+    /// this run. findings.json and the page's final-block table both use this value.
     func finalMAP(_ run: RunInfo, _ p: String) -> Estimate? {
-        guard let d = run.blockEnds.last, let targets = targetsByMetric["retrieval_map"]?[p], !targets.isEmpty else { return nil }
+        guard let d = run.blockEnds.last, let targets = targetsByMetric[Metric.retrievalMAP.name]?[p], !targets.isEmpty else { return nil }
         var vs: [Estimate] = []
         for t in targets.sorted() {
-            guard let v = value("retrieval_map", run, p, depth: d, target: t) else { return nil }
+            guard let v = value(.retrievalMAP, run, p, depth: d, target: t) else { return nil }
             vs.append(v)
         }
         return Estimate.combine(vs) { Findings.mean($0) }
     }
 
     func cka(_ run: RunInfo, _ p: String, _ a: Int, _ b: Int) -> Estimate? {
-        values[Key(metric: "cka_linear_biased", run: run.run, probeSet: p, depth: a, depthB: b, target: nil)]
-            ?? values[Key(metric: "cka_linear_biased", run: run.run, probeSet: p, depth: b, depthB: a, target: nil)]
+        values[Key(metric: Metric.ckaLinearBiased.name, run: run.run, probeSet: p, depth: a, depthB: b, target: nil)]
+            ?? values[Key(metric: Metric.ckaLinearBiased.name, run: run.run, probeSet: p, depth: b, depthB: a, target: nil)]
     }
 
     func missingRegimeReason(probeSets: [String]) -> String {

@@ -1,5 +1,6 @@
 import AnalysisCommands
 import Foundation
+import RepresentationMetrics
 
 /// One figure of a report: an SVG file under `figures/`, with a title and a caption.
 public struct ReportFigure: Codable, Sendable, Equatable {
@@ -25,9 +26,9 @@ public enum ReportFigures {
         for p in probeSets {
             let inSet = latest.filter { $0.probeSet == p }
             let setRuns = runs.filter { r in inSet.contains { $0.run == r.run } }
-            func depthSeries(_ metric: String, _ pick: (MetricRecord) -> Bool = { _ in true }) -> [LineChart.Series] {
+            func depthSeries(_ metric: Metric, _ pick: (MetricRecord) -> Bool = { _ in true }) -> [LineChart.Series] {
                 setRuns.compactMap { r in
-                    let recs = inSet.filter { $0.run == r.run && $0.metric == metric && pick($0) }
+                    let recs = inSet.filter { $0.run == r.run && $0.metric == metric.name && pick($0) }
                     let pts = recs.compactMap { rec in rec.depth.map { (x: Double($0), y: rec.value) } }
                     // The 95% bootstrap interval as a shaded band where every point has one.
                     let band = recs.compactMap { rec -> (x: Double, low: Double, high: Double)? in
@@ -47,12 +48,12 @@ public enum ReportFigures {
                 figures.append(ReportFigure(file: "figures/\(file).svg", title: title, caption: caption, svg: chart.render()))
             }
             let slug = sanitize(p)
-            lineFigure("probe_accuracy_\(slug)", "Linear-probe accuracy vs depth: \(p)", "accuracy (fraction, mean over targets)",
-                       depthSeries("probe_accuracy_mean_over_targets"),
-                       caption: "Linear-probe accuracy (3-fold stratified CV, mean over the probe set's targets) of clip vectors at every depth, one line per run at its latest step, shaded: 95% bootstrap interval over clips (out-of-fold predictions resampled); dashed lines mark block boundaries. Measured chance (shuffled labels) is in metrics.csv as probe_accuracy_shuffled.",
+            lineFigure(probeAccuracyName(p), "Linear-probe accuracy vs depth: \(p)", "accuracy (fraction, mean over targets)",
+                       depthSeries(.probeAccuracyMeanOverTargets),
+                       caption: "Linear-probe accuracy (3-fold stratified CV, mean over the probe set's targets) of clip vectors at every depth, one line per run at its latest step, shaded: 95% bootstrap interval over clips (out-of-fold predictions resampled); dashed lines mark block boundaries. Measured chance (shuffled labels) is in metrics.csv as \(Metric.probeAccuracyShuffled.name).",
                        yRange: 0...1)
             lineFigure("cka_consecutive_\(slug)", "Consecutive linear CKA: \(p)", "linear CKA (biased, unitless)",
-                       depthSeries("cka_linear_biased") { $0.runB == $0.run && $0.depthB == ($0.depth ?? -2) + 1 }.map { s in
+                       depthSeries(.ckaLinearBiased) { $0.runB == $0.run && $0.depthB == ($0.depth ?? -2) + 1 }.map { s in
                            var s = s
                            s.points = s.points.map { (x: $0.x + 1, y: $0.y) }
                            s.band = s.band?.map { (x: $0.x + 1, low: $0.low, high: $0.high) }
@@ -60,17 +61,17 @@ public enum ReportFigures {
                        },
                        caption: "Linear CKA between the clip vectors of consecutive depths l-1 and l (plotted at l), one line per run and regime.",
                        xLabel: "depth l (CKA between l-1 and l)", yRange: 0...1)
-            lineFigure("effective_rank_\(slug)", "Effective rank vs depth: \(p)", "effective rank (dimensions)",
-                       depthSeries("effective_rank"),
+            lineFigure("\(Metric.effectiveRank.name)_\(slug)", "Effective rank vs depth: \(p)", "effective rank (dimensions)",
+                       depthSeries(.effectiveRank),
                        caption: "Effective rank exp(-sum p log p) of the clip-vector covariance spectrum at every depth.")
-            lineFigure("patch_similarity_\(slug)", "Within-clip patch similarity vs depth: \(p)", "mean cosine (unitless)",
-                       depthSeries("patch_similarity"),
+            lineFigure("\(Metric.patchSimilarity.name)_\(slug)", "Within-clip patch similarity vs depth: \(p)", "mean cosine (unitless)",
+                       depthSeries(.patchSimilarity),
                        caption: "Within-clip patch similarity (tokens layer-normalised and L2-normalised; mean cosine over token pairs of a clip) at every depth; shaded: 95% bootstrap interval over clips.")
             // Cross-run CKA at matching depths.
             var cross: [LineChart.Series] = []
-            let pairs = Set(inSet.filter { $0.metric == "cka_linear_biased" && $0.runB != nil && $0.runB != $0.run }.map { "\($0.run) x \($0.runB!)" }).sorted()
+            let pairs = Set(inSet.filter { $0.metric == Metric.ckaLinearBiased.name && $0.runB != nil && $0.runB != $0.run }.map { "\($0.run) x \($0.runB!)" }).sorted()
             for pair in pairs {
-                let pts = inSet.filter { $0.metric == "cka_linear_biased" && "\($0.run) x \($0.runB ?? "")" == pair }
+                let pts = inSet.filter { $0.metric == Metric.ckaLinearBiased.name && "\($0.run) x \($0.runB ?? "")" == pair }
                     .compactMap { rec in rec.depth.map { (x: Double($0), y: rec.value) } }
                 cross.append(LineChart.Series(name: pair, points: pts))
             }
@@ -80,7 +81,7 @@ public enum ReportFigures {
             for r in setRuns {
                 let mine = inSet.filter { $0.run == r.run }
                 // Attention distance per head.
-                let att = mine.filter { $0.metric == "attention_distance_spatial" }
+                let att = mine.filter { $0.metric == Metric.attentionDistanceSpatial.name }
                 let heads = Array(Set(att.compactMap(\.head))).sorted()
                 if !heads.isEmpty {
                     let series = heads.map { h in
@@ -95,7 +96,7 @@ public enum ReportFigures {
                                                 svg: chart.render()))
                 }
                 // All-pairs CKA heatmap.
-                let within = mine.filter { $0.metric == "cka_linear_biased" && $0.runB == r.run && $0.depthB != nil }
+                let within = mine.filter { $0.metric == Metric.ckaLinearBiased.name && $0.runB == r.run && $0.depthB != nil }
                 let depths = Array(Set(within.compactMap(\.depth) + within.compactMap(\.depthB))).sorted()
                 let pairCount = within.count
                 if depths.count >= 3 && pairCount >= depths.count * (depths.count - 1) / 2 {
@@ -116,29 +117,34 @@ public enum ReportFigures {
         for p in dynSets {
             let setRuns = runs.filter { r in table.records.contains { $0.run == r.run && $0.probeSet == p } }
             guard setRuns.contains(where: { $0.steps.count > 1 }) else { continue }
-            func stepSeries(_ metric: String) -> [LineChart.Series] {
+            func stepSeries(_ metric: Metric) -> [LineChart.Series] {
                 setRuns.compactMap { r in
                     guard let last = r.blockEnds.last else { return nil }
-                    let pts = table.records.filter { $0.run == r.run && $0.probeSet == p && $0.metric == metric && $0.depth == last && $0.depthB == nil }
+                    let pts = table.records.filter { $0.run == r.run && $0.probeSet == p && $0.metric == metric.name && $0.depth == last && $0.depthB == nil }
                         .map { (x: Double($0.step), y: $0.value) }
                     return pts.isEmpty ? nil : LineChart.Series(name: name(r), points: pts)
                 }
             }
-            for (metric, label, file, range) in [("probe_accuracy_mean_over_targets", "probe accuracy (fraction)", "dynamics_probe_accuracy", Optional(0.0...1.0)),
-                                                 ("effective_rank", "effective rank (dimensions)", "dynamics_effective_rank", nil)] {
+            for (metric, label, file, range) in [(Metric.probeAccuracyMeanOverTargets, "probe accuracy (fraction)", "dynamics_probe_accuracy", Optional(0.0...1.0)),
+                                                 (.effectiveRank, "effective rank (dimensions)", "dynamics_effective_rank", nil)] {
                 let series = stepSeries(metric)
                 guard !series.isEmpty else { continue }
-                var chart = LineChart(title: "\(metric == "effective_rank" ? "Effective rank" : "Probe accuracy") at the last block over training: \(p)",
+                var chart = LineChart(title: "\(metric == .effectiveRank ? "Effective rank" : "Probe accuracy") at the last block over training: \(p)",
                                       xLabel: "training step", yLabel: label, series: series)
                 chart.yRange = range
                 chart.integerX = false
                 figures.append(ReportFigure(file: "figures/\(file)_\(sanitize(p)).svg", title: chart.title,
-                                            caption: "\(metric == "effective_rank" ? "Effective rank of clip vectors" : "Linear-probe accuracy (mean over targets)") at each run's last block boundary, for every dumped training step.",
+                                            caption: "\(metric == .effectiveRank ? "Effective rank of clip vectors" : "Linear-probe accuracy (mean over targets)") at each run's last block boundary, for every dumped training step.",
                                             svg: chart.render()))
             }
         }
         return figures
     }
+
+    /// The probe-accuracy-vs-depth figure of a probe set, e.g. `figures/probe_accuracy_actions.svg` (the page leads with it).
+    public static func probeAccuracyFile(_ probeSet: String) -> String { "figures/\(probeAccuracyName(probeSet)).svg" }
+
+    static func probeAccuracyName(_ probeSet: String) -> String { "\(Metric.probeAccuracy.name)_\(sanitize(probeSet))" }
 
     /// A file-name-safe version of a name.
     static func sanitize(_ s: String) -> String {

@@ -1,5 +1,6 @@
 import AnalysisCommands
 import Foundation
+import RepresentationMetrics
 
 /// The self-contained `index.html` of a report, and HTML/text tables shared with the notebook.
 public enum ReportHTML {
@@ -81,22 +82,22 @@ public enum ReportHTML {
 
     /// The figure the page leads with: probe accuracy vs depth on double gratings (or the first probe-accuracy figure).
     static func headline(_ figures: [ReportFigure]) -> ReportFigure? {
-        figures.first { $0.file == "figures/probe_accuracy_double-gratings.svg" }
-            ?? figures.first { $0.file.hasPrefix("figures/probe_accuracy_") && !$0.file.contains("_steps") }
+        figures.first { $0.file == ReportFigures.probeAccuracyFile("double-gratings") }
+            ?? figures.first { $0.file.hasPrefix(ReportFigures.probeAccuracyFile("").dropLast(".svg".count)) && !$0.file.contains("_steps") }
     }
 
-    /// A compact table: per run and probe set at the latest step, final-block probe accuracy, mAP, effective rank, patch similarity.
+    /// A compact table: per run and probe set at the latest step, final-block probe accuracy, mAP (the
+    /// findings' value, `RecordIndex.finalMAP`), effective rank, patch similarity.
     public static func finalBlockRows(_ table: ReportTable, runs: [RunInfo]) -> [[String]] {
+        let index = RecordIndex(records: table.records, runs: runs)
         var rows: [[String]] = []
         for r in runs {
             guard let last = r.blockEnds.last else { continue }
             for p in r.probeSets {
                 let recs = table.records.filter { $0.run == r.run && $0.probeSet == p && $0.step == r.latestStep && $0.depth == last && $0.depthB == nil }
-                func v(_ m: String) -> Double? { recs.first { $0.metric == m }?.value }
-                let maps = recs.filter { $0.metric == "retrieval_map" }
-                let map: Double? = maps.isEmpty || maps.contains { $0.value == nil } ? nil : maps.compactMap(\.value).reduce(0, +) / Double(maps.count)
-                rows.append([r.run, r.regime, p, "\(r.latestStep)", "\(last)", fmt(v("probe_accuracy_mean_over_targets")), fmt(map),
-                             fmt(v("effective_rank")), fmt(v("patch_similarity"))])
+                func v(_ m: Metric) -> Double? { recs.first { $0.metric == m.name }?.value }
+                rows.append([r.run, r.regime, p, "\(r.latestStep)", "\(last)", fmt(v(.probeAccuracyMeanOverTargets)), fmt(index.finalMAP(r, p)?.point),
+                             fmt(v(.effectiveRank)), fmt(v(.patchSimilarity))])
             }
         }
         return rows

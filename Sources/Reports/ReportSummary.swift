@@ -1,5 +1,6 @@
 import AnalysisCommands
 import Foundation
+import RepresentationMetrics
 
 /// `summary.json`: provenance, conventions, runs, findings and notes of a report.
 public struct ReportSummary: Codable, Sendable {
@@ -33,9 +34,12 @@ public struct ReportSummary: Codable, Sendable {
         public var ciHigh: Double?
         public var undefined: String?
 
-        /// The chance records (`probe_accuracy_shuffled*`) among `records`.
+        /// The metrics of measured chance.
+        static let metrics: Set<String> = [Metric.probeAccuracyShuffled.name, Metric.probeAccuracyShuffledMeanOverTargets.name]
+
+        /// The chance records (`metrics`) among `records`.
         public static func from(_ records: [MetricRecord]) -> [ChanceLevel] {
-            records.filter { $0.metric.hasPrefix("probe_accuracy_shuffled") && $0.depth != nil }.map {
+            records.filter { metrics.contains($0.metric) && $0.depth != nil }.map {
                 ChanceLevel(run: $0.run, probeSet: $0.probeSet, step: $0.step, depth: $0.depth!, target: $0.target,
                             value: $0.value, ciLow: $0.ciLow, ciHigh: $0.ciHigh, undefined: $0.undefined)
             }

@@ -1,5 +1,6 @@
 import AnalysisCommands
 import Foundation
+import RepresentationMetrics
 
 /// All records of a report, deduplicated, with the `block_depth` flag, as tidy CSV.
 public struct ReportTable: Sendable {
@@ -11,7 +12,7 @@ public struct ReportTable: Sendable {
 
     /// What each CSV column means (written to COLUMNS.md and the HTML page).
     public static let columnDocs: [(name: String, meaning: String)] = [
-        ("metric", "metric name (conventions in summary.json under `conventions`), e.g. probe_accuracy, cka_linear_biased, patch_similarity"),
+        ("metric", "metric name (conventions in summary.json under `conventions`), e.g. \(Metric.probeAccuracy.name), \(Metric.ckaLinearBiased.name), \(Metric.patchSimilarity.name)"),
         ("run", "run name (root attribute `run`)"),
         ("file", "activation file the value was computed from (the first file for two-file metrics)"),
         ("probe_set", "probe set of the clips (root attribute `probe_set`)"),
@@ -33,11 +34,7 @@ public struct ReportTable: Sendable {
     public init(records: [MetricRecord], runs: [RunInfo]) {
         var seen = Set<String>()
         var kept: [MetricRecord] = []
-        for r in records {
-            let key = [r.metric, r.run, r.file, r.probeSet, "\(r.step)", r.depth.map(String.init) ?? "", r.runB ?? "",
-                       r.depthB.map(String.init) ?? "", r.target ?? "", r.head.map(String.init) ?? ""].joined(separator: "\u{0}")
-            if seen.insert(key).inserted { kept.append(r) }
-        }
+        for r in records where seen.insert(r.key).inserted { kept.append(r) }
         self.records = kept
         self.runs = Dictionary(runs.map { ($0.run, $0) }, uniquingKeysWith: { a, _ in a })
     }
@@ -53,30 +50,18 @@ public struct ReportTable: Sendable {
         return ok
     }
 
+    /// metrics.csv: `columns`, one row per record.
     public var csv: String {
-        var lines = [ReportTable.columns.joined(separator: ",")]
-        for r in records {
-            let fields: [String] = [r.metric, r.run, r.file, r.probeSet, "\(r.step)", r.depth.map(String.init) ?? "",
-                                    r.runB ?? "", r.depthB.map(String.init) ?? "", r.target ?? "", r.head.map(String.init) ?? "",
-                                    r.value.map { "\($0)" } ?? "", r.std.map { "\($0)" } ?? "", r.undefined ?? "",
-                                    isBlockDepth(r).map { $0 ? "true" : "false" } ?? "",
-                                    r.ciLow.map { "\($0)" } ?? "", r.ciHigh.map { "\($0)" } ?? ""]
-            lines.append(fields.map(ReportTable.escape).joined(separator: ","))
-        }
-        return lines.joined(separator: "\n") + "\n"
+        CSV.document(header: ReportTable.columns, rows: records.map { r in
+            r.identity + r.valueFields + [isBlockDepth(r).map { $0 ? "true" : "false" } ?? "",
+                                          r.ciLow.map(CSV.number) ?? "", r.ciHigh.map(CSV.number) ?? ""]
+        })
     }
 
     /// COLUMNS.md: the meaning of every CSV column.
     public var columnsMarkdown: String {
         var s = "# metrics.csv columns\n\nOne row per measured value (tidy). Undefined values have an empty `value` and a reason in `undefined`.\n\n| column | meaning |\n| --- | --- |\n"
         for c in ReportTable.columnDocs { s += "| `\(c.name)` | \(c.meaning) |\n" }
-        return s
-    }
-
-    static func escape(_ s: String) -> String {
-        if s.contains(",") || s.contains("\"") || s.contains("\n") || s.contains("\r") {
-            return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-        }
         return s
     }
 }

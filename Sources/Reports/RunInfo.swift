@@ -1,9 +1,10 @@
+import ActivationStore
 import Foundation
 
 /// What a report knows about one training run: its regime, block partition and the steps dumped.
 public struct RunInfo: Codable, Sendable, Equatable {
     public var run: String
-    /// `e2e`, `simultaneous`, `sequential` or `external`.
+    /// A `Regime`'s raw value (`e2e`, `simultaneous`, `sequential` or `external`), as the files record it.
     public var regime: String
     /// Last layer of each block.
     public var blockEnds: [Int]
@@ -26,9 +27,12 @@ public struct RunInfo: Codable, Sendable, Equatable {
     public var latestStep: Int { steps.max() ?? 0 }
 
     /// Trained blockwise (simultaneous or sequential).
-    public var isBlockwise: Bool { regime == "simultaneous" || regime == "sequential" }
+    public var isBlockwise: Bool { knownRegime?.isBlockwise ?? false }
 
-    public var isEndToEnd: Bool { regime == "e2e" }
+    public var isEndToEnd: Bool { knownRegime == .e2e }
+
+    /// `regime` as a `Regime`; nil for a string the reader does not know.
+    public var knownRegime: Regime? { Regime(rawValue: regime) }
 
     /// Depths of `--depth blocks`: the embedding (0) and each block's last layer.
     public var blockDepths: Set<Int> { Set([0] + blockEnds) }

@@ -236,3 +236,15 @@ public func attentionDistance(_ attention: [Float], clips: Int, heads: Int, posi
     try acc.add(attention: attention, clips: clips, heads: heads)
     return try acc.result()
 }
+
+extension Metric {
+    /// Attention distance and entropy per layer and head (`AttentionDistanceAccumulator`).
+    static let attentionDefinitions: [Metric: MetricDefinition] = {
+        let undefined = ["an attention row not finite, negative or not summing to 1 within 1e-3", "no clips"]
+        return [
+            .attentionDistanceSpatial: MetricDefinition(unit: "pixels", convention: "per layer and head: sum_k A[q,k] * d(q,k) averaged over queries and clips; d = Euclidean distance of token centres (row, col) in pixels (Dosovitskiy et al. 2021; Raghu et al. 2021)", undefinedWhen: undefined),
+            .attentionDistanceTemporal: MetricDefinition(unit: "frames", convention: "as spatial, with d = |frame difference| of token centres in frames", undefinedWhen: undefined),
+            .attentionEntropy: MetricDefinition(unit: "nats", convention: "-sum_k A[q,k] log A[q,k] (natural log), averaged over queries and clips; uniform attention gives log T", undefinedWhen: undefined),
+        ]
+    }()
+}

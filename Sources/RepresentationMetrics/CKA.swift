@@ -173,3 +173,19 @@ public enum CKA {
         return try acc.cka(CKAPair(0, 1), estimator: estimator)
     }
 }
+
+extension Metric {
+    /// CKA between two representations of the same rows (`CKA.linear`, `CKA.fromGrams`, the accumulators).
+    static let ckaDefinitions: [Metric: MetricDefinition] = {
+        let unit = "unitless (0 to 1)"
+        let undefined = ["zero variance (all rows equal up to float32 rounding)", "NaN or Inf in the data",
+                         "too few rows for the estimator (debiased: N >= 4)"]
+        return [
+            .ckaLinearBiased: MetricDefinition(unit: unit, convention: "||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F), Xc column-centred (Kornblith et al. 2019)", undefinedWhen: undefined),
+            .ckaLinearDebiased: MetricDefinition(unit: unit, convention: "HSIC_1 U-statistic of Song et al. 2012 with Gram diagonals zeroed; CKA = HSIC_1(K,L)/sqrt(HSIC_1(K,K) HSIC_1(L,L)) (Nguyen et al. 2021)", undefinedWhen: undefined),
+            .ckaLinearMinibatch: MetricDefinition(unit: unit, convention: "mean over minibatches of HSIC_1(K,L) / sqrt(mean HSIC_1(K,K) * mean HSIC_1(L,L)) (Nguyen et al. 2021, eq. 3); a different estimator from full-data CKA", undefinedWhen: undefined + ["no full minibatch"]),
+            .ckaRBFBiased: MetricDefinition(unit: unit, convention: "Gaussian kernel exp(-gamma ||xi-xj||^2), Gram matrices double-centred, biased HSIC", undefinedWhen: undefined),
+            .ckaRBFDebiased: MetricDefinition(unit: unit, convention: "Gaussian kernel, HSIC_1 U-statistic", undefinedWhen: undefined),
+        ]
+    }()
+}

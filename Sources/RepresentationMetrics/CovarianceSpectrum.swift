@@ -378,3 +378,18 @@ public enum CovarianceSpectrum {
         values.map { max($0, 0) }.sorted(by: >)
     }
 }
+
+extension Metric {
+    /// The covariance spectrum of the rows (`CovarianceSpectrum.summary`).
+    static let spectrumDefinitions: [Metric: MetricDefinition] = {
+        let undefined = ["fewer than 2 rows", "zero variance (all rows equal up to float32 rounding)", "NaN or Inf in the data"]
+        return [
+            .effectiveRank: MetricDefinition(unit: "dimensions", convention: "exp(-sum p_i log p_i), p_i = lambda_i / sum lambda, lambda = S^2/(N-1) of column-centred X (paper's eval code)", undefinedWhen: undefined),
+            .participationRatio: MetricDefinition(unit: "dimensions", convention: "(sum lambda)^2 / sum lambda^2", undefinedWhen: undefined),
+            .isotropy: MetricDefinition(unit: "ratio (>= 1)", convention: "lambda_max / mean lambda over all D eigenvalues", undefinedWhen: undefined),
+            .k90: MetricDefinition(unit: "dimensions (a count)", convention: "smallest k whose k largest eigenvalues explain >= 90% of the variance", undefinedWhen: undefined),
+            .conditionNumber: MetricDefinition(unit: "ratio (>= 1)", convention: "lambda_max / lambda_min over the D eigenvalues; undefined when rank deficient (lambda_min <= lambda_max * max(N,D) * eps)", undefinedWhen: undefined + ["rank deficient"]),
+            .rankMe: MetricDefinition(unit: "dimensions", convention: "exp(-sum p_i log p_i), p_i = sigma_i / sum sigma + 1e-7, sigma = singular values of uncentred X (Garrido et al. 2023)", undefinedWhen: undefined),
+        ]
+    }()
+}

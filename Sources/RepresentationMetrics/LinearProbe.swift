@@ -207,17 +207,43 @@ public enum LinearProbe {
         try requireTwoClasses(labels, role: "data")
         let (labels, classes) = denseClasses(labels)
         let folds = try stratifiedFolds(labels: labels, folds: options.folds, seed: options.seed)
-        var fits: [(accuracy: Double, iterations: Int, converged: Bool)] = []
-        var predictions = [Int](repeating: -1, count: x.rows)
+        let outOfFold = try outOfFold(fitOn: x, labels: labels, classes: classes, folds: folds, scoring: [x], options: options)
+        let predictions = outOfFold.predictions[0]
+        let fits = zip(folds, outOfFold.fits).map { testIndices, fit in
+            let correct = testIndices.reduce(0) { $0 + (predictions[$1] == labels[$1] ? 1 : 0) }
+            return (accuracy: Double(correct) / Double(testIndices.count), iterations: fit.iterations, converged: fit.converged)
+        }
+        return summary(fits, classes: classes, samples: x.rows, predictions: predictions)
+    }
+
+    /// Out-of-fold predictions of cross-validation: for each fold (test indices, ascending), the probe
+    /// fitted on the rows of `x` outside it (standardised with their statistics) predicts the fold's rows
+    /// of every matrix in `scoring` (the same clips, e.g. `x` itself or occluded versions of them).
+    ///
+    /// Throws what `fit` throws for a fold's training rows.
+    ///
+    /// - Parameters:
+    ///   - x: N×D features the probes are fitted on.
+    ///   - labels: dense class indices in 0..<classes, one per row.
+    ///   - folds: disjoint test folds covering 0..<N (`stratifiedFolds`).
+    ///   - scoring: matrices of N rows and D columns to predict.
+    /// - Returns: per matrix of `scoring`, the predicted class of every row; and the fit of each fold.
+    /// - Complexity: `folds.count` fits.
+    public static func outOfFold(fitOn x: Matrix<Double>, labels: [Int], classes: Int, folds: [[Int]],
+                                 scoring: [Matrix<Double>], options: ProbeOptions) throws -> (predictions: [[Int]], fits: [ProbeFit]) {
+        var predictions = scoring.map { _ in [Int](repeating: -1, count: x.rows) }
+        var fits: [ProbeFit] = []
         for testIndices in folds {
             let trainIndices = complement(testIndices, count: x.rows)
             let fit = try fit(x.rows(at: trainIndices), labels: trainIndices.map { labels[$0] }, classes: classes,
                               options: options)
-            let (accuracy, predicted) = score(fit, x.rows(at: testIndices), testIndices.map { labels[$0] })
-            for (k, i) in testIndices.enumerated() { predictions[i] = predicted[k] }
-            fits.append((accuracy, fit.iterations, fit.converged))
+            for (m, scored) in scoring.enumerated() {
+                let predicted = fit.predict(scored.rows(at: testIndices))
+                for (k, i) in testIndices.enumerated() { predictions[m][i] = predicted[k] }
+            }
+            fits.append(fit)
         }
-        return summary(fits, classes: classes, samples: x.rows, predictions: predictions)
+        return (predictions, fits)
     }
 
     /// Accuracy of the probe fitted on `train` (standardised with train's statistics) and scored on `test`:
@@ -425,4 +451,30 @@ extension LinearProbe {
         for (i, id) in ids.enumerated() { index[id] = i }
         return (labels.map { index[$0]! }, ids.count)
     }
+}
+
+extension LinearProbe {
+    /// `labels` permuted across clips by a seeded Fisher–Yates shuffle (class counts unchanged): the
+    /// labels of `Metric.probeAccuracyShuffled`, the measured chance level.
+    public static func permuted(_ labels: [Int], seed: UInt64) -> [Int] {
+        var g = SeededGenerator(seed: seed)
+        var a = labels
+        guard a.count > 1 else { return a }
+        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(g.next(below: UInt64(i + 1)))) }
+        return a
+    }
+}
+
+extension Metric {
+    /// Linear-probe accuracy (`LinearProbe.crossValidate`, `LinearProbe.trainTest`, `LinearProbe.selectC`).
+    static let probeDefinitions: [Metric: MetricDefinition] = {
+        let unit = "fraction of clips (0 to 1)"
+        let undefined = ["a class with fewer clips than folds", "fewer than 2 classes", "NaN or Inf in the data"]
+        return [
+            .probeAccuracy: MetricDefinition(unit: unit, convention: "clip vectors standardised with the training fold's mean/std (ddof 0) -> multinomial logistic regression, L2 penalty with C in scikit-learn's sense (loss sum_i CE_i + ||W||^2/(2C), intercept unpenalised), L-BFGS to convergence (<= max iterations); stratified k-fold CV shuffled with seed 0 (per class: seeded shuffle, dealt round-robin into folds) or a given train/test split; value = mean accuracy over folds, std = population std over folds", undefinedWhen: undefined),
+            .probeAccuracyMeanOverTargets: MetricDefinition(unit: unit, convention: "mean of \(Metric.probeAccuracy.name) over the probed targets at one depth", undefinedWhen: ["the probe of any target undefined"]),
+            .probeAccuracyShuffled: MetricDefinition(unit: unit, convention: "chance level measured: the same probe and CV with the target's labels randomly permuted across clips (one fixed permutation, seed in the parameters), at the last depth; interval by the same bootstrap", undefinedWhen: undefined),
+            .probeAccuracyShuffledMeanOverTargets: MetricDefinition(unit: unit, convention: "mean of \(Metric.probeAccuracyShuffled.name) over the probed targets", undefinedWhen: ["the probe of any target undefined"]),
+        ]
+    }()
 }

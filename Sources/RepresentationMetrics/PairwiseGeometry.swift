@@ -149,3 +149,19 @@ public enum PairwiseStatistics {
         return (mean, (sq / n).squareRoot())
     }
 }
+
+extension Metric {
+    /// Norms, cosines and distances of the rows and their pairs (`PairwiseStatistics.compute`).
+    static let pairwiseGeometryDefinitions: [Metric: MetricDefinition] = {
+        let undefined = ["fewer than 2 rows", "NaN or Inf in the data"]
+        return [
+            .uniformity: MetricDefinition(unit: "log of a mean Gaussian kernel value (<= 0)", convention: "log mean over pairs i != j of exp(-2 ||z_i - z_j||^2), z = L2-normalised rows (Wang & Isola 2020)", undefinedWhen: undefined + ["a zero row"]),
+            .meanNorm: MetricDefinition(unit: "activation units (L2 norm)", convention: "mean L2 norm of rows", undefinedWhen: undefined),
+            .stdNorm: MetricDefinition(unit: "activation units (L2 norm)", convention: "std (ddof 0) of row norms", undefinedWhen: undefined),
+            .meanCosine: MetricDefinition(unit: "cosine (-1 to 1)", convention: "mean cosine similarity over pairs i < j", undefinedWhen: undefined + ["a zero row"]),
+            .stdCosine: MetricDefinition(unit: "cosine", convention: "std (ddof 0) of pairwise cosines", undefinedWhen: undefined + ["a zero row"]),
+            .meanDistance: MetricDefinition(unit: "activation units (Euclidean distance)", convention: "mean Euclidean distance over pairs i < j", undefinedWhen: undefined),
+            .stdDistance: MetricDefinition(unit: "activation units (Euclidean distance)", convention: "std (ddof 0) of pairwise distances", undefinedWhen: undefined),
+        ]
+    }()
+}

@@ -102,3 +102,11 @@ public enum Retrieval {
                                queries: queries, queriesWithoutPositives: withoutPositives, averagePrecisions: averagePrecisions)
     }
 }
+
+extension Metric {
+    /// Cosine retrieval of clip vectors (`Retrieval.evaluate`).
+    static let retrievalDefinitions: [Metric: MetricDefinition] = [
+        .retrievalTopK: MetricDefinition(unit: "fraction of queries (0 to 1)", convention: "fraction of queries (with >= 1 positive) whose k most cosine-similar other clips contain a clip of the same class; self excluded, ties broken by lower index", undefinedWhen: ["no query has another clip of its class", "NaN or Inf in the data"]),
+        .retrievalMAP: MetricDefinition(unit: "fraction (0 to 1)", convention: "mean over queries with >= 1 positive of average precision (mean of precision at each positive's rank); cosine similarity of clip vectors, self excluded", undefinedWhen: ["no query has another clip of its class", "NaN or Inf in the data"]),
+    ]
+}

@@ -69,7 +69,7 @@ public enum FixtureSet {
         let random = (0..<n).map { _ in Int(rng.next() % 3) }
         return FixtureFile(
             name: "geometry.h5",
-            metadata: ActivationMetadata(run: "fixture-geometry", regime: "external", blockEnds: [1, 3, 5],
+            metadata: ActivationMetadata(run: "fixture-geometry", regime: Regime.external.rawValue, blockEnds: [1, 3, 5],
                                          probeSet: "planted", step: 0, seed: 101,
                                          config: config(["fixture": "geometry",
                                                          "depth_1": "depth 0 rotated by pi/6 in planes (0,1),(2,3),...",
@@ -117,7 +117,7 @@ public enum FixtureSet {
         }
         return FixtureFile(
             name: "spectrum.h5",
-            metadata: ActivationMetadata(run: "fixture-spectrum", regime: "external", blockEnds: [3],
+            metadata: ActivationMetadata(run: "fixture-spectrum", regime: Regime.external.rawValue, blockEnds: [3],
                                          probeSet: "planted", step: 0, seed: 202,
                                          config: config(["fixture": "spectrum",
                                                          "clip_vector_covariance": "diag of spectrumEigenvalues per depth; depth 3 constant clips"])),
@@ -156,7 +156,7 @@ public enum FixtureSet {
         }
         var file = FixtureFile(
             name: "attention.h5",
-            metadata: ActivationMetadata(run: "fixture-attention", regime: "simultaneous", blockEnds: [1, 2, 3],
+            metadata: ActivationMetadata(run: "fixture-attention", regime: Regime.simultaneous.rawValue, blockEnds: [1, 2, 3],
                                          probeSet: "planted", step: 0, seed: 303,
                                          config: config(["fixture": "attention", "tubelet": "2x16x16", "grid": "2x2x2"])),
             clips: n, tokens: t, features: d, layers: layers,
@@ -194,13 +194,13 @@ public enum FixtureSet {
         let curveB = TrainingCurve(steps: steps, loss: [1.0, 1.0, 0.8, 0.9, 0.7, 0.85, 0.65, 0.8], blocks: 2)
         let fa = FixtureFile(
             name: "run-a.h5",
-            metadata: ActivationMetadata(run: "fixture-run-a", regime: "e2e", blockEnds: [2, 4], probeSet: "pair",
+            metadata: ActivationMetadata(run: "fixture-run-a", regime: Regime.e2e.rawValue, blockEnds: [2, 4], probeSet: "pair",
                                          step: 30, seed: 404, config: config(["fixture": "run-a"])),
             clips: n, tokens: t, features: d, layers: a.map(FixtureMath.toFloat), labels: labels,
             positions: Array(positions.prefix(t * 3)))
         var fb = FixtureFile(
             name: "run-b.h5",
-            metadata: ActivationMetadata(run: "fixture-run-b", regime: "simultaneous", blockEnds: [2, 4], probeSet: "pair",
+            metadata: ActivationMetadata(run: "fixture-run-b", regime: Regime.simultaneous.rawValue, blockEnds: [2, 4], probeSet: "pair",
                                          step: 30, seed: 405, config: config(["fixture": "run-b"])),
             clips: n, tokens: t, features: d, layers: b.map(FixtureMath.toFloat), labels: labels,
             positions: Array(positions.prefix(t * 3)))
@@ -217,7 +217,7 @@ public enum FixtureSet {
         let layers = (0...1).map { _ in (0..<(n * t * d)).map { _ in Float(Int(rng.next() % 65) - 32) / 8 } }
         var f = FixtureFile(
             name: type == .float16 ? "precision-f16.h5" : "precision-f64.h5",
-            metadata: ActivationMetadata(run: "fixture-precision", regime: "external", blockEnds: [1], probeSet: "planted",
+            metadata: ActivationMetadata(run: "fixture-precision", regime: Regime.external.rawValue, blockEnds: [1], probeSet: "planted",
                                          step: 0, seed: 505, config: config(["fixture": "precision", "dtype": type.rawValue])),
             clips: n, tokens: t, features: d, layers: layers,
             labels: ["class": (0..<n).map { $0 % 2 }],

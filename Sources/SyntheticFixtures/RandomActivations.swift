@@ -12,7 +12,7 @@ public enum RandomActivations {
                              seed: UInt64 = 0, type: ElementType = .float32, labels: [String: Int] = ["class": 10],
                              progress: ((Double) -> Void)? = nil) throws {
         let blockEnds = layers >= 4 && layers % 4 == 0 ? stride(from: layers / 4, through: layers, by: layers / 4).map { $0 } : [layers]
-        let meta = ActivationMetadata(run: "random-\(seed)", regime: "external", blockEnds: blockEnds,
+        let meta = ActivationMetadata(run: "random-\(seed)", regime: Regime.external.rawValue, blockEnds: blockEnds,
                                       probeSet: "random", step: 0, seed: Int(seed),
                                       config: "{\"generator\":\"RandomActivations\",\"clips\":\(clips),\"tokens\":\(tokens),\"features\":\(features),\"layers\":\(layers)}")
         let w = try ActivationWriter(path: path, metadata: meta)

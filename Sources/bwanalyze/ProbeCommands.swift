@@ -90,7 +90,7 @@ extension BWAnalyze {
 
     struct OccDrop: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "occdrop",
+            commandName: MetricFamily.occDrop.command,
             abstract: "OccDrop = (acc_all − acc_one_patch) / acc_all from a file of full clips and one of the same clips with one spatial patch kept.")
 
         @Argument(help: "Activations of the full clips.")
@@ -112,7 +112,7 @@ extension BWAnalyze {
                 a.targets = probe.chosenTargets
                 a.options = probe.options
                 a.protocolKind = `protocol`
-                let report = try a.run(full: ActivationFile(path: full), onePatch: ActivationFile(path: onePatch), progress: output.progress("occdrop"))
+                let report = try a.run(full: ActivationFile(path: full), onePatch: ActivationFile(path: onePatch), progress: output.progress(MetricFamily.occDrop.command))
                 try output.write(report, table: OccDropAnalysis.table)
             }
         }

@@ -1,3 +1,4 @@
+import ActivationStore
 import ArgumentParser
 import BlockwiseTraining
 import Foundation
@@ -40,7 +41,9 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data(("bwtrain: error: " + message + "\n").utf8))
 }
 
-extension Regime: ExpressibleByArgument {}
+extension Regime: ExpressibleByArgument {
+    public static var allValueStrings: [String] { trainable.map(\.rawValue) }
+}
 
 /// `--dump-steps`: comma-separated step numbers (empty: no dumps).
 struct StepList: ArgumentSyntax {

@@ -1,4 +1,5 @@
 @testable import BlockwiseTraining
+import ActivationStore
 import Foundation
 import LinearAlgebra
 import TestSupport

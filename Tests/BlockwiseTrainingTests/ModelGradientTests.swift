@@ -1,4 +1,5 @@
 @testable import BlockwiseTraining
+import ActivationStore
 import LinearAlgebra
 import XCTest
 

@@ -1,4 +1,5 @@
 @testable import BlockwiseTraining
+import ActivationStore
 import Foundation
 import TestSupport
 import XCTest
@@ -95,7 +96,7 @@ final class TrainingOverridesTests: XCTestCase {
         var c = TrainingConfig.preset(.quick)
         c.regime = .e2e
         let bench = TrainingBenchmark(config: c, timedSteps: 10)
-        for regime in Regime.allCases {
+        for regime in Regime.trainable {
             let t = bench.timingConfig(regime)
             XCTAssertEqual(t.regime, regime)
             XCTAssertEqual(t.steps, 11, "one warm-up step, then the timed ones")

@@ -261,3 +261,30 @@ final class FindingsTests: XCTestCase {
         return i + 1 < s.count ? s[i] * (1 - (pos - Double(i))) + s[i + 1] * (pos - Double(i)) : s[i]
     }
 }
+
+/// The page's final-block mAP is the value findings.json uses (`RecordIndex.finalMAP`).
+final class FinalBlockMAPTests: XCTestCase {
+    func mapColumn(_ records: [MetricRecord], _ runs: [RunInfo]) -> [String] {
+        let col = ReportHTML.finalBlockHeader.firstIndex(of: "retrieval mAP")!
+        return ReportHTML.finalBlockRows(ReportTable(records: records, runs: runs), runs: runs).map { $0[col] }
+    }
+
+    func testThePageShowsTheMeanOverTargets() {
+        var s = Scenario()
+        s.runs = s.runs.map { var r = $0; r.probeSets = s.probeSets; return r }
+        // Both targets hold the run's final mAP, so the mean over targets is that value.
+        XCTAssertEqual(mapColumn(s.records(), s.runs), s.runs.flatMap { r in s.probeSets.map { _ in String(format: "%.4f", s.finalMAP[r.run]!) } })
+    }
+
+    func testATargetAnotherRunRetrievedButThisOneLacksMakesItUndefined() {
+        let runs = [RunInfo(run: "a", regime: "e2e", blockEnds: [2], steps: [1], probeSets: ["p"]),
+                    RunInfo(run: "b", regime: "simultaneous", blockEnds: [2], steps: [1], probeSets: ["p"])]
+        func rec(_ run: String, _ target: String, _ v: Double) -> MetricRecord {
+            MetricRecord(metric: "retrieval_map", run: run, file: "\(run).h5", probeSet: "p", step: 1, depth: 2, target: target, value: v)
+        }
+        let records = [rec("a", "x", 0.5), rec("a", "y", 0.7), rec("b", "x", 0.4)]
+        XCTAssertEqual(mapColumn(records, runs), ["0.6000", "n/a"])
+        let findings = Findings.evaluate(records: records, runs: runs)
+        XCTAssertFalse(findings[0].checks.contains { $0.kind.hasPrefix("mAP gap") }, "findings use the same rule: no mAP for b")
+    }
+}

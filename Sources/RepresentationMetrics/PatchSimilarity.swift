@@ -1,0 +1,162 @@
+import LinearAlgebra
+
+// Within-clip patch similarity (a token-level metric).
+//
+// Streaming: callers feed clip chunks (row-major [clips, T, D]) to the accumulator, accumulators merge
+// by adding their float64 sums and integer counts, and the result is read at the end.
+
+/// Within-clip patch similarity and the counts it was computed from.
+public struct PatchSimilarity: Sendable, Codable, Equatable {
+    /// Mean over clips of the mean cosine over ordered token pairs i ≠ j.
+    public var value: Double
+    /// Clips averaged.
+    public var clips: Int
+    /// Tokens whose features were all equal (zero variance); their normalised vector is taken as zero.
+    public var degenerateTokens: Int
+
+    public init(value: Double, clips: Int, degenerateTokens: Int) {
+        self.value = value
+        self.clips = clips
+        self.degenerateTokens = degenerateTokens
+    }
+}
+
+/// Streams the within-clip patch similarity over clip chunks (the paper's token-level diagnostic).
+///
+/// Convention (the paper's evaluation code): per clip, every token vector x ∈ ℝᴰ is layer-normalised
+/// without affine parameters, y = (x − mean(x)) / sqrt(var(x) + 1e-12) with the population variance, and
+/// then L2-normalised, z = y / ‖y‖. The clip's value is the mean cosine over the T(T−1) ordered pairs
+/// i ≠ j, computed through the identity
+///
+///     Σ_{i≠j} zᵢ·zⱼ = ‖Σᵢ zᵢ‖² − Σᵢ ‖zᵢ‖²,   clip value = (‖Σᵢ zᵢ‖² − T) / (T(T−1)) for unit zᵢ,
+///
+/// and the metric is the mean of the clip values over clips. Because the L2 step follows the layer norm,
+/// eps cancels and z = (x − mean(x)) / ‖x − mean(x)‖; it is computed that way in float64.
+///
+/// Degenerate tokens: a token whose D features are all exactly equal has zero variance; its layer norm is
+/// the zero vector, so z is taken as the zero vector. It stays in the clip's T (its pairs count as cosine
+/// 0 in the denominator T(T−1)) and is counted in `degenerateTokens`. The test is exact equality of the
+/// features, not a computed variance, so rounding in the mean of a constant vector cannot turn it into
+/// a spurious unit vector.
+public struct PatchSimilarityAccumulator: Sendable {
+    /// Clips accumulated so far.
+    public private(set) var clips = 0
+    /// Zero-variance tokens seen so far (see the type's documentation).
+    public private(set) var degenerateTokens = 0
+    /// Σ over clips of the clip value.
+    private var sum = 0.0
+    /// When true, every clip's value is kept in `clipValues` (for bootstrap intervals).
+    public var keepsClipValues = false
+    /// The value of every clip added, in order, when `keepsClipValues` is set; empty otherwise.
+    public private(set) var clipValues: [Double] = []
+
+    public init(keepsClipValues: Bool = false) { self.keepsClipValues = keepsClipValues }
+
+    /// Adds a chunk of clips, row-major [clips, tokens, features].
+    ///
+    /// On error the accumulator is unchanged.
+    /// - Parameters:
+    ///   - activations: `clips · tokens · features` values.
+    ///   - clips: clips in the chunk (0 is allowed and adds nothing).
+    ///   - tokens: tokens per clip T, at least 2.
+    ///   - features: features per token D, at least 1.
+    /// - Throws: `MetricUndefined` for a shape mismatch, T < 2, or a non-finite value (naming clip and token,
+    ///   counted within this chunk).
+    /// - Complexity: O(clips · T · D).
+    public mutating func add(_ activations: [Float], clips: Int, tokens: Int, features: Int) throws {
+        try activations.withUnsafeBufferPointer { try addChunk($0, clips: clips, tokens: tokens, features: features) }
+    }
+
+    /// Adds a chunk of clips given in float64; see `add(_:clips:tokens:features:)` for `[Float]`.
+    public mutating func add(_ activations: [Double], clips: Int, tokens: Int, features: Int) throws {
+        try activations.withUnsafeBufferPointer { try addChunk($0, clips: clips, tokens: tokens, features: features) }
+    }
+
+    /// Adds another accumulator's clips (sums and counts add; the result equals one accumulator fed all
+    /// chunks up to float64 rounding of the sum).
+    public mutating func merge(_ other: PatchSimilarityAccumulator) {
+        clips += other.clips
+        degenerateTokens += other.degenerateTokens
+        sum += other.sum
+        if keepsClipValues { clipValues += other.clipValues }
+    }
+
+    /// The mean over clips of the clip values.
+    ///
+    /// - Throws: `MetricUndefined` when no clips were added.
+    public func value() throws -> Double { try result().value }
+
+    /// The metric with its counts.
+    ///
+    /// - Throws: `MetricUndefined` when no clips were added.
+    public func result() throws -> PatchSimilarity {
+        guard clips > 0 else { throw MetricUndefined("patch similarity: no clips were added") }
+        return PatchSimilarity(value: sum / Double(clips), clips: clips, degenerateTokens: degenerateTokens)
+    }
+
+    private mutating func addChunk<S: BLASScalar>(_ x: UnsafeBufferPointer<S>, clips n: Int, tokens t: Int,
+                                                  features d: Int) throws {
+        try checkTokenShape(metric: "patch similarity", count: x.count, clips: n, tokens: t, features: d)
+        guard t >= 2 else {
+            throw MetricUndefined("patch similarity needs at least 2 tokens per clip, got \(t)")
+        }
+        var next = self                     // committed only if the whole chunk is valid
+        var centred = [Double](repeating: 0, count: d)
+        var total = [Double](repeating: 0, count: d)   // Σᵢ zᵢ of the current clip
+        for c in 0..<n {
+            for k in 0..<d { total[k] = 0 }
+            var unitTokens = 0
+            for i in 0..<t {
+                let base = (c * t + i) * d
+                var s = 0.0
+                var constant = true
+                let first = x[base]
+                for k in 0..<d {
+                    let v = x[base + k]
+                    guard v.isFinite else {
+                        throw MetricUndefined("patch similarity: non-finite value at clip \(c) of the chunk, token \(i), feature \(k)")
+                    }
+                    if v != first { constant = false }
+                    s += Double(v)
+                }
+                if constant { next.degenerateTokens += 1; continue }
+                let mean = s / Double(d)
+                var ss = 0.0
+                for k in 0..<d {
+                    let v = Double(x[base + k]) - mean
+                    centred[k] = v
+                    ss += v * v
+                }
+                let inv = 1 / ss.squareRoot()
+                for k in 0..<d { total[k] += centred[k] * inv }
+                unitTokens += 1
+            }
+            var norm2 = 0.0
+            for k in 0..<d { norm2 += total[k] * total[k] }
+            let clipValue = (norm2 - Double(unitTokens)) / Double(t * (t - 1))
+            next.sum += clipValue
+            if keepsClipValues { next.clipValues.append(clipValue) }
+            next.clips += 1
+        }
+        self = next
+    }
+}
+
+/// Within-clip patch similarity of one array of clips; see `PatchSimilarityAccumulator` for the convention.
+///
+/// - Parameters:
+///   - activations: row-major [clips, tokens, features].
+/// - Throws: `MetricUndefined` for no clips, T < 2, a shape mismatch or non-finite input.
+/// - Complexity: O(clips · T · D).
+public func patchSimilarity(_ activations: [Float], clips: Int, tokens: Int, features: Int) throws -> PatchSimilarity {
+    var acc = PatchSimilarityAccumulator()
+    try acc.add(activations, clips: clips, tokens: tokens, features: features)
+    return try acc.result()
+}
+
+extension Metric {
+    /// Within-clip patch similarity (`PatchSimilarityAccumulator`).
+    static let patchSimilarityDefinitions: [Metric: MetricDefinition] = [
+        .patchSimilarity: MetricDefinition(unit: "cosine (-1 to 1)", convention: "per clip: tokens layer-normalised over features (no affine, eps 1e-12) then L2-normalised; mean cosine over ordered token pairs i != j; mean over clips (paper's eval code)", undefinedWhen: ["no clips", "fewer than 2 tokens", "NaN or Inf in the data"]),
+    ]
+}

@@ -1,0 +1,147 @@
+import LinearAlgebra
+
+// Token shift between two depths (a token-level metric, "block influence").
+//
+// Streaming: callers feed clip chunks (row-major [clips, T, D]) to the accumulator, accumulators merge
+// by adding their float64 sums and integer counts, and the result is read at the end.
+
+/// How much tokens change between two depths ("block influence").
+public struct TokenShift: Sendable, Codable, Equatable {
+    /// Mean over compared tokens of 1 − cos(a, b).
+    public var cosineDistance: Double
+    /// Mean over compared tokens of ‖b − a‖ / ‖a‖.
+    public var relativeChange: Double
+    /// Token pairs seen (clips · T summed over chunks), including the excluded zero-norm ones.
+    public var tokens: Int
+    /// Token pairs excluded from both means because ‖a‖ = 0 or ‖b‖ = 0.
+    public var zeroNormTokens: Int
+
+    public init(cosineDistance: Double, relativeChange: Double, tokens: Int, zeroNormTokens: Int) {
+        self.cosineDistance = cosineDistance
+        self.relativeChange = relativeChange
+        self.tokens = tokens
+        self.zeroNormTokens = zeroNormTokens
+    }
+}
+
+/// Streams the token shift between two depths of the same clips ("block influence", Men et al. 2024,
+/// ShortGPT).
+///
+/// Convention: for each token, a = h_l (earlier depth) and b = h_{l'} (later depth), both in ℝᴰ:
+///
+///     cosine distance  = 1 − cos(a, b) = ‖a/‖a‖ − b/‖b‖‖² / 2
+///     relative change  = ‖b − a‖ / ‖a‖
+///
+/// each averaged over all tokens of all clips (every clip has T tokens, so this is also the mean over
+/// clips of the per-clip means). The cosine distance is evaluated in the half-squared-chord form above,
+/// which is the same number but keeps full relative precision for small angles. A token with ‖a‖ = 0 or
+/// ‖b‖ = 0 has no cosine; it is excluded from both means (so both share one denominator) and counted in
+/// `zeroNormTokens`. All arithmetic is float64.
+public struct TokenShiftAccumulator: Sendable {
+    private var cosineSum = 0.0
+    private var relativeSum = 0.0
+    /// Token pairs seen so far.
+    public private(set) var tokens = 0
+    /// Token pairs excluded so far because one side has zero norm.
+    public private(set) var zeroNormTokens = 0
+
+    public init() {}
+
+    /// Adds a chunk: the same clips at two depths, each row-major [clips, tokens, features].
+    ///
+    /// On error the accumulator is unchanged.
+    /// - Parameters:
+    ///   - a: tokens at the earlier depth.
+    ///   - b: the same tokens at the later depth.
+    /// - Throws: `MetricUndefined` for a shape mismatch or a non-finite value (naming clip and token,
+    ///   counted within this chunk).
+    /// - Complexity: O(clips · T · D).
+    public mutating func add(from a: [Float], to b: [Float], clips: Int, tokens: Int, features: Int) throws {
+        try a.withUnsafeBufferPointer { pa in
+            try b.withUnsafeBufferPointer { pb in try addChunk(pa, pb, clips: clips, tokens: tokens, features: features) }
+        }
+    }
+
+    /// Adds a chunk given in float64; see `add(from:to:clips:tokens:features:)` for `[Float]`.
+    public mutating func add(from a: [Double], to b: [Double], clips: Int, tokens: Int, features: Int) throws {
+        try a.withUnsafeBufferPointer { pa in
+            try b.withUnsafeBufferPointer { pb in try addChunk(pa, pb, clips: clips, tokens: tokens, features: features) }
+        }
+    }
+
+    /// Adds another accumulator's sums and counts.
+    public mutating func merge(_ other: TokenShiftAccumulator) {
+        cosineSum += other.cosineSum
+        relativeSum += other.relativeSum
+        tokens += other.tokens
+        zeroNormTokens += other.zeroNormTokens
+    }
+
+    /// The means over the compared tokens.
+    ///
+    /// - Throws: `MetricUndefined` when no tokens were added or every token had zero norm.
+    public func result() throws -> TokenShift {
+        guard tokens > 0 else { throw MetricUndefined("token shift: no tokens were added") }
+        let used = tokens - zeroNormTokens
+        guard used > 0 else {
+            throw MetricUndefined("token shift: all \(tokens) tokens have zero norm at one of the two depths")
+        }
+        return TokenShift(cosineDistance: cosineSum / Double(used), relativeChange: relativeSum / Double(used),
+                          tokens: tokens, zeroNormTokens: zeroNormTokens)
+    }
+
+    private mutating func addChunk<S: BLASScalar>(_ a: UnsafeBufferPointer<S>, _ b: UnsafeBufferPointer<S>,
+                                                  clips n: Int, tokens t: Int, features d: Int) throws {
+        try checkTokenShape(metric: "token shift (from)", count: a.count, clips: n, tokens: t, features: d)
+        try checkTokenShape(metric: "token shift (to)", count: b.count, clips: n, tokens: t, features: d)
+        var next = self
+        for c in 0..<n {
+            for i in 0..<t {
+                let base = (c * t + i) * d
+                var aa = 0.0, bb = 0.0, diff = 0.0
+                for k in 0..<d {
+                    let u = a[base + k], v = b[base + k]
+                    guard u.isFinite, v.isFinite else {
+                        throw MetricUndefined("token shift: non-finite value at clip \(c) of the chunk, token \(i), feature \(k)")
+                    }
+                    let x = Double(u), y = Double(v)
+                    aa += x * x
+                    bb += y * y
+                    diff += (y - x) * (y - x)
+                }
+                next.tokens += 1
+                guard aa > 0, bb > 0 else { next.zeroNormTokens += 1; continue }
+                let na = aa.squareRoot(), nb = bb.squareRoot()
+                var chord = 0.0
+                for k in 0..<d {
+                    let e = Double(a[base + k]) / na - Double(b[base + k]) / nb
+                    chord += e * e
+                }
+                next.cosineSum += chord / 2
+                next.relativeSum += diff.squareRoot() / na
+            }
+        }
+        self = next
+    }
+}
+
+/// Token shift between two depths of the same clips; see `TokenShiftAccumulator` for the convention.
+///
+/// - Parameters:
+///   - a: tokens at the earlier depth, row-major [clips, tokens, features].
+///   - b: the same tokens at the later depth, same shape.
+/// - Throws: `MetricUndefined` for no tokens, all tokens of zero norm, a shape mismatch or non-finite input.
+/// - Complexity: O(clips · T · D).
+public func tokenShift(from a: [Float], to b: [Float], clips: Int, tokens: Int, features: Int) throws -> TokenShift {
+    var acc = TokenShiftAccumulator()
+    try acc.add(from: a, to: b, clips: clips, tokens: tokens, features: features)
+    return try acc.result()
+}
+
+extension Metric {
+    /// Token shift between consecutive selected depths (`TokenShiftAccumulator`).
+    static let tokenShiftDefinitions: [Metric: MetricDefinition] = [
+        .tokenShiftCosine: MetricDefinition(unit: "cosine distance (0 to 2)", convention: "mean over tokens and clips of 1 - cos(h_l, h_next) between consecutive selected depths (block influence, ShortGPT)", undefinedWhen: ["no token with a nonzero norm at both depths", "NaN or Inf in the data"]),
+        .tokenShiftRelative: MetricDefinition(unit: "ratio of norms", convention: "mean over tokens and clips of ||h_next - h_l|| / ||h_l||; tokens with zero norm at either depth are excluded and counted", undefinedWhen: ["no token with a nonzero norm at both depths", "NaN or Inf in the data"]),
+    ]
+}
