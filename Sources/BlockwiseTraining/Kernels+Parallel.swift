@@ -1,9 +1,10 @@
 import Dispatch
 import Foundation
+import LinearAlgebra
 
 extension Kernels {
-    /// Worker threads of the element-wise kernels: the machine's cores (OpenBLAS uses as many for gemm).
-    public static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Worker threads of the element-wise kernels: `ThreadSetting.count` (OpenBLAS uses as many for gemm).
+    public static var threads: Int { ThreadSetting.count }
 
     /// Runs `body` over `0..<count` split into at most `threads` contiguous ranges, concurrently.
     ///

@@ -97,8 +97,12 @@ final class DecoderWorkspace {
 
 extension MaskedVideoModel {
     /// Prepares patches, targets and masks of a batch of clips ([B, F, H, W, C] pixels).
-    func load(_ w: TrainingWorkspace, pixels: UnsafePointer<Float>, rng: inout SeededGenerator) {
+    ///
+    /// `skippingClips`: masks drawn first and dropped, for clips that precede this batch in a larger
+    /// one (a rank's share of a data-parallel batch gets the masks its clips get in one process).
+    func load(_ w: TrainingWorkspace, pixels: UnsafePointer<Float>, rng: inout SeededGenerator, skippingClips: Int = 0) {
         let c = config
+        for _ in 0..<skippingClips { _ = tokens.tubeMask(&rng) }
         let clipSize = c.frames * c.height * c.width * c.channels
         let tp = c.tokens * c.patchDim
         w.visibleIndex = []

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BlockwiseTraining
+import Collective
 import Foundation
 import LinearAlgebra
 
@@ -12,6 +13,8 @@ struct BWTrain: ParsableCommand {
         Writes into --out: checkpoint.h5, <probe-set>-stepNNNNNN.h5 activation dumps (for bwanalyze), config.json, and done.json when the run is complete. A killed run continues with --resume and reaches the same weights.
 
         Presets: quick (a smoke-test run in well under a minute on 2 cores), default (the scale the report uses: 12 layers, K = 4 blocks of 3). Options given explicitly override the preset.
+
+        Data-parallel on several processes: build with `swift build -c release --traits MPI` and start with `mpirun -n R bwtrain ...` (or srun). Each rank trains on its share of every batch with one thread (--threads); the weights equal one process's up to float rounding, and rank 0 writes every file.
         """,
         version: "0.3.0",
         subcommands: [Train.self, Bench.self],
@@ -115,9 +118,15 @@ extension BWTrain {
         @Flag(help: "Continue from <out>/checkpoint.h5 if it exists.") var resume = false
         @Flag(help: "Print nothing but errors.") var quiet = false
         @Flag(help: "Print the resolved configuration as JSON and exit.") var printConfig = false
+        @Option(help: "Threads for BLAS and the element-wise kernels (default: the machine's cores; 1 per rank under MPI).") var threads: Int?
 
         func run() throws {
+            var comm: (any Communicator)? = nil
             do {
+                let world = try Collective.world()
+                comm = world
+                ThreadSetting.set(threads ?? (world.size > 1 ? 1 : ThreadSetting.machineCores))
+                let quiet = self.quiet || !world.isRoot
                 let config = try model.config()
                 if printConfig { print(config.json); return }
                 let dir = out ?? "runs/\(config.run)"
@@ -125,10 +134,11 @@ extension BWTrain {
                     if !quiet { print("\(config.run): already complete in \(dir)") }
                     return
                 }
-                let trainer = try Trainer(config: config, directory: dir, resume: resume)
+                let trainer = try Trainer(config: config, directory: dir, resume: resume, communicator: world)
                 let tty = isatty(STDERR_FILENO) != 0
                 if !quiet {
-                    say("\(config.run): \(config.regime.rawValue), L = \(config.layers), K = \(config.blocks), D = \(config.dim), \(trainer.model.parameterCount) parameters, \(config.steps) steps of \(config.batchSize) clips -> \(dir)" + (trainer.step > 0 ? " (resuming at step \(trainer.step))" : ""))
+                    let ranks = world.size > 1 ? " on \(world.size) processes" : ""
+                    say("\(config.run): \(config.regime.rawValue), L = \(config.layers), K = \(config.blocks), D = \(config.dim), \(trainer.model.parameterCount) parameters, \(config.steps) steps of \(config.batchSize) clips\(ranks) -> \(dir)" + (trainer.step > 0 ? " (resuming at step \(trainer.step))" : ""))
                 }
                 try trainer.run { p in
                     guard !quiet else { return }
@@ -144,6 +154,10 @@ extension BWTrain {
             } catch let e as ExitCode {
                 throw e
             } catch {
+                if let comm, comm.size > 1 {
+                    printError("rank \(comm.rank) of \(comm.size): \(error)")
+                    comm.abort(status: 1)
+                }
                 printError("\(error)")
                 throw ExitCode.failure
             }
