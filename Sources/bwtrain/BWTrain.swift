@@ -119,6 +119,7 @@ extension BWTrain {
         @Flag(help: "Print nothing but errors.") var quiet = false
         @Flag(help: "Print the resolved configuration as JSON and exit.") var printConfig = false
         @Option(help: "Threads for BLAS and the element-wise kernels (default: the machine's cores; 1 per rank under MPI).") var threads: Int?
+        @Option(help: .hidden) var stopAfter: Int?
 
         func run() throws {
             var comm: (any Communicator)? = nil
@@ -135,6 +136,7 @@ extension BWTrain {
                     return
                 }
                 let trainer = try Trainer(config: config, directory: dir, resume: resume, communicator: world)
+                trainer.stopAfter = stopAfter
                 let tty = isatty(STDERR_FILENO) != 0
                 if !quiet {
                     let ranks = world.size > 1 ? " on \(world.size) processes" : ""
@@ -175,12 +177,23 @@ extension BWTrain {
 
         @OptionGroup var model: ModelOptions
         @Option(help: "Timed steps per regime (after one warm-up step).") var timedSteps = 10
+        @Option(help: "Threads for BLAS and the element-wise kernels (default: the machine's cores; 1 per rank under MPI).") var threads: Int?
 
         func run() throws {
+            var comm: (any Communicator)? = nil
             do {
-                FileHandle.standardError.write(Data("measuring sgemm (2048^3) ...\n".utf8))
-                let sgemm = GEMMRate.measure(Float.self)
-                print(String(format: "machine: sgemm %.1f GFLOP/s (best of 3, 2048^3, %d cores)", sgemm, ProcessInfo.processInfo.activeProcessorCount))
+                let world = try Collective.world()
+                comm = world
+                ThreadSetting.set(threads ?? (world.size > 1 ? 1 : ThreadSetting.machineCores))
+                func say(_ line: String) { if world.isRoot { print(line) } }
+                if world.isRoot { FileHandle.standardError.write(Data("measuring sgemm (2048^3) ...\n".utf8)) }
+                // Under MPI every rank measures at once and the rates are summed: the job's sgemm rate.
+                let sgemm = world.sum(GEMMRate.measure(Float.self))
+                if world.size > 1 {
+                    say(String(format: "machine: sgemm %.1f GFLOP/s (best of 3, 2048^3, summed over %d ranks of %d thread(s))", sgemm, world.size, ThreadSetting.count))
+                } else {
+                    say(String(format: "machine: sgemm %.1f GFLOP/s (best of 3, 2048^3, %d cores)", sgemm, ThreadSetting.count))
+                }
                 var rows: [[String]] = []
                 for regime in Regime.allCases {
                     var c = try model.config()
@@ -192,14 +205,14 @@ extension BWTrain {
                     c.logEvery = 1
                     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bwtrain-bench-\(getpid())-\(regime.rawValue)").path
                     defer { try? FileManager.default.removeItem(atPath: dir) }
-                    FileHandle.standardError.write(Data("  \(regime.rawValue) ...\n".utf8))
-                    let trainer = try Trainer(config: c, directory: dir, resume: false)
+                    if world.isRoot { FileHandle.standardError.write(Data("  \(regime.rawValue) ...\n".utf8)) }
+                    let trainer = try Trainer(config: c, directory: dir, resume: false, communicator: world)
                     trainer.stopAfter = 1
                     try trainer.run()
                     trainer.stopAfter = nil
                     let start = DispatchTime.now().uptimeNanoseconds
                     try trainer.run()
-                    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                    let seconds = world.max(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
                     // The sequential regime runs block 1 in these few steps.
                     let flops = FlopModel.trainingStep(c, activeBlock: regime == .sequential ? 0 : nil) * Double(timedSteps)
                     rows.append([regime.rawValue, String(format: "%.3f", seconds / Double(timedSteps)),
@@ -207,13 +220,17 @@ extension BWTrain {
                                  String(format: "%.1f", flops / seconds / 1e9), String(format: "%.0f%%", 100 * flops / seconds / 1e9 / sgemm)])
                 }
                 let c = try model.config()
-                print("model: L = \(c.layers), K = \(c.blocks), D = \(c.dim), heads \(c.heads), T = \(c.tokens) tokens (\(c.visibleTokens) visible), decoder \(c.decoderDepth) x \(c.decoderDim), batch \(c.batchSize)")
+                say("model: L = \(c.layers), K = \(c.blocks), D = \(c.dim), heads \(c.heads), T = \(c.tokens) tokens (\(c.visibleTokens) visible), decoder \(c.decoderDepth) x \(c.decoderDim), batch \(c.batchSize)")
                 let header = ["regime", "s/step", "clips/s", "GFLOP/s", "% of sgemm"]
                 let widths = header.indices.map { i in ([header] + rows).map { $0[i].count }.max()! }
                 for r in [header] + rows {
-                    print(r.enumerated().map { i, s in i == 0 ? s.padding(toLength: widths[i], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[i] - s.count) + s }.joined(separator: "  "))
+                    say(r.enumerated().map { i, s in i == 0 ? s.padding(toLength: widths[i], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[i] - s.count) + s }.joined(separator: "  "))
                 }
             } catch {
+                if let comm, comm.size > 1 {
+                    printError("rank \(comm.rank) of \(comm.size): \(error)")
+                    comm.abort(status: 1)
+                }
                 printError("\(error)")
                 throw ExitCode.failure
             }
