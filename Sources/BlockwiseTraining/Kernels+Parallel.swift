@@ -10,13 +10,19 @@ extension Kernels {
     ///
     /// The split depends only on `count`, `grain` and `threads`, so results are reproducible run to run.
     /// Ranges get at least `grain` items; below `2·grain` the call runs `body(0..<count)` on the caller's
-    /// thread (a dispatch costs a few microseconds, which small loops do not repay). `body` must only
+    /// thread (a dispatch costs a few microseconds, which small loops do not repay). Inside a task of
+    /// `ThreadSetting.concurrently` the same ranges run in order on the caller's thread. `body` must only
     /// write state owned by its range.
     @inlinable
     public static func parallelFor(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
         let parts = min(threads, count / max(1, grain))
         if parts <= 1 {
             if count > 0 { body(0..<count) }
+            return
+        }
+        if ThreadSetting.onWorkerThread {
+            // Inside a task of ThreadSetting.concurrently: the same parts, in order, on this thread.
+            for i in 0..<parts { body((count * i / parts)..<(count * (i + 1) / parts)) }
             return
         }
         withoutActuallyEscaping(body) { body in

@@ -1,4 +1,5 @@
 import CBLAS
+import Dispatch
 import Foundation
 
 /// The one thread count that governs OpenBLAS and the project's own parallel loops.
@@ -19,4 +20,48 @@ public enum ThreadSetting {
         chosen = max(1, threads)
         openblas_set_num_threads(Int32(chosen))
     }
+
+    /// Marks threads that run one task of `concurrently` (a pthread key: Dispatch's worker threads are
+    /// reused, so the mark is set and cleared around each task).
+    nonisolated(unsafe) private static let workerKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// True inside a task of `concurrently`: parallel loops there run their parts in order on the
+    /// calling thread (the same parts, so the same results) instead of starting more threads.
+    public static var onWorkerThread: Bool { pthread_getspecific(workerKey) != nil }
+
+    /// Runs `body(i)` for every i in `0..<tasks`, up to `count` at a time, each task on one thread with
+    /// OpenBLAS single-threaded; afterwards OpenBLAS uses `count` threads again. With one thread, or
+    /// when already inside such a task, the tasks run in order on the caller's thread.
+    ///
+    /// For independent pieces of work too small for OpenBLAS's threading to pay (per-block decoders,
+    /// attention pairs): one gemm per core instead of every gemm split over the cores. `body` must only
+    /// write state owned by its task.
+    public static func concurrently(_ tasks: Int, _ body: (Int) -> Void) {
+        if tasks <= 1 || count <= 1 || onWorkerThread {
+            for i in 0..<tasks { body(i) }
+            return
+        }
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(count)) }
+        withoutActuallyEscaping(body) { body in
+            let task = SendableBox(body)
+            let threads = min(tasks, count)
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                pthread_setspecific(workerKey, UnsafeMutableRawPointer(bitPattern: 1))
+                defer { pthread_setspecific(workerKey, nil) }
+                // Task i runs on thread i mod threads, in order: the assignment is fixed.
+                for i in stride(from: t, to: tasks, by: threads) { task.value(i) }
+            }
+        }
+    }
+}
+
+/// A value handed to worker threads whose disjoint use the caller guarantees.
+struct SendableBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
