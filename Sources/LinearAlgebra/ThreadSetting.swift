@@ -33,7 +33,7 @@ public enum ThreadSetting {
     /// calling thread (the same parts, so the same results) instead of starting more threads.
     public static var onWorkerThread: Bool { pthread_getspecific(workerKey) != nil }
 
-    /// Runs `body(i)` for every i in `0..<tasks`, up to `count` at a time, each task on one thread with
+    /// Runs `body(i)` for every i in `0..<tasks` on Dispatch's workers (one per core), each task on one thread with
     /// OpenBLAS single-threaded; afterwards OpenBLAS uses `count` threads again. With one thread, or
     /// when already inside such a task, the tasks run in order on the caller's thread.
     ///
@@ -49,12 +49,12 @@ public enum ThreadSetting {
         defer { openblas_set_num_threads(Int32(count)) }
         withoutActuallyEscaping(body) { body in
             let task = SendableBox(body)
-            let threads = min(tasks, count)
-            DispatchQueue.concurrentPerform(iterations: threads) { t in
+            // Dispatch hands the tasks to its workers as they free up (a busy core does not hold back
+            // the others); which thread runs a task does not change its result.
+            DispatchQueue.concurrentPerform(iterations: tasks) { i in
                 pthread_setspecific(workerKey, UnsafeMutableRawPointer(bitPattern: 1))
                 defer { pthread_setspecific(workerKey, nil) }
-                // Task i runs on thread i mod threads, in order: the assignment is fixed.
-                for i in stride(from: t, to: tasks, by: threads) { task.value(i) }
+                task.value(i)
             }
         }
     }
