@@ -41,42 +41,31 @@ public final class MPICommunicator: Communicator {
         self.size = size
     }
 
-    private static let piece = Int(Int32.max)
-
-    public func allReduceSum(_ values: UnsafeMutablePointer<Float>, count: Int) {
+    /// Calls `body(offset, n)` over `0..<count` in pieces that fit MPI's Int32 counts.
+    private func inPieces(_ count: Int, _ body: (Int, Int32) -> Void) {
+        let piece = Int(Int32.max)
         var done = 0
         while done < count {
-            let n = Swift.min(Self.piece, count - done)
-            MPI_Allreduce(bwssl_mpi_in_place(), values + done, Int32(n), bwssl_mpi_float(), bwssl_mpi_sum(), comm)
+            let n = Swift.min(piece, count - done)
+            body(done, Int32(n))
             done += n
         }
+    }
+
+    public func allReduceSum(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        inPieces(count) { MPI_Allreduce(bwssl_mpi_in_place(), values + $0, $1, bwssl_mpi_float(), bwssl_mpi_sum(), comm) }
     }
 
     public func allReduceSum(_ values: UnsafeMutablePointer<Double>, count: Int) {
-        var done = 0
-        while done < count {
-            let n = Swift.min(Self.piece, count - done)
-            MPI_Allreduce(bwssl_mpi_in_place(), values + done, Int32(n), bwssl_mpi_double(), bwssl_mpi_sum(), comm)
-            done += n
-        }
+        inPieces(count) { MPI_Allreduce(bwssl_mpi_in_place(), values + $0, $1, bwssl_mpi_double(), bwssl_mpi_sum(), comm) }
     }
 
     public func allReduceMax(_ values: UnsafeMutablePointer<Double>, count: Int) {
-        var done = 0
-        while done < count {
-            let n = Swift.min(Self.piece, count - done)
-            MPI_Allreduce(bwssl_mpi_in_place(), values + done, Int32(n), bwssl_mpi_double(), bwssl_mpi_max(), comm)
-            done += n
-        }
+        inPieces(count) { MPI_Allreduce(bwssl_mpi_in_place(), values + $0, $1, bwssl_mpi_double(), bwssl_mpi_max(), comm) }
     }
 
     public func broadcast(_ bytes: UnsafeMutableRawPointer, count: Int, root: Int) {
-        var done = 0
-        while done < count {
-            let n = Swift.min(Self.piece, count - done)
-            MPI_Bcast(bytes + done, Int32(n), bwssl_mpi_byte(), Int32(root), comm)
-            done += n
-        }
+        inPieces(count) { MPI_Bcast(bytes + $0, $1, bwssl_mpi_byte(), Int32(root), comm) }
     }
 
     public func barrier() { MPI_Barrier(comm) }
