@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -11,6 +11,11 @@ let package = Package(
         .library(name: "LinearAlgebra", targets: ["LinearAlgebra"]),
         .library(name: "RepresentationMetrics", targets: ["RepresentationMetrics"]),
     ],
+    // `swift build --traits MPI` builds the executables as MPI programs (Open MPI, libopenmpi-dev) for
+    // `mpirun -n R bwtrain ...`; the default build needs no MPI.
+    traits: [
+        .trait(name: "MPI", description: "Run under mpirun/srun through Open MPI: data-parallel bwtrain."),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
@@ -21,6 +26,7 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLAPACKE", pkgConfig: "lapacke", providers: [.apt(["liblapacke-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi", providers: [.apt(["libopenmpi-dev"])]),
 
         .target(name: "ActivationStore", dependencies: ["CHDF5"]),
         .target(name: "LinearAlgebra", dependencies: [
@@ -29,8 +35,10 @@ let package = Package(
         .target(name: "RepresentationMetrics", dependencies: [
             "LinearAlgebra", .product(name: "Numerics", package: "swift-numerics"),
         ]),
+        // The processes of a job: one process, or MPI's world when built with the MPI trait.
+        .target(name: "Collective", dependencies: [.target(name: "CMPI", condition: .when(traits: ["MPI"]))]),
         .target(name: "BlockwiseTraining", dependencies: [
-            "ActivationStore", "LinearAlgebra",
+            "ActivationStore", "LinearAlgebra", "Collective",
             .product(name: "Numerics", package: "swift-numerics"),
         ]),
         .target(name: "SyntheticFixtures", dependencies: [
@@ -44,7 +52,7 @@ let package = Package(
             "LinearAlgebra", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bwtrain", dependencies: [
-            "ActivationStore", "BlockwiseTraining", "LinearAlgebra", "ToolSupport",
+            "ActivationStore", "BlockwiseTraining", "LinearAlgebra", "ToolSupport", "Collective",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "Reports", dependencies: [
@@ -61,6 +69,7 @@ let package = Package(
         .testTarget(name: "ActivationStoreTests",
                     dependencies: ["ActivationStore", "SyntheticFixtures", "LinearAlgebra", "TestSupport", "bwanalyze"]),
         .testTarget(name: "LinearAlgebraTests", dependencies: ["LinearAlgebra"]),
+        .testTarget(name: "CollectiveTests", dependencies: ["Collective"]),
         .testTarget(name: "BlockwiseTrainingTests",
                     dependencies: ["BlockwiseTraining", "ActivationStore", "LinearAlgebra", "TestSupport", "bwtrain", "bwanalyze",
                                    .product(name: "Numerics", package: "swift-numerics")]),

@@ -77,9 +77,10 @@ extension Kernels {
         }
     }
 
-    /// Calls `body(b, h)` for every clip and head, the pairs split over the cores when the products are
-    /// small enough for OpenBLAS to run each on one thread (m·n·k ≤ 2¹⁸, its threshold for threading a
-    /// gemm); larger products are threaded by OpenBLAS itself and the pairs run in order. Each pair
+    /// Calls `body(b, h)` for every clip and head, the pairs split over the cores. Products small enough
+    /// for OpenBLAS to run on one thread (m·n·k ≤ 2¹⁸, its threshold for threading a gemm) split in
+    /// contiguous ranges; larger ones run one pair per core with OpenBLAS single-threaded
+    /// (`ThreadSetting.concurrently`), instead of every small gemm threaded and synchronised. Each pair
     /// writes only its own clip's rows and head's columns.
     @inlinable
     static func forEachClipAndHead(batch: Int, heads: Int, tokens: Int, headDim: Int, _ body: (Int, Int) -> Void) {
@@ -89,7 +90,7 @@ extension Kernels {
                 for pair in range { body(pair / heads, pair % heads) }
             }
         } else {
-            for pair in 0..<pairs { body(pair / heads, pair % heads) }
+            ThreadSetting.concurrently(pairs) { pair in body(pair / heads, pair % heads) }
         }
     }
 

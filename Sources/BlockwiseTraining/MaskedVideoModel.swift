@@ -7,6 +7,10 @@ import LinearAlgebra
 /// token grid with a learned mask token elsewhere → + decoder positions → decoder layers → LN and a
 /// linear head on the masked tokens only → MSE against the (normalised) masked patches.
 public final class MaskedVideoModel {
+    /// Whether the simultaneous regime runs its K decoders concurrently (the default); false runs them
+    /// in order, for tests that compare the two.
+    nonisolated(unsafe) public static var concurrentDecoders = true
+
     public let config: TrainingConfig
     public let layout: ParameterLayout
     public let params: Buffer
@@ -97,8 +101,12 @@ final class DecoderWorkspace {
 
 extension MaskedVideoModel {
     /// Prepares patches, targets and masks of a batch of clips ([B, F, H, W, C] pixels).
-    func load(_ w: TrainingWorkspace, pixels: UnsafePointer<Float>, rng: inout SeededGenerator) {
+    ///
+    /// `skippingClips`: masks drawn first and dropped, for clips that precede this batch in a larger
+    /// one (a rank's share of a data-parallel batch gets the masks its clips get in one process).
+    func load(_ w: TrainingWorkspace, pixels: UnsafePointer<Float>, rng: inout SeededGenerator, skippingClips: Int = 0) {
         let c = config
+        for _ in 0..<skippingClips { _ = tokens.tubeMask(&rng) }
         let clipSize = c.frames * c.height * c.width * c.channels
         let tp = c.tokens * c.patchDim
         w.visibleIndex = []
@@ -265,10 +273,16 @@ extension MaskedVideoModel {
             return [loss]
         case .simultaneous:
             encoderForward(w)
-            var losses: [Float] = []
-            for k in 0..<c.blocks {
-                losses.append(decoderForward(w, decoder: k))
-                if onlyDecoder == nil || onlyDecoder == k { decoderBackward(w, decoder: k) }
+            // The K decoders are independent (each reads its own block's output and writes its own
+            // parameters' gradients and that output's gradient): one per core, BLAS single-threaded.
+            var losses = [Float](repeating: .nan, count: c.blocks)
+            losses.withUnsafeMutableBufferPointer { out in
+                let out = out
+                let run = { (k: Int) in
+                    out[k] = self.decoderForward(w, decoder: k)
+                    if onlyDecoder == nil || onlyDecoder == k { self.decoderBackward(w, decoder: k) }
+                }
+                if MaskedVideoModel.concurrentDecoders { ThreadSetting.concurrently(c.blocks, run) } else { (0..<c.blocks).forEach(run) }
             }
             for k in stride(from: c.blocks - 1, through: 0, by: -1) {
                 let first = k * c.layersPerBlock + 1, last = (k + 1) * c.layersPerBlock

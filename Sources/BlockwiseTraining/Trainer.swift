@@ -1,4 +1,5 @@
 import ActivationStore
+import Collective
 import Foundation
 import LinearAlgebra
 
@@ -20,10 +21,18 @@ public struct TrainingProgress: Sendable {
 /// atomically), `<probe-set>-step<NNNNNN>.h5` (bwact/1 dumps), `config.json`, and `done.json` once the
 /// run is complete. Everything random is a function of (seed, step), so a run resumed from a
 /// checkpoint reaches the same weights as an uninterrupted one.
+///
+/// Data-parallel under MPI (`communicator.size` > 1): each rank takes a contiguous share of every
+/// batch, draws the masks of the whole batch (so each clip gets the mask it gets in one process) and
+/// keeps its share's; the gradients, weighted by each share's fraction of the batch, are summed over
+/// ranks before every update, so all ranks hold the same weights and the run matches one process's up
+/// to float rounding. Rank 0 alone writes config.json, checkpoints, dumps and done.json.
 public final class Trainer {
     public let config: TrainingConfig
     public let directory: String
     public let model: MaskedVideoModel
+    /// The processes training this run together (one process unless launched under MPI).
+    public let communicator: any Communicator
     let optimizer: AdamW
     let training: VideoClipSet
     public private(set) var step = 0
@@ -38,10 +47,14 @@ public final class Trainer {
     /// Fixed seeds of the probe sets: every run of a comparison sees the same probe clips.
     public static let probeSeed: UInt64 = 20_260_109
 
-    public init(config: TrainingConfig, directory: String, resume: Bool) throws {
+    public init(config: TrainingConfig, directory: String, resume: Bool, communicator: any Communicator = SingleProcess()) throws {
         try config.validate()
+        guard config.batchSize >= communicator.size else {
+            throw TrainingError("a batch of \(config.batchSize) clips cannot be split over \(communicator.size) processes; use --batch-size \(communicator.size) or more")
+        }
         self.config = config
         self.directory = directory
+        self.communicator = communicator
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         training = try Trainer.loadTrainingSet(config)
         var initial: [Float]? = nil
@@ -71,7 +84,7 @@ public final class Trainer {
             curveSteps = state.ints["curve_steps"] ?? []
             curveLosses = state.arrays["curve_losses"] ?? []
         }
-        try AtomicFile.write(Data(config.json.utf8), to: directory + "/config.json")
+        if communicator.isRoot { try AtomicFile.write(Data(config.json.utf8), to: directory + "/config.json") }
     }
 
     static func loadTrainingSet(_ c: TrainingConfig) throws -> VideoClipSet {
@@ -163,7 +176,7 @@ public final class Trainer {
     /// Writes the dumps due at the current step (skipping files that already exist). The probe sets are
     /// generated at the first dump (a run without dumps, like `bwtrain bench`, never builds them).
     func dumpIfDue(_ sets: inout [VideoClipSet]?, report: (TrainingProgress) -> Void) throws {
-        guard config.dumpSteps.contains(step) else { return }
+        guard communicator.isRoot, config.dumpSteps.contains(step) else { return }
         if sets == nil { sets = try probeSets() }
         for set in sets! {
             let path = dumpPath(set, step: step)
@@ -175,6 +188,7 @@ public final class Trainer {
     }
 
     public func saveCheckpoint() throws {
+        guard communicator.isRoot else { return }
         var ck = CheckpointFile()
         ck.arrays["params"] = model.params.array
         ck.arrays["adam_m"] = optimizer.m.array
@@ -192,22 +206,24 @@ public final class Trainer {
         let c = config
         var sets: [VideoClipSet]? = nil
         try dumpIfDue(&sets, report: report)
-        let w = TrainingWorkspace(c, batch: c.batchSize)
+        let share = communicator.share(of: c.batchSize)
+        let w = TrainingWorkspace(c, batch: share.count)
         let clipSize = c.frames * c.height * c.width * c.channels
-        var batchPixels = [Float](repeating: 0, count: c.batchSize * clipSize)
+        var batchPixels = [Float](repeating: 0, count: share.count * clipSize)
         let started = ContinuousClock.now
         let startStep = step
         while step < c.steps {
             if let stop = stopAfter, step >= stop { break }
-            for (i, idx) in batchIndices(step: step).enumerated() {
+            for (i, idx) in batchIndices(step: step)[share].enumerated() {
                 let src = training.clip(idx)
                 batchPixels.replaceSubrange((i * clipSize)..<((i + 1) * clipSize), with: src)
             }
             var rng = SeededGenerator(seed: Trainer.mix(c.seed, UInt64(step), 2))
-            batchPixels.withUnsafeBufferPointer { model.load(w, pixels: $0.baseAddress!, rng: &rng) }
+            batchPixels.withUnsafeBufferPointer { model.load(w, pixels: $0.baseAddress!, rng: &rng, skippingClips: share.lowerBound) }
             model.grads.zero()
             let (active, _) = phase(of: step)
-            let losses = model.step(w, activeBlock: active)
+            var losses = model.step(w, activeBlock: active)
+            if communicator.size > 1 { reduceOverRanks(losses: &losses, fraction: Float(share.count) / Float(c.batchSize)) }
             let evaluated = active.map { [losses[$0]] } ?? losses
             guard evaluated.allSatisfy(\.isFinite) else {
                 throw TrainingError("the loss became non-finite at step \(step); lower --lr")
@@ -229,11 +245,27 @@ public final class Trainer {
             try dumpIfDue(&sets, report: report)
         }
         try saveCheckpoint()
-        if step >= c.steps {
+        if step >= c.steps && communicator.isRoot {
             let names = sets.map { $0.map(\.name) } ?? probeSetNames()
             let summary: [String: Any] = ["run": c.run, "steps": step, "dumps": c.dumpSteps, "probe_sets": names]
             let data = try JSONSerialization.data(withJSONObject: summary, options: [.sortedKeys, .prettyPrinted])
             try AtomicFile.write(data, to: donePath)
         }
+    }
+}
+
+extension Trainer {
+    /// Sums the share-weighted gradients and losses over ranks: afterwards every rank holds the
+    /// gradient and loss of the whole batch (each is a mean over the batch's clips, and every clip has
+    /// the same number of masked tokens).
+    func reduceOverRanks(losses: inout [Float], fraction: Float) {
+        let g = model.grads.p, n = model.layout.count
+        Parallel.forEachRange(n, grain: 1 << 16) { r in
+            for i in r { g[i] *= fraction }
+        }
+        communicator.allReduceSum(g, count: n)
+        var l = losses.map { $0.isNaN ? 0 : Double($0) * Double(fraction) }
+        communicator.allReduceSum(&l, count: l.count)
+        losses = zip(losses, l).map { $0.isNaN ? .nan : Float($1) }
     }
 }

@@ -1,4 +1,5 @@
 import ActivationStore
+import Collective
 import Foundation
 import LinearAlgebra
 
@@ -36,19 +37,20 @@ public struct TrainingBenchmark {
     }
 
     /// Trains each regime in a temporary directory (removed afterwards): one warm-up step, then
-    /// `timedSteps` timed ones. `log` hears which regime starts.
-    public func run(log: (String) -> Void) throws -> [Row] {
+    /// `timedSteps` timed ones. `log` hears which regime starts. Under MPI every rank trains its share
+    /// and a step takes as long as the slowest rank.
+    public func run(communicator: any Communicator = SingleProcess(), log: (String) -> Void) throws -> [Row] {
         var rows: [Row] = []
         for regime in Regime.trainable {
             let c = timingConfig(regime)
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bwtrain-bench-\(getpid())-\(regime.rawValue)").path
             defer { try? FileManager.default.removeItem(atPath: dir) }
             log("  \(regime.rawValue) ...")
-            let trainer = try Trainer(config: c, directory: dir, resume: false)
+            let trainer = try Trainer(config: c, directory: dir, resume: false, communicator: communicator)
             trainer.stopAfter = 1
             try trainer.run()
             trainer.stopAfter = nil
-            let seconds = try ContinuousClock().measure { try trainer.run() }.seconds
+            let seconds = communicator.max(try ContinuousClock().measure { try trainer.run() }.seconds)
             // The sequential regime runs block 1 in these few steps.
             let flops = FlopModel.trainingStep(c, activeBlock: regime == .sequential ? 0 : nil) * Double(timedSteps)
             rows.append(Row(regime: regime, secondsPerStep: seconds / Double(timedSteps),

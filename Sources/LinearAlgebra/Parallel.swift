@@ -4,20 +4,26 @@ import Foundation
 /// The suite's one way to spread work over the cores: the trainer's kernels split index ranges, the
 /// analyses and the report run independent jobs. Both wrap `DispatchQueue.concurrentPerform`.
 public enum Parallel {
-    /// Worker threads: the machine's cores (OpenBLAS uses as many for gemm).
-    public static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Worker threads: `ThreadSetting.count` (OpenBLAS uses as many for gemm).
+    public static var threads: Int { ThreadSetting.count }
 
     /// Runs `body` over `0..<count` split into at most `threads` contiguous ranges, concurrently.
     ///
     /// The split depends only on `count`, `grain` and `threads`, so results are reproducible run to run.
     /// Ranges get at least `grain` items; below `2·grain` the call runs `body(0..<count)` on the caller's
-    /// thread (a dispatch costs a few microseconds, which small loops do not repay). `body` must only
+    /// thread (a dispatch costs a few microseconds, which small loops do not repay). Inside a task of
+    /// `ThreadSetting.concurrently` the same ranges run in order on the caller's thread. `body` must only
     /// write state owned by its range.
     @inlinable
     public static func forEachRange(_ count: Int, grain: Int, _ body: (Range<Int>) -> Void) {
         let parts = min(threads, count / max(1, grain))
         if parts <= 1 {
             if count > 0 { body(0..<count) }
+            return
+        }
+        if ThreadSetting.onWorkerThread {
+            // Inside a task of ThreadSetting.concurrently: the same parts, in order, on this thread.
+            for i in 0..<parts { body((count * i / parts)..<(count * (i + 1) / parts)) }
             return
         }
         withoutActuallyEscaping(body) { body in

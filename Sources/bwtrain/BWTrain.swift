@@ -1,6 +1,7 @@
 import ActivationStore
 import ArgumentParser
 import BlockwiseTraining
+import Collective
 import Foundation
 import LinearAlgebra
 import ToolSupport
@@ -14,6 +15,8 @@ struct BWTrain: ParsableCommand {
         Writes into --out: checkpoint.h5, <probe-set>-stepNNNNNN.h5 activation dumps (for bwanalyze), config.json, and done.json when the run is complete. A killed run continues with --resume and reaches the same weights.
 
         Presets: quick (a smoke-test run in well under a minute on 2 cores), default (the scale the report uses: 12 layers, K = 4 blocks of 3). Options given explicitly override the preset.
+
+        Data-parallel on several processes: build with `swift build -c release --traits MPI` and start with `mpirun -n R bwtrain ...` (or srun). Each rank trains on its share of every batch with one thread (--threads); the weights equal one process's up to float rounding, and rank 0 writes every file.
         """,
         version: bwsslVersion,
         subcommands: [Train.self, Bench.self],
@@ -148,9 +151,16 @@ extension BWTrain {
         @Flag(help: "Continue from <out>/checkpoint.h5 if it exists.") var resume = false
         @Flag(help: "Print nothing but errors.") var quiet = false
         @Flag(help: "Print the resolved configuration as JSON and exit.") var printConfig = false
+        @Option(help: "Threads for BLAS and the element-wise kernels (default: the machine's cores; 1 per rank under MPI).") var threads: Int?
+        @Option(help: .hidden) var stopAfter: Int?
 
         func run() throws {
+            var comm: (any Communicator)? = nil
             do {
+                let world = try Collective.world()
+                comm = world
+                ThreadSetting.set(threads ?? (world.size > 1 ? 1 : ThreadSetting.machineCores))
+                let quiet = self.quiet || !world.isRoot
                 let config = try model.config()
                 if printConfig { print(config.json); return }
                 let dir = out ?? "runs/\(config.run)"
@@ -158,10 +168,12 @@ extension BWTrain {
                     if !quiet { print("\(config.run): already complete in \(dir)") }
                     return
                 }
-                let trainer = try Trainer(config: config, directory: dir, resume: resume)
+                let trainer = try Trainer(config: config, directory: dir, resume: resume, communicator: world)
+                trainer.stopAfter = stopAfter
                 let tty = isatty(STDERR_FILENO) != 0
                 if !quiet {
-                    say("\(config.run): \(config.regime.rawValue), L = \(config.layers), K = \(config.blocks), D = \(config.dim), \(trainer.model.parameterCount) parameters, \(config.steps) steps of \(config.batchSize) clips -> \(dir)" + (trainer.step > 0 ? " (resuming at step \(trainer.step))" : ""))
+                    let ranks = world.size > 1 ? " on \(world.size) processes" : ""
+                    say("\(config.run): \(config.regime.rawValue), L = \(config.layers), K = \(config.blocks), D = \(config.dim), \(trainer.model.parameterCount) parameters, \(config.steps) steps of \(config.batchSize) clips\(ranks) -> \(dir)" + (trainer.step > 0 ? " (resuming at step \(trainer.step))" : ""))
                 }
                 try trainer.run { p in
                     guard !quiet else { return }
@@ -177,6 +189,10 @@ extension BWTrain {
             } catch let e as ExitCode {
                 throw e
             } catch {
+                if let comm, comm.size > 1 {
+                    printError("rank \(comm.rank) of \(comm.size): \(error)")
+                    comm.abort(status: 1)
+                }
                 printError("\(error)")
                 throw ExitCode.failure
             }
@@ -194,16 +210,32 @@ extension BWTrain {
 
         @OptionGroup var model: ModelOptions
         @Option(help: "Timed steps per regime (after one warm-up step).") var timedSteps = 10
+        @Option(help: "Threads for BLAS and the element-wise kernels (default: the machine's cores; 1 per rank under MPI).") var threads: Int?
 
         func run() throws {
+            var comm: (any Communicator)? = nil
             do {
-                FileHandle.standardError.write(Data("measuring sgemm (2048^3) ...\n".utf8))
-                let sgemm = GEMMRate.measure(Float.self)
-                print(String(format: "machine: sgemm %.1f GFLOP/s (best of 3, 2048^3, %d cores)", sgemm, ProcessInfo.processInfo.activeProcessorCount))
+                let world = try Collective.world()
+                comm = world
+                ThreadSetting.set(threads ?? (world.size > 1 ? 1 : ThreadSetting.machineCores))
+                if world.isRoot { FileHandle.standardError.write(Data("measuring sgemm (2048^3) ...\n".utf8)) }
+                // Under MPI every rank measures at once and the rates are summed: the job's sgemm rate.
+                let sgemm = world.sum(GEMMRate.measure(Float.self))
                 let bench = TrainingBenchmark(config: try model.config(), timedSteps: timedSteps)
-                let rows = try bench.run { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
-                print(bench.report(rows, sgemm: sgemm), terminator: "")
+                let rows = try bench.run(communicator: world) { if world.isRoot { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
+                if world.isRoot {
+                    if world.size > 1 {
+                        print(String(format: "machine: sgemm %.1f GFLOP/s (best of 3, 2048^3, summed over %d ranks of %d thread(s))", sgemm, world.size, ThreadSetting.count))
+                    } else {
+                        print(String(format: "machine: sgemm %.1f GFLOP/s (best of 3, 2048^3, %d cores)", sgemm, ThreadSetting.count))
+                    }
+                    print(bench.report(rows, sgemm: sgemm), terminator: "")
+                }
             } catch {
+                if let comm, comm.size > 1 {
+                    printError("rank \(comm.rank) of \(comm.size): \(error)")
+                    comm.abort(status: 1)
+                }
                 printError("\(error)")
                 throw ExitCode.failure
             }

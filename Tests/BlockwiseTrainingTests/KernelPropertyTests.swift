@@ -133,6 +133,22 @@ final class KernelPropertyTests: XCTestCase {
         }
     }
 
+    /// Products above OpenBLAS's threading threshold (tokens² · headDim > 2¹⁸) take the other path: one
+    /// (clip, head) pair per core with single-threaded BLAS. Same answer as the loops.
+    func testLargeAttentionProductsMatchTextbookLoops() {
+        let batch = 3, tokens = 80, heads = 2, headDim = 48
+        XCTAssertGreaterThan(tokens * tokens * headDim, 1 << 18)
+        let saved = ThreadSetting.count
+        ThreadSetting.set(2)
+        defer { ThreadSetting.set(saved) }
+        var rng = SeededGenerator(seed: 122)
+        let qkv = gaussians(batch * tokens * 3 * heads * headDim, &rng, scale: 0.3)
+        let (out, att) = attention(qkv, batch: batch, tokens: tokens, heads: heads, headDim: headDim)
+        let reference = naiveAttention(qkv, batch: batch, tokens: tokens, heads: heads, headDim: headDim)
+        assertClose("attention out", out, reference.out, relative: 1e-12, absolute: 1e-14)
+        assertClose("attention probabilities", att, reference.att, relative: 1e-12, absolute: 1e-14)
+    }
+
     func testAttentionWithEqualScoresAveragesValues() {
         let batch = 2, tokens = 5, heads = 2, headDim = 3
         let d = heads * headDim

@@ -1,0 +1,61 @@
+import CBLAS
+import Dispatch
+import Foundation
+
+/// The one thread count that governs OpenBLAS and the project's own parallel loops.
+///
+/// Defaults to the machine's cores. Set it once at start-up, before any parallel work (an MPI job sets
+/// it to one thread per rank, so R ranks on R cores do not oversubscribe them).
+public enum ThreadSetting {
+    /// The machine's cores.
+    public static let machineCores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    nonisolated(unsafe) private static var chosen = 0
+
+    /// Threads for BLAS calls and parallel loops.
+    public static var count: Int { chosen > 0 ? chosen : machineCores }
+
+    /// Uses `threads` threads (at least 1) from now on, in OpenBLAS too.
+    public static func set(_ threads: Int) {
+        chosen = max(1, threads)
+        openblas_set_num_threads(Int32(chosen))
+    }
+
+    /// Marks threads that run one task of `concurrently` (a pthread key: Dispatch's worker threads are
+    /// reused, so the mark is set and cleared around each task).
+    nonisolated(unsafe) private static let workerKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    /// True inside a task of `concurrently`: parallel loops there run their parts in order on the
+    /// calling thread (the same parts, so the same results) instead of starting more threads.
+    public static var onWorkerThread: Bool { pthread_getspecific(workerKey) != nil }
+
+    /// Runs `body(i)` for every i in `0..<tasks` on Dispatch's workers (one per core), each task on one thread with
+    /// OpenBLAS single-threaded; afterwards OpenBLAS uses `count` threads again. With one thread, or
+    /// when already inside such a task, the tasks run in order on the caller's thread.
+    ///
+    /// For independent pieces of work too small for OpenBLAS's threading to pay (per-block decoders,
+    /// attention pairs): one gemm per core instead of every gemm split over the cores. `body` must only
+    /// write state owned by its task.
+    public static func concurrently(_ tasks: Int, _ body: (Int) -> Void) {
+        if tasks <= 1 || count <= 1 || onWorkerThread {
+            for i in 0..<tasks { body(i) }
+            return
+        }
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(count)) }
+        withoutActuallyEscaping(body) { body in
+            let task = UncheckedSendable(body)
+            // Dispatch hands the tasks to its workers as they free up (a busy core does not hold back
+            // the others); which thread runs a task does not change its result.
+            DispatchQueue.concurrentPerform(iterations: tasks) { i in
+                pthread_setspecific(workerKey, UnsafeMutableRawPointer(bitPattern: 1))
+                defer { pthread_setspecific(workerKey, nil) }
+                task.value(i)
+            }
+        }
+    }
+}
