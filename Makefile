@@ -45,7 +45,7 @@ bench-torch:
 	python3 bench/torch_reference.py --bwtrain .build/release/bwtrain $(BENCH_ARGS)
 
 # Side-by-side analysis suite (issue 10): bwanalyze beside a numpy/scikit-learn implementation of the same
-# metrics on a generated paper-scale file (2.96 GB, in a temporary folder, removed after), in one run.
+# metrics on a generated paper-scale file (2.97 GB, in a temporary folder, removed after), in one run.
 # Needs numpy, h5py and scikit-learn (Debian's python3-sklearn). BENCH_ARGS="--scale small" for a smoke run.
 bench-analysis:
 	swift build -c release --product bwanalyze

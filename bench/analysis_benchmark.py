@@ -2,7 +2,7 @@
 """Side-by-side analysis benchmark (issue 10): `bwanalyze` beside a numpy/scikit-learn pipeline.
 
 In one run, on a generated paper-scale bwact/1 file (bench/make_paper_scale.py: N = 1100, T = 128,
-D = 384, depths 0..12, 3 targets, attention of 32 clips x 6 heads per layer; 2.96 GB, uncompressed,
+D = 384, depths 0..12, 3 targets, attention of 32 clips x 6 heads per layer; 2.97 GB, uncompressed,
 h5py's default chunking) and a second file over the same clips (another noise stream, for the
 two-file CKA), each of the following runs as its own child process, timed by wall clock, with the
 child's peak RSS (ru_maxrss, as GNU time's %M):

@@ -4,7 +4,7 @@
 Layout (defaults): N = 1100 clips, T = 128 tokens (a 2 x 8 x 8 grid of 8x16x16 tubelets), D = 384,
 depths 0..12 (block_ends 3, 6, 9, 12), three integer targets (direction: 8 classes, speed: 3,
 scene: 5), softmax attention of the first 32 clips x 6 heads for every layer 1..12, and /positions:
-about 2.96 GB. The token datasets are float32, uncompressed and chunked as h5py does by default
+about 2.97 GB. The token datasets are float32, uncompressed and chunked as h5py does by default
 (`chunks=True`, i.e. h5py's own chunk-shape guess, which for [1100, 128, 384] is (69, 8, 48)), as
 the issue's file was; `--chunks clips` writes the layout docs/activation-format.md recommends instead
 (1 MiB chunks of whole clips, what the bwact Writer does).
