@@ -5,7 +5,7 @@ In one run, on a generated paper-scale bwact/1 file (bench/make_paper_scale.py: 
 D = 384, depths 0..12, 3 targets, attention of 32 clips x 6 heads per layer; 2.97 GB, uncompressed,
 h5py's default chunking) and a second file over the same clips (another noise stream, for the
 two-file CKA), each of the following runs as its own child process, timed by wall clock, with the
-child's peak RSS (ru_maxrss, as GNU time's %M):
+child's CPU seconds (user + system) and peak RSS (ru_maxrss), from GNU time:
 
   numpy      bench/numpy_reference.py FILE: the whole suite on every depth (per-family seconds and the
              total come from its own output; its peak RSS is that of the whole suite)
@@ -20,7 +20,9 @@ child's peak RSS (ru_maxrss, as GNU time's %M):
 
 Before the timed runs both files are read once (untimed) so that every child finds them in the page
 cache. The table gives each family's seconds for both sides and the ratio numpy / bwanalyze (above 1:
-bwanalyze is faster). A bwanalyze subcommand's seconds include its reading of the file, while the
+bwanalyze is faster), of wall seconds and of CPU seconds: on a machine shared with other work the
+wall time depends on the load, the CPU time much less (numpy's per-family CPU seconds come from
+time.process_time in the reference). A bwanalyze subcommand's seconds include its reading of the file, while the
 numpy family seconds do not (the numpy suite loads once: the "load" row), so the "whole suite" row
 (report vs numpy total) and the two CKA rows with load included are the like-for-like comparisons.
 bwanalyze's read GB/s is the stored token bytes over the wall time of `cka --depth layers --pairs
@@ -59,24 +61,24 @@ TOLERANCE = {
 
 
 def timed(argv):
-    """Runs argv in a fresh child under GNU time; returns (seconds, peak RSS MB, stdout text).
+    """Runs argv in a fresh child under GNU time; returns (seconds, peak RSS MB, stdout text, CPU seconds).
 
-    The peak RSS is GNU time's %M (the child's ru_maxrss). It is not read from this script's own wait4:
+    The peak RSS is GNU time's %M (the child's ru_maxrss), the CPU seconds its %U + %S. It is not read from this script's own wait4:
     a child forked from this Python process would count the interpreter's pages, which it holds until
     its exec, into its peak."""
     out_file = tempfile.TemporaryFile(mode="w+")
     err_file = tempfile.TemporaryFile(mode="w+")
     with tempfile.NamedTemporaryFile(mode="r", suffix=".time") as rss_file:
         t = time.perf_counter()
-        p = subprocess.run([TIME, "-f", "%M", "-o", rss_file.name] + argv, stdout=out_file, stderr=err_file)
+        p = subprocess.run([TIME, "-f", "%M %U %S", "-o", rss_file.name] + argv, stdout=out_file, stderr=err_file)
         seconds = time.perf_counter() - t
-        rss_kib = rss_file.read().strip().splitlines()[-1]
+        rss_kib, user, system = rss_file.read().strip().splitlines()[-1].split()
     out_file.seek(0)
     err_file.seek(0)
     out, err = out_file.read(), err_file.read()
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited with {p.returncode}:\n{err[-2000:]}")
-    return seconds, int(rss_kib) / 1024.0, out
+    return seconds, int(rss_kib) / 1024.0, out, float(user) + float(system)
 
 
 def warm(path):
@@ -91,11 +93,12 @@ def token_bytes(path):
 
 
 def parse_numpy_suite(text):
+    """{family: (wall s, CPU s)} from numpy_reference.py's lines `family WALL s CPU cpu-s`."""
     seconds = {}
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[2] == "s":
-            seconds[parts[0]] = float(parts[1])
+        if len(parts) == 5 and parts[2] == "s" and parts[4] == "cpu-s":
+            seconds[parts[0]] = (float(parts[1]), float(parts[3]))
     return seconds
 
 
@@ -224,28 +227,40 @@ def main():
 
         fam = parse_numpy_suite(r["numpy suite"][2])
         np_rss = r["numpy suite"][1]
-        rows = [("load", None, None, fam.get("load"), np_rss)]
+        none = (None, None)
+
+        def bw(name):
+            s, rss, _, cpu = r[name]
+            return s, cpu, rss
+
+        def np_run(name):
+            s, rss, _, cpu = r[name]
+            return s, cpu, rss
+
+        # (family, bwanalyze (s, cpu, MB), numpy (s, cpu, MB))
+        rows = [("load", (None, None, None), fam.get("load", none) + (np_rss,))]
         for name in subcommands:
-            s, rss, _ = r[f"bwanalyze {name}"]
-            rows.append((name, s, rss, fam.get(name), np_rss))
-        rows.append(("whole suite (report / numpy)", r["bwanalyze report"][0], r["bwanalyze report"][1],
-                     r["numpy suite"][0], np_rss))
-        rows.append(("cka, one file, load included", r["bwanalyze cka"][0], r["bwanalyze cka"][1],
-                     r["numpy cka"][0], r["numpy cka"][1]))
-        rows.append(("cka A B, load included", r["bwanalyze cka A B"][0], r["bwanalyze cka A B"][1],
-                     r["numpy cka A B"][0], r["numpy cka A B"][1]))
+            rows.append((name, bw(f"bwanalyze {name}"), fam.get(name, none) + (np_rss,)))
+        rows.append(("whole suite (report / numpy)", bw("bwanalyze report"), np_run("numpy suite")))
+        rows.append(("cka, one file, load included", bw("bwanalyze cka"), np_run("numpy cka")))
+        rows.append(("cka A B, load included", bw("bwanalyze cka A B"), np_run("numpy cka A B")))
 
         def f(x, fmt):
             return "" if x is None else format(x, fmt)
 
+        def ratio(n, b):
+            return f"{n / b:.2f}x" if n and b else ""
+
         print()
-        print(f"{'family':30s} {'bwanalyze s':>11s} {'numpy s':>8s} {'ratio':>6s} {'bwanalyze MB':>12s} {'numpy MB':>9s}")
-        print("-" * 81)
-        for name, bs, brss, ns, nrss in rows:
-            ratio = f"{ns / bs:.2f}x" if bs and ns else ""
-            print(f"{name:30s} {f(bs, '.2f'):>11s} {f(ns, '.2f'):>8s} {ratio:>6s} {f(brss, '.0f'):>12s} {f(nrss, '.0f'):>9s}")
-        print("(ratio = numpy s / bwanalyze s; numpy's per-family rows exclude its load, bwanalyze's subcommands"
-              " include their reads; numpy MB of the family rows is the whole suite's peak)")
+        print(f"{'family':30s} {'bwanalyze s':>11s} {'numpy s':>8s} {'ratio':>6s} {'bw cpu-s':>9s} {'np cpu-s':>9s}"
+              f" {'cpu ratio':>9s} {'bwanalyze MB':>12s} {'numpy MB':>9s}")
+        print("-" * 111)
+        for name, (bs, bc, brss), (ns, nc, nrss) in rows:
+            print(f"{name:30s} {f(bs, '.2f'):>11s} {f(ns, '.2f'):>8s} {ratio(ns, bs):>6s} {f(bc, '.2f'):>9s}"
+                  f" {f(nc, '.2f'):>9s} {ratio(nc, bc):>9s} {f(brss, '.0f'):>12s} {f(nrss, '.0f'):>9s}")
+        print("(ratio = numpy / bwanalyze, of wall seconds and of CPU seconds (user + system, all threads);"
+              " numpy's per-family rows exclude its load, bwanalyze's subcommands include their reads;"
+              " numpy MB of the family rows is the whole suite's peak)")
         read_s = r["h5py read"][0]
         print(f"read: bwanalyze {nbytes / 1e9 / r['bwanalyze cka'][0]:.2f} GB/s (cka --depth layers --pairs all, "
               f"whole command), h5py {nbytes / 1e9 / read_s:.2f} GB/s (every token dataset once, "

@@ -25,7 +25,8 @@ analysed; statistics are computed in float64. What each timed family does:
   attention  per layer and head with stored attention: mean attention distance (spatial in pixels,
              temporal in frames) and entropy in nats, averaged over queries and clips
 
-It prints seconds per family, the total and the peak RSS (ru_maxrss of this process). Nothing is
+It prints wall seconds and CPU seconds (user + system, all threads) per family, the total and the
+peak RSS (ru_maxrss of this process). Nothing is
 cached: every run reads the file again. `--values OUT.json` also writes every computed value (for
 the agreement check with bwanalyze). Two other modes, each timed as a whole:
 
@@ -260,48 +261,57 @@ def attention_metrics(f):
 
 # modes
 
+class Clock:
+    """Wall and CPU seconds (this process, every thread: BLAS included) of one family."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def stop(self):
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
 def run_suite(path, families, values_path):
     seconds, values = {}, {}
-    t_all = time.perf_counter()
+    t_all = Clock()
     with h5py.File(path, "r") as f:
-        t = time.perf_counter()
+        t = Clock()
         vecs = load_clip_vectors(f)
         targets = {k: f[f"labels/{k}"][...] for k in sorted(f["labels"])}
-        seconds["load"] = time.perf_counter() - t
+        seconds["load"] = t.stop()
         if "cka" in families:
-            t = time.perf_counter()
+            t = Clock()
             values["cka"] = cka_all_pairs(vecs)
-            seconds["cka"] = time.perf_counter() - t
+            seconds["cka"] = t.stop()
         if "spectrum" in families:
-            t = time.perf_counter()
+            t = Clock()
             values["spectrum"] = {d: spectrum(x) for d, x in vecs.items()}
-            seconds["spectrum"] = time.perf_counter() - t
+            seconds["spectrum"] = t.stop()
         if "probe" in families:
-            t = time.perf_counter()
+            t = Clock()
             folds = {k: stratified_folds(y) for k, y in targets.items()}
             values["probe"] = {d: {k: probe(x, y, folds[k]) for k, y in targets.items()} for d, x in vecs.items()}
-            seconds["probe"] = time.perf_counter() - t
+            seconds["probe"] = t.stop()
         if "retrieval" in families:
-            t = time.perf_counter()
+            t = Clock()
             values["retrieval"] = {d: retrieval(x, targets) for d, x in vecs.items()}
-            seconds["retrieval"] = time.perf_counter() - t
+            seconds["retrieval"] = t.stop()
         if "tokens" in families:
-            t = time.perf_counter()
+            t = Clock()
             values["tokens"] = token_metrics(f)
-            seconds["tokens"] = time.perf_counter() - t
+            seconds["tokens"] = t.stop()
         if "attention" in families:
-            t = time.perf_counter()
+            t = Clock()
             values["attention"] = attention_metrics(f)
-            seconds["attention"] = time.perf_counter() - t
-    total = time.perf_counter() - t_all
-    for k, s in seconds.items():
-        print(f"{k:10s} {s:8.2f} s")
-    print(f"{'total':10s} {total:8.2f} s")
+            seconds["attention"] = t.stop()
+    seconds["total"] = t_all.stop()
+    for k, (wall, cpu) in seconds.items():
+        print(f"{k:10s} {wall:8.2f} s {cpu:8.2f} cpu-s")
     print(f"peak RSS {peak_rss_mb():.0f} MB")
     if values_path:
         with open(values_path, "w") as fh:
             json.dump(values, fh)
-    return seconds, total
+    return seconds
 
 
 def run_read(path):
