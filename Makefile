@@ -1,5 +1,5 @@
 # Entry points; each installs what it needs (scripts/setup.sh) on a fresh Debian/Ubuntu machine.
-.PHONY: all build test fuzz demo reproduce reproduce-quick fixtures clean bench-torch
+.PHONY: all build test fuzz demo reproduce reproduce-quick fixtures clean bench-torch bench-analysis
 
 all: build
 
@@ -43,3 +43,10 @@ clean:
 bench-torch:
 	swift build -c release --product bwtrain
 	python3 bench/torch_reference.py --bwtrain .build/release/bwtrain $(BENCH_ARGS)
+
+# Side-by-side analysis suite (issue 10): bwanalyze beside a numpy/scikit-learn implementation of the same
+# metrics on a generated paper-scale file (2.97 GB, in a temporary folder, removed after), in one run.
+# Needs numpy, h5py and scikit-learn (Debian's python3-sklearn). BENCH_ARGS="--scale small" for a smoke run.
+bench-analysis:
+	swift build -c release --product bwanalyze
+	/usr/bin/python3 bench/analysis_benchmark.py --bwanalyze .build/release/bwanalyze $(BENCH_ARGS)
