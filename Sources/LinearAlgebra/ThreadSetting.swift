@@ -23,7 +23,7 @@ public enum ThreadSetting {
 
     /// Marks threads that run one task of `concurrently` (a pthread key: Dispatch's worker threads are
     /// reused, so the mark is set and cleared around each task).
-    nonisolated(unsafe) private static let workerKey: pthread_key_t = {
+    private static let workerKey: pthread_key_t = {
         var key = pthread_key_t()
         pthread_key_create(&key, nil)
         return key
