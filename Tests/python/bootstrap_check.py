@@ -14,28 +14,9 @@ import sys
 import numpy as np
 
 from checklist import finish, report
+from splitmix import SplitMix64
 
-MASK = (1 << 64) - 1
 case = json.load(open(sys.argv[1]))
-
-
-class SplitMix64:
-    def __init__(self, seed):
-        self.state = seed & MASK
-
-    def next(self):
-        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK
-        z = self.state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-        return z ^ (z >> 31)
-
-    def below(self, bound):
-        threshold = (1 << 64) % bound
-        while True:
-            r = self.next()
-            if r >= threshold:
-                return r % bound
 
 
 def linear_cka(x, y):
