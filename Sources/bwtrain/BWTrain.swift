@@ -151,15 +151,11 @@ extension BWTrain {
         @Flag(help: "Continue from <out>/checkpoint.h5 if it exists.") var resume = false
         @Flag(help: "Print nothing but errors.") var quiet = false
         @Flag(help: "Print the resolved configuration as JSON and exit.") var printConfig = false
-        @Option(help: "Threads for BLAS and the element-wise kernels (default: the machine's cores; 1 per rank under MPI).") var threads: Int?
+        @OptionGroup var job: JobOptions
         @Option(help: .hidden) var stopAfter: Int?
 
         func run() throws {
-            var comm: (any Communicator)? = nil
-            do {
-                let world = try Collective.world()
-                comm = world
-                ThreadSetting.set(threads ?? (world.size > 1 ? 1 : ThreadSetting.machineCores))
+            try job.run { world in
                 let quiet = self.quiet || !world.isRoot
                 let config = try model.config()
                 if printConfig { print(config.json); return }
@@ -186,15 +182,6 @@ extension BWTrain {
                 }
                 if tty && !quiet { FileHandle.standardError.write(Data("\n".utf8)) }
                 if !quiet { say("\(config.run): done, dumps in \(dir)") }
-            } catch let e as ExitCode {
-                throw e
-            } catch {
-                if let comm, comm.size > 1 {
-                    printError("rank \(comm.rank) of \(comm.size): \(error)")
-                    comm.abort(status: 1)
-                }
-                printError("\(error)")
-                throw ExitCode.failure
             }
         }
 
@@ -210,14 +197,10 @@ extension BWTrain {
 
         @OptionGroup var model: ModelOptions
         @Option(help: "Timed steps per regime (after one warm-up step).") var timedSteps = 10
-        @Option(help: "Threads for BLAS and the element-wise kernels (default: the machine's cores; 1 per rank under MPI).") var threads: Int?
+        @OptionGroup var job: JobOptions
 
         func run() throws {
-            var comm: (any Communicator)? = nil
-            do {
-                let world = try Collective.world()
-                comm = world
-                ThreadSetting.set(threads ?? (world.size > 1 ? 1 : ThreadSetting.machineCores))
+            try job.run { world in
                 if world.isRoot { FileHandle.standardError.write(Data("measuring sgemm (2048^3) ...\n".utf8)) }
                 // Under MPI every rank measures at once and the rates are summed: the job's sgemm rate.
                 let sgemm = world.sum(GEMMRate.measure(Float.self))
@@ -231,14 +214,34 @@ extension BWTrain {
                     }
                     print(bench.report(rows, sgemm: sgemm), terminator: "")
                 }
-            } catch {
-                if let comm, comm.size > 1 {
-                    printError("rank \(comm.rank) of \(comm.size): \(error)")
-                    comm.abort(status: 1)
-                }
-                printError("\(error)")
-                throw ExitCode.failure
             }
+        }
+    }
+}
+
+/// How this process takes part in a run: its thread count, and its place in an MPI job.
+struct JobOptions: ParsableArguments {
+    @Option(help: "Threads for BLAS and the element-wise kernels (default: the machine's cores; 1 per rank under MPI).") var threads: Int?
+
+    /// Joins the job (one process, or MPI's world), sets the thread count and runs `body`. An error
+    /// becomes one `bwtrain: error:` line and exit status 1; under MPI the line names the rank and the
+    /// whole job ends (MPI_Abort).
+    func run(_ body: (any Communicator) throws -> Void) throws {
+        var comm: (any Communicator)? = nil
+        do {
+            let world = try Collective.world()
+            comm = world
+            ThreadSetting.set(threads ?? (world.size > 1 ? 1 : ThreadSetting.machineCores))
+            try body(world)
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            if let comm, comm.size > 1 {
+                printError("rank \(comm.rank) of \(comm.size): \(error)")
+                comm.abort(status: 1)
+            }
+            printError("\(error)")
+            throw ExitCode.failure
         }
     }
 }
