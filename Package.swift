@@ -12,9 +12,9 @@ let package = Package(
         .library(name: "RepresentationMetrics", targets: ["RepresentationMetrics"]),
     ],
     // `swift build --traits MPI` builds the executables as MPI programs (Open MPI, libopenmpi-dev) for
-    // `mpirun -n R bwtrain ...`; the default build needs no MPI.
+    // `mpirun -n R bwtrain ...` and `mpirun -n R bwanalyze ...`; the default build needs no MPI.
     traits: [
-        .trait(name: "MPI", description: "Run under mpirun/srun through Open MPI: data-parallel bwtrain."),
+        .trait(name: "MPI", description: "Run under mpirun/srun through Open MPI: data-parallel bwtrain, distributed bwanalyze."),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,22 +45,22 @@ let package = Package(
             "ActivationStore", "LinearAlgebra", .product(name: "Numerics", package: "swift-numerics"),
         ]),
         .target(name: "AnalysisCommands", dependencies: [
-            "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "SyntheticFixtures",
+            "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "SyntheticFixtures", "Collective",
         ]),
         // What both executables share of their command lines (typed option values, error lines).
         .target(name: "ToolSupport", dependencies: [
-            "LinearAlgebra", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "LinearAlgebra", "Collective", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "bwtrain", dependencies: [
             "ActivationStore", "BlockwiseTraining", "LinearAlgebra", "ToolSupport", "Collective",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "Reports", dependencies: [
-            "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "AnalysisCommands",
+            "ActivationStore", "LinearAlgebra", "RepresentationMetrics", "AnalysisCommands", "Collective",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "bwanalyze", dependencies: [
-            "AnalysisCommands", "ActivationStore", "LinearAlgebra", "SyntheticFixtures", "Reports", "ToolSupport",
+            "AnalysisCommands", "ActivationStore", "LinearAlgebra", "SyntheticFixtures", "Reports", "ToolSupport", "Collective",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

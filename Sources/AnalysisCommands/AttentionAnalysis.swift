@@ -1,4 +1,5 @@
 import ActivationStore
+import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
@@ -8,6 +9,9 @@ public struct AttentionAnalysis {
     /// Layers to analyse; nil means every layer that stores attention.
     public var layers: [Int]? = nil
     public var clipsPerBatch = 64
+    /// The job this analysis is part of: each rank reads its share of the clips with attention, and the
+    /// per-head sums are added over ranks.
+    public var communicator: any Communicator = SingleProcess()
 
     public init() {}
 
@@ -36,14 +40,21 @@ public struct AttentionAnalysis {
                 throw AnalysisError("\(f.path): /positions: \(error)")
             }
             var failure: String? = nil
-            for start in stride(from: 0, to: shape.clips, by: clipsPerBatch) {
-                let r = start..<min(start + clipsPerBatch, shape.clips)
-                do {
-                    try acc.add(attention: try f.attention(depth: layer, clips: r), clips: r.count, heads: shape.heads)
-                } catch let e as MetricUndefined {
-                    failure = "clips \(r.lowerBound)..<\(r.upperBound): \(e.reason)"
-                    break
+            let share = communicator.share(of: shape.clips)
+            try communicator.jointly {
+                for start in stride(from: share.lowerBound, to: share.upperBound, by: clipsPerBatch) {
+                    let r = start..<min(start + clipsPerBatch, share.upperBound)
+                    do {
+                        try acc.add(attention: try f.attention(depth: layer, clips: r), clips: r.count, heads: shape.heads)
+                    } catch let e as MetricUndefined {
+                        failure = "clips \(r.lowerBound)..<\(r.upperBound): \(e.reason)"
+                        break
+                    }
                 }
+            }
+            if communicator.size > 1 {
+                failure = communicator.firstMessage([failure])[0]
+                try acc.combineSums(heads: shape.heads, communicator.sumOverRanks)
             }
             progress?(li + 1, chosen.count)
             let result = Result { () throws -> [AttentionDistance] in

@@ -1,4 +1,5 @@
 import ActivationStore
+import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
@@ -32,6 +33,10 @@ public struct CKAAnalysis {
     public var bootstrap: Bootstrap? = nil
     /// Largest N for the bootstrap (its cost is O(N²·B) per pair).
     public var maxBootstrapClips = 2048
+    /// The job this analysis is part of (docs/mpi.md): each rank streams its share of the clips; the
+    /// feature-space sums are added over ranks, the rows of Gram-matrix CKA are gathered. Rank 0 alone
+    /// computes the bootstrap intervals.
+    public var communicator: any Communicator = SingleProcess()
 
     public init() {}
 
@@ -142,12 +147,15 @@ public struct CKAAnalysis {
             throw AnalysisError("\(kernel == .rbf ? "RBF CKA" : "this CKA") needs \(rows)x\(rows) Gram matrices; that is more than --max-gram-rows \(maxGramRows). Use --pool mean, fewer clips, or the linear kernel")
         }
         let repDepth = representations(plan)
-        var collected: [[Double]] = dims.map { _ in [] }
-        try stream.forEach(progress: progress) { _, batch in
-            for (m, x) in batch.enumerated() { collected[m] += x.storage }
+        let collected = try communicator.jointly {
+            var collected: [[Double]] = dims.map { _ in [] }
+            try stream.forEach(progress: progress) { _, batch in
+                for (m, x) in batch.enumerated() { collected[m] += x.storage }
+            }
+            return collected
         }
-        let reps = dims.indices.map { Matrix(rows: rows, cols: dims[$0], storage: collected[$0]) }
-        for m in keep { clipVectors[m] = collected[m] }
+        let reps = dims.indices.map { communicator.gatherRows(Matrix(rows: collected[$0].count / dims[$0], cols: dims[$0], storage: collected[$0])) }
+        for m in keep { clipVectors[m] = reps[m].storage }
         var grams: [Int: Result<Matrix<Double>, Error>] = [:]
         var gammas: [String] = []
         for m in Set(plan.pairs.flatMap { [$0.a, $0.b] }).sorted() {
@@ -177,7 +185,8 @@ public struct CKAAnalysis {
                          parameters: inout [String: String], progress: ((Int, Int) -> Void)?) throws -> [Result<Double, Error>] {
         var acc = try MinibatchCKAAccumulator(dimensions: dims, pairs: plan.pairs,
                                               batchSize: batchSize * (pooling == .tokens ? tokens : 1))
-        try stream.forEach(progress: progress) { _, batch in try acc.add(batch) }
+        try communicator.jointly { try stream.forEach(progress: progress) { _, batch in try acc.add(batch) } }
+        acc.combineSums(communicator.sumOverRanks)
         parameters["batch_size_clips"] = "\(batchSize)"
         parameters["minibatches"] = "\(acc.batches)"
         if acc.droppedRows > 0 {
@@ -191,18 +200,29 @@ public struct CKAAnalysis {
     func featureValues(_ plan: Plan, stream: DepthStream, dims: [Int], keep: Set<Int>, clipVectors: inout [Int: [Double]],
                        parameters: inout [String: String], progress: ((Int, Int) -> Void)?) throws -> [Result<Double, Error>] {
         let repDepth = representations(plan)
-        var acc = LinearCKAAccumulator(dimensions: dims, pairs: plan.pairs)
+        // Ranks shift by the same reference rows (one process's: the first row of clip 0) so their sums add.
+        let references = communicator.size > 1 ? try referenceRows(plan.sources, pooling: pooling) : nil
+        var acc = LinearCKAAccumulator(dimensions: dims, pairs: plan.pairs, references: references)
         // A representation with NaN/Inf is replaced by zeros so the others still accumulate;
         // every pair that involves it is reported undefined.
         var nonFinite = Set<Int>()
-        try stream.forEach(progress: progress) { _, batch in
-            for m in keep { clipVectors[m, default: []] += batch[m].storage }
-            var clean = batch
-            for m in clean.indices where clean[m].nonFiniteCount > 0 {
-                nonFinite.insert(m)
-                clean[m] = Matrix(rows: clean[m].rows, cols: clean[m].cols)
+        try communicator.jointly {
+            try stream.forEach(progress: progress) { _, batch in
+                for m in keep { clipVectors[m, default: []] += batch[m].storage }
+                var clean = batch
+                for m in clean.indices where clean[m].nonFiniteCount > 0 {
+                    nonFinite.insert(m)
+                    clean[m] = Matrix(rows: clean[m].rows, cols: clean[m].cols)
+                }
+                try acc.add(clean)
             }
-            try acc.add(clean)
+        }
+        acc.combineSums(communicator.sumOverRanks)
+        let anyNonFinite = communicator.anyRank(dims.indices.map { nonFinite.contains($0) })
+        nonFinite = Set(dims.indices.filter { anyNonFinite[$0] })
+        for m in keep.sorted() {
+            let part = clipVectors[m] ?? []
+            clipVectors[m] = communicator.gatherRows(Matrix(rows: part.count / dims[m], cols: dims[m], storage: part)).storage
         }
         parameters["form"] = "feature"
         return plan.pairs.map { p in
@@ -216,17 +236,29 @@ public struct CKAAnalysis {
         }
     }
 
+    /// This rank's clips: a contiguous share, or for the minibatch estimator a share of the whole
+    /// minibatches in global clip order (the last rank also reads the clips after the last full one,
+    /// which it counts as dropped), so every rank's minibatches are those of one process.
+    func clipShare(_ n: Int) -> Range<Int> {
+        guard estimator == .minibatch else { return communicator.share(of: n) }
+        let share = communicator.share(of: n / batchSize)
+        let upper = communicator.rank == communicator.size - 1 ? n : share.upperBound * batchSize
+        return (share.lowerBound * batchSize)..<upper
+    }
+
     public func run(_ a: ActivationFile, _ b: ActivationFile? = nil,
                     progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
         let metric = try self.metric
         let plan = try plan(a, b)
-        let stream = DepthStream(sources: plan.sources, pooling: pooling, maxBatchBytes: maxBatchBytes,
+        var stream = DepthStream(sources: plan.sources, pooling: pooling, maxBatchBytes: maxBatchBytes,
                                  clipMultiple: estimator == .minibatch ? batchSize : 1)
+        let batchesOfOnePass = stream.batches().count
+        if communicator.size > 1 { stream.clips = clipShare(a.clipCount) }
         let dims = plan.sources.flatMap { s in s.depths.map { _ in s.file.featureCount } }
         let rows = a.clipCount * (pooling == .tokens ? a.tokenCount : 1)
         var warnings: [String] = []
         var parameters: [String: String] = [
-            "batches": "\(stream.batches().count)",
+            "batches": "\(batchesOfOnePass)",
             "kernel": kernel.rawValue, "estimator": estimator.rawValue, "pooling": pooling.rawValue,
             "pairs": plan.mode.rawValue, "rows": "\(rows)", "precision": "float64 accumulation",
         ]
@@ -250,7 +282,7 @@ public struct CKAAnalysis {
         }
         var replicates: [Int: [Double?]] = [:]
         var clipSet = ""
-        if let bootstrap, !bootstrapPairs.isEmpty {
+        if let bootstrap, !bootstrapPairs.isEmpty, communicator.isRoot {
             // Rows follow a's clip order (b was aligned to it), so a's resamples apply to both.
             let (weights, key) = try bootstrap.weights(for: a)
             clipSet = key

@@ -73,6 +73,8 @@ public struct DepthStream {
     public var maxBatchBytes: Int
     /// Batches are whole multiples of this many clips (for minibatch estimators).
     public var clipMultiple: Int
+    /// The clips read (a rank's share in an MPI job); nil for every clip. Batches start at its lower bound.
+    public var clips: Range<Int>? = nil
 
     public init(sources: [Source], pooling: Pooling, maxBatchBytes: Int = 64 << 20, clipMultiple: Int = 1) {
         self.sources = sources
@@ -101,7 +103,8 @@ public struct DepthStream {
         var size = max(1, maxBatchBytes / max(1, perClip))
         if let chunk = sources.first?.file.chunkClips, chunk > 0, size > chunk { size = size / chunk * chunk }
         if size > clipMultiple { size = size / clipMultiple * clipMultiple } else { size = clipMultiple }
-        return stride(from: 0, to: clipCount, by: size).map { $0..<min($0 + size, clipCount) }
+        let range = clips ?? 0..<clipCount
+        return stride(from: range.lowerBound, to: range.upperBound, by: size).map { $0..<min($0 + size, range.upperBound) }
     }
 
     /// Rows of one depth for clips `r`, pooled.

@@ -1,4 +1,5 @@
 import ActivationStore
+import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
@@ -15,6 +16,9 @@ public struct OccDropAnalysis {
     public var options = ProbeOptions()
     public var protocolKind: OccDropProtocol = .transfer
     public var maxBatchBytes = 64 << 20
+    /// The job this analysis is part of: clip vectors pooled by share and gathered, (depth, target)
+    /// evaluations spread over the ranks.
+    public var communicator: any Communicator = SingleProcess()
 
     public init() {}
 
@@ -34,16 +38,25 @@ public struct OccDropAnalysis {
         let chosen = targets ?? full.targets
         guard !chosen.isEmpty else { throw AnalysisError("\(full.path): the file has no labels") }
         let labels = try chosen.map { try full.labels($0) }
-        let fullVectors = try collectClipVectors(full, depths: depths, maxBatchBytes: maxBatchBytes)
-        let oneVectors = try collectClipVectors(onePatch, depths: depths, maxBatchBytes: maxBatchBytes)
+        let fullVectors = try collectClipVectors(full, depths: depths, maxBatchBytes: maxBatchBytes, communicator: communicator)
+        let oneVectors = try collectClipVectors(onePatch, depths: depths, maxBatchBytes: maxBatchBytes, communicator: communicator)
+        let jobs = depths.indices.flatMap { i in chosen.indices.map { (i, $0) } }
+        let (options, protocolKind) = (self.options, self.protocolKind)
+        var done = 0
+        let evaluated = try communicator.distributedMap(jobs.count) { mine in
+            mine.map { j in
+                defer { done += 1; progress?(done, mine.count) }
+                return Result {
+                    try OccDrop.evaluate(full: fullVectors[jobs[j].0], onePatch: oneVectors[jobs[j].0], labels: labels[jobs[j].1],
+                                         protocol: protocolKind, options: options)
+                }
+            }
+        }
         var records: [MetricRecord] = []
         let base = MetricRecord(metric: "", run: full.metadata.run, file: full.path, probeSet: full.metadata.probeSet, step: full.metadata.step)
-        var done = 0
         for (i, depth) in depths.enumerated() {
             for (t, target) in chosen.enumerated() {
-                let result = Result {
-                    try OccDrop.evaluate(full: fullVectors[i], onePatch: oneVectors[i], labels: labels[t], protocol: protocolKind, options: options)
-                }
+                let result = evaluated[i * chosen.count + t]
                 for (metric, body) in [(Metric.occDrop, { try result.get().occDrop() }),
                                        (.probeAccuracyFull, { try result.get().accuracyFull }),
                                        (.probeAccuracyOnePatch, { try result.get().accuracyOnePatch })] {
@@ -54,8 +67,6 @@ public struct OccDropAnalysis {
                     r.measure(body)
                     records.append(r)
                 }
-                done += 1
-                progress?(done, depths.count * chosen.count)
             }
         }
         return MetricReport(command: MetricFamily.occDrop.command,

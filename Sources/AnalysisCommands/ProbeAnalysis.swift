@@ -1,4 +1,5 @@
 import ActivationStore
+import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
@@ -18,6 +19,10 @@ public struct ProbeAnalysis: Sendable {
     /// `shuffleSeed`) at the last selected depth: the measured chance level.
     public var shuffledChance = false
     public var shuffleSeed: UInt64 = 1
+    /// The job this analysis is part of: each rank pools its share of the clips, the clip vectors are
+    /// gathered (every rank then holds the matrices one process holds), and the (depth, target) fits are
+    /// spread over the ranks and their results gathered, so the accuracies are those of one process.
+    public var communicator: any Communicator = SingleProcess()
 
     public init() {}
 
@@ -38,7 +43,7 @@ public struct ProbeAnalysis: Sendable {
         let depths = try depthSelection.depths(in: f)
         let chosen = try resolveTargets(f)
         let labels = try chosen.map { try f.labels($0) }
-        let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: maxBatchBytes)
+        let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: maxBatchBytes, communicator: communicator)
         var warnings: [String] = []
         var extra: [String: String] = [:]
         let results = try evaluate(depths: depths, targets: chosen, progress: progress, warnings: &warnings, chosenC: &extra) { i, t in
@@ -82,8 +87,8 @@ public struct ProbeAnalysis: Sendable {
         }
         let trainLabels = try chosen.map { try train.labels($0) }
         let testLabels = try chosen.map { try test.labels($0) }
-        let trainVectors = try collectClipVectors(train, depths: depths, maxBatchBytes: maxBatchBytes)
-        let testVectors = try collectClipVectors(test, depths: depths, maxBatchBytes: maxBatchBytes)
+        let trainVectors = try collectClipVectors(train, depths: depths, maxBatchBytes: maxBatchBytes, communicator: communicator)
+        let testVectors = try collectClipVectors(test, depths: depths, maxBatchBytes: maxBatchBytes, communicator: communicator)
         var warnings: [String] = []
         var extra: [String: String] = [:]
         let results = try evaluate(depths: depths, targets: chosen, progress: progress, warnings: &warnings, chosenC: &extra) { i, t in
@@ -103,19 +108,30 @@ public struct ProbeAnalysis: Sendable {
         return chosen
     }
 
-    /// Runs `body` for every (depth, target), spread over the cores, collecting results in order.
+    /// One fit's result as it travels between ranks: the probe and the C chosen by inner CV.
+    struct Fitted: Codable {
+        var result: ProbeResult
+        var c: Double?
+    }
+
+    /// Runs `body` for every (depth, target), spread over the ranks and each rank's cores, collecting
+    /// results in order on every rank.
     func evaluate(depths: [Int], targets: [String], progress: ((Int, Int) -> Void)?, warnings: inout [String],
                   chosenC: inout [String: String],
                   _ body: @escaping @Sendable (Int, Int) throws -> (ProbeResult, Double?)) throws -> [[Result<ProbeResult, Error>]] {
         let jobs = depths.indices.flatMap { i in targets.indices.map { (i, $0) } }
-        let results = Parallel.map(jobs.count, { j in Result { try body(jobs[j].0, jobs[j].1) } },
-                                   finished: { _, _, done in progress?(done, jobs.count) })
+        let results = try communicator.distributedMap(jobs.count) { mine -> [Result<Fitted, any Error>] in
+            Parallel.map(mine.count, { k in
+                Result { let (r, c) = try body(jobs[mine[k]].0, jobs[mine[k]].1); return Fitted(result: r, c: c) }
+            }, finished: { _, _, done in progress?(done, mine.count) })
+        }
         var out = depths.map { _ in targets.map { _ in Result<ProbeResult, Error>.failure(MetricUndefined("not run")) } }
         var allConverged = true
         var mostIterations = 0
         for (j, (i, t)) in jobs.enumerated() {
             switch results[j] {
-            case .success(let (r, c)):
+            case .success(let fitted):
+                let (r, c) = (fitted.result, fitted.c)
                 out[i][t] = .success(r)
                 allConverged = allConverged && r.converged
                 mostIterations = max(mostIterations, r.maxIterations)

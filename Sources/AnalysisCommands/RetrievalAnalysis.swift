@@ -1,4 +1,5 @@
 import ActivationStore
+import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
@@ -11,6 +12,9 @@ public struct RetrievalAnalysis {
     public var maxBatchBytes = 64 << 20
     /// When set, mAP gets a bootstrap interval over clips (resampling the per-query average precisions).
     public var bootstrap: Bootstrap? = nil
+    /// The job this analysis is part of: each rank pools its share of the clips, the clip vectors are
+    /// gathered, and the (depth, target) evaluations are spread over the ranks.
+    public var communicator: any Communicator = SingleProcess()
 
     public init() {}
 
@@ -21,13 +25,18 @@ public struct RetrievalAnalysis {
         let chosen = targets ?? f.targets
         guard !chosen.isEmpty else { throw AnalysisError("\(f.path): the file has no labels; retrieval needs /labels/<target>") }
         let labels = try chosen.map { try f.labels($0) }
-        let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: maxBatchBytes, progress: progress)
+        let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: maxBatchBytes, communicator: communicator, progress: progress)
+        let jobs = depths.indices.flatMap { i in chosen.indices.map { (i, $0) } }
+        let ks = self.ks
+        let evaluated = try communicator.distributedMap(jobs.count) { mine in
+            mine.map { j in Result { try Retrieval.evaluate(vectors[jobs[j].0], labels: labels[jobs[j].1], ks: ks) } }
+        }
         var records: [MetricRecord] = []
         let base = MetricRecord(metric: "", run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
         let weights = try bootstrap.map { try $0.weights(for: f) }
         for (i, depth) in depths.enumerated() {
             for (t, target) in chosen.enumerated() {
-                let result = Result { try Retrieval.evaluate(vectors[i], labels: labels[t], ks: ks) }
+                let result = evaluated[i * chosen.count + t]
                 for (j, k) in ks.enumerated() {
                     var r = base
                     r.metric = Metric.retrievalTop(k)

@@ -1,4 +1,5 @@
 import ActivationStore
+import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
@@ -10,6 +11,9 @@ public struct SpectrumAnalysis {
     public var maxBatchBytes = 64 << 20
     /// Rows kept (a seeded random subset when there are more) for pairwise statistics.
     public var pairwiseRows = 4096
+    /// The job this analysis is part of: each rank streams its share of the clips, the covariance sums
+    /// are added over ranks and the rows kept for the pairwise statistics gathered in row order.
+    public var communicator: any Communicator = SingleProcess()
 
     public init() {}
 
@@ -18,14 +22,20 @@ public struct SpectrumAnalysis {
 
     public func run(_ f: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
         let depths = try depthSelection.depths(in: f)
-        let stream = DepthStream(sources: [.init(file: f, depths: depths)], pooling: pooling, maxBatchBytes: maxBatchBytes)
+        let comm = communicator
+        var stream = DepthStream(sources: [.init(file: f, depths: depths)], pooling: pooling, maxBatchBytes: maxBatchBytes)
+        if comm.size > 1 { stream.clips = comm.share(of: f.clipCount) }
         let rowsPerClip = pooling == .tokens ? f.tokenCount : 1
         let n = f.clipCount * rowsPerClip, d = f.featureCount
-        var accs = depths.map { _ in CovarianceAccumulator(dimension: d) }
+        // Ranks shift by the same reference row (one process's: the first row of clip 0) so their sums add.
+        let references = comm.size > 1 ? try referenceRows(stream.sources, pooling: pooling) : nil
+        var accs = depths.indices.map { i in
+            references.map { CovarianceAccumulator(dimension: d, reference: $0[i]) } ?? CovarianceAccumulator(dimension: d)
+        }
         let keep = PairwiseStatistics.sampleIndices(count: n, keep: pairwiseRows, seed: 0)
         let keepSet = keep.count == n ? nil : Set(keep)
         var kept: [[Double]] = depths.map { _ in [] }
-        try stream.forEach(progress: progress) { r, batch in
+        try comm.jointly { try stream.forEach(progress: progress) { r, batch in
             for i in depths.indices {
                 try accs[i].add(batch[i])
                 let first = r.lowerBound * rowsPerClip
@@ -35,6 +45,10 @@ public struct SpectrumAnalysis {
                     kept[i] += batch[i].storage
                 }
             }
+        } }
+        for i in depths.indices {
+            accs[i].combineSums(comm.sumOverRanks)
+            kept[i] = comm.allGather(kept[i])
         }
         var records: [MetricRecord] = []
         var warnings: [String] = []

@@ -1,4 +1,5 @@
 import ActivationStore
+import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
@@ -9,6 +10,9 @@ public struct TokenAnalysis {
     public var maxBatchBytes = 64 << 20
     /// When set, patch similarity gets a bootstrap interval over clips (resampling the per-clip values).
     public var bootstrap: Bootstrap? = nil
+    /// The job this analysis is part of: each rank streams its share of the clips; the sums and counts
+    /// are added over ranks, the per-clip values (for the bootstrap) gathered in clip order.
+    public var communicator: any Communicator = SingleProcess()
 
     public init() {}
 
@@ -16,13 +20,16 @@ public struct TokenAnalysis {
 
     public func run(_ f: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
         let depths = try depthSelection.depths(in: f)
-        let stream = DepthStream(sources: [.init(file: f, depths: depths)], pooling: .tokens, maxBatchBytes: maxBatchBytes)
+        let comm = communicator
+        var stream = DepthStream(sources: [.init(file: f, depths: depths)], pooling: .tokens, maxBatchBytes: maxBatchBytes)
+        if comm.size > 1 { stream.clips = comm.share(of: f.clipCount) }
         let t = f.tokenCount, d = f.featureCount
         var patch = depths.map { _ in PatchSimilarityAccumulator(keepsClipValues: bootstrap != nil) }
         var shifts = depths.dropLast().map { _ in TokenShiftAccumulator() }
         var patchErrors = [String?](repeating: nil, count: depths.count)
         var shiftErrors = [String?](repeating: nil, count: max(0, depths.count - 1))
-        try stream.forEach(progress: progress) { r, batch in
+        var clipValues: [[Double]] = depths.map { _ in [] }
+        try comm.jointly { try stream.forEach(progress: progress) { r, batch in
             for i in depths.indices where patchErrors[i] == nil {
                 do { try patch[i].add(batch[i].storage, clips: r.count, tokens: t, features: d) } catch {
                     patchErrors[i] = "in clips \(r.lowerBound)..<\(r.upperBound): \(error)"
@@ -33,6 +40,15 @@ public struct TokenAnalysis {
                     shiftErrors[i] = "in clips \(r.lowerBound)..<\(r.upperBound): \(error)"
                 }
             }
+        } }
+        if comm.size > 1 {
+            patchErrors = comm.firstMessage(patchErrors)
+            shiftErrors = comm.firstMessage(shiftErrors)
+            for i in patch.indices {
+                patch[i].combineSums(comm.sumOverRanks)
+                if bootstrap != nil { clipValues[i] = comm.allGather(patch[i].clipValues) }
+            }
+            for i in shifts.indices { shifts[i].combineSums(comm.sumOverRanks) }
         }
         var records: [MetricRecord] = []
         var warnings: [String] = []
@@ -44,8 +60,9 @@ public struct TokenAnalysis {
             r.depth = depth
             if let e = patchErrors[i] { r.undefined = e } else {
                 r.measure { try patch[i].value() }
-                if let bootstrap, let weights, patch[i].clipValues.count == f.clipCount {
-                    let v = Matrix(rows: 1, cols: f.clipCount, storage: patch[i].clipValues)
+                let values = comm.size > 1 ? clipValues[i] : patch[i].clipValues
+                if let bootstrap, let weights, values.count == f.clipCount {
+                    let v = Matrix(rows: 1, cols: f.clipCount, storage: values)
                     let reps = Bootstrap.replicateMeans(v, weights: weights.weights)
                     r.setBootstrap(reps.storage.map { Optional($0) }, clips: f.clipCount, clipSet: weights.clipSet, bootstrap: bootstrap)
                 }

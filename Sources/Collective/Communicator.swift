@@ -6,7 +6,7 @@ import Foundation
 /// unchanged with or without MPI. Under `mpirun`/`srun`, an executable built with the `MPI` package
 /// trait gets an `MPICommunicator` from `Collective.world()`; every rank must then call the same
 /// collectives in the same order (MPI's rule).
-public protocol Communicator: AnyObject {
+public protocol Communicator: AnyObject, Sendable {
     /// This process's number, 0..<size. Rank 0 writes the outputs.
     var rank: Int { get }
     /// Processes in the job.
@@ -19,6 +19,8 @@ public protocol Communicator: AnyObject {
     func allReduceMax(_ values: UnsafeMutablePointer<Double>, count: Int)
     /// Copies `count` bytes at `bytes` from rank `root` to every other rank.
     func broadcast(_ bytes: UnsafeMutableRawPointer, count: Int, root: Int)
+    /// Every rank's `bytes`, in rank order, on every rank (the lengths may differ, and may be 0).
+    func allGather(_ bytes: [UInt8]) -> [[UInt8]]
     /// Returns when every rank has called it.
     func barrier()
     /// Ends the whole job now with exit status `status` (MPI_Abort under MPI).
@@ -55,6 +57,22 @@ extension Communicator {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Every rank's values concatenated in rank order, on every rank (an allgatherv).
+    public func allGather(_ values: [Double]) -> [Double] {
+        if size == 1 { return values }
+        let bytes = values.withUnsafeBytes { Array($0) }
+        var out: [Double] = []
+        for part in allGather(bytes) {
+            part.withUnsafeBytes { out.append(contentsOf: $0.bindMemory(to: Double.self)) }
+        }
+        return out
+    }
+
+    /// Every rank's string, in rank order, on every rank.
+    public func allGather(_ string: String) -> [String] {
+        allGather(Array(string.utf8)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
     /// The range of `0..<count` this rank owns when the items are split into `size` contiguous parts
     /// whose lengths differ by at most one (the first `count % size` ranks take one more).
     public func share(of count: Int) -> Range<Int> {
@@ -71,8 +89,42 @@ public final class SingleProcess: Communicator {
     public func allReduceSum(_ values: UnsafeMutablePointer<Double>, count: Int) {}
     public func allReduceMax(_ values: UnsafeMutablePointer<Double>, count: Int) {}
     public func broadcast(_ bytes: UnsafeMutableRawPointer, count: Int, root: Int) {}
+    public func allGather(_ bytes: [UInt8]) -> [[UInt8]] { [bytes] }
     public func barrier() {}
     public func abort(status: Int32) -> Never { exit(status) }
+}
+
+/// A failure of one rank inside `Communicator.together`, thrown on every rank so that all of them
+/// leave the collective work at the same point.
+public struct RankFailure: Error, CustomStringConvertible {
+    /// The lowest rank whose work threw.
+    public let rank: Int
+    public let size: Int
+    /// That rank's error, as text.
+    public let message: String
+    /// The class of that error as the caller's `kind` function named it (empty by default), so that
+    /// callers keep their handling of error kinds across ranks.
+    public let kind: String
+    public var description: String { message }
+}
+
+extension Communicator {
+    /// Runs `body` on every rank (a collective: every rank must call it). When it throws on any rank,
+    /// every rank throws the same `RankFailure`, naming the lowest failing rank and its message; so a
+    /// failure on one rank's share of the data cannot leave the others waiting in a later collective.
+    /// In a job of one process the error of `body` is rethrown as it is.
+    public func together<T>(kind: (any Error) -> String = { _ in "" }, _ body: () throws -> T) throws -> T {
+        if size == 1 { return try body() }
+        var result: Result<T, any Error>
+        do { result = .success(try body()) } catch { result = .failure(error) }
+        var mine = ""
+        if case .failure(let e) = result { mine = "1" + kind(e) + "\u{0}" + "\(e)" }
+        for (r, text) in allGather(mine).enumerated() where !text.isEmpty {
+            let parts = text.dropFirst().split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false)
+            throw RankFailure(rank: r, size: size, message: parts.count > 1 ? String(parts[1]) : "", kind: String(parts[0]))
+        }
+        return try result.get()
+    }
 }
 
 /// Errors of job start-up.

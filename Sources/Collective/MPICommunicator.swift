@@ -7,7 +7,7 @@ import Foundation
 /// MPI is initialised once, funneled (only the thread that initialised it calls MPI; the project's
 /// parallel loops never do), and finalised at exit. Collectives larger than Int32.max elements are
 /// split into pieces. MPI errors abort the job (MPI's default error handler).
-public final class MPICommunicator: Communicator {
+public final class MPICommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public let size: Int
     private let comm: MPI_Comm
@@ -66,6 +66,39 @@ public final class MPICommunicator: Communicator {
 
     public func broadcast(_ bytes: UnsafeMutableRawPointer, count: Int, root: Int) {
         inPieces(count) { MPI_Bcast(bytes + $0, $1, bwssl_mpi_byte(), Int32(root), comm) }
+    }
+
+    /// MPI_Allgatherv of bytes after an allreduce of the lengths. When the total exceeds MPI's Int32
+    /// counts, each rank's part is broadcast in turn instead (in pieces).
+    public func allGather(_ bytes: [UInt8]) -> [[UInt8]] {
+        var lengths = [Double](repeating: 0, count: size)
+        lengths[rank] = Double(bytes.count)
+        allReduceSum(&lengths, count: size)
+        let counts = lengths.map { Int($0) }
+        let total = counts.reduce(0, +)
+        var parts: [[UInt8]] = []
+        if total <= Int(Int32.max) {
+            var received = [UInt8](repeating: 0, count: Swift.max(1, total))
+            var displacements: [Int32] = []
+            var offset = 0
+            for c in counts { displacements.append(Int32(offset)); offset += c }
+            var counts32 = counts.map { Int32($0) }
+            var send = bytes.isEmpty ? [0] : bytes
+            received.withUnsafeMutableBytes { r in
+                send.withUnsafeMutableBytes { s in
+                    _ = MPI_Allgatherv(s.baseAddress, Int32(bytes.count), bwssl_mpi_byte(), r.baseAddress, &counts32,
+                                       &displacements, bwssl_mpi_byte(), comm)
+                }
+            }
+            for (c, d) in zip(counts, displacements) { parts.append(Array(received[Int(d)..<(Int(d) + c)])) }
+        } else {
+            for (r, c) in counts.enumerated() {
+                var part = r == rank ? bytes : [UInt8](repeating: 0, count: c)
+                if c > 0 { part.withUnsafeMutableBytes { broadcast($0.baseAddress!, count: c, root: r) } }
+                parts.append(part)
+            }
+        }
+        return parts
     }
 
     public func barrier() { MPI_Barrier(comm) }

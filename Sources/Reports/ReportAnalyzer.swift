@@ -1,5 +1,6 @@
 import ActivationStore
 import AnalysisCommands
+import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
@@ -19,6 +20,10 @@ public struct ReportAnalyzer: Sendable {
     /// Bootstrap over clips for the intervals of probes, retrieval mAP, linear CKA and patch similarity
     /// at each run's latest step; nil = no intervals.
     public var bootstrap: Bootstrap? = Bootstrap(resamples: 1000, seed: 0, level: 0.95)
+    /// The job the analyses are part of. Under MPI the jobs run one after another on the calling
+    /// thread, every rank taking part in each analysis (its share of the clips, docs/mpi.md); in one
+    /// process they run concurrently.
+    public var communicator: any Communicator = SingleProcess()
 
     public init(quick: Bool = false) { self.quick = quick }
 
@@ -42,15 +47,31 @@ public struct ReportAnalyzer: Sendable {
     /// Runs every job; `log` receives one line per finished job.
     public func run(_ inputs: ReportInputs, log: (@Sendable (String) -> Void)? = nil) -> Outcome {
         let jobs = makeJobs(inputs)
-        let results = Parallel.map(jobs.count, { j in
+        let timed = { (j: Int) -> (([MetricReport], [String]), Duration) in
             var result: ([MetricReport], [String]) = ([], [])
             let took = ContinuousClock().measure { result = jobs[j].work() }
             return (result, took)
-        }, finished: { j, timed, done in
+        }
+        let finished = { (j: Int, timed: (([MetricReport], [String]), Duration), done: Int) in
             let (result, took) = timed
             let failed = result.1.isEmpty ? "" : " (\(result.1.count) note\(result.1.count == 1 ? "" : "s"))"
             log?("[\(done)/\(jobs.count)] \(jobs[j].label): done in \(String(format: "%.1f", took.seconds)) s\(failed)")
-        })
+        }
+        let results: [(([MetricReport], [String]), Duration)]
+        if communicator.size > 1 {
+            // MPI is called from this thread only, and every rank must enter the analyses in the same order.
+            results = jobs.indices.map { j in
+                let r = timed(j)
+                finished(j, r, j + 1)
+                return r
+            }
+        } else {
+            results = Parallel.map(jobs.count, { j in
+                var result: ([MetricReport], [String]) = ([], [])
+                let took = ContinuousClock().measure { result = jobs[j].work() }
+                return (result, took)
+            }, finished: finished)
+        }
         var reports: [MetricReport] = []
         var notes: [String] = []
         for (r, _) in results {
@@ -80,6 +101,7 @@ public struct ReportAnalyzer: Sendable {
             for b in latestGroups[(i + 1)...] where a.probeSet == b.probeSet && a.step == b.step && a.run != b.run {
                 jobs.append(Job(label: "cross-run CKA \(a.run) x \(b.run) / \(a.probeSet) / step \(a.step)") {
                     var ab = CKAAnalysis()
+                    ab.communicator = me.communicator
                     ab.depthSelection = .layers
                     ab.pairs = .matching
                     ab.bootstrap = me.bootstrap
@@ -94,6 +116,8 @@ public struct ReportAnalyzer: Sendable {
     static func attempt(_ label: String, _ body: () throws -> MetricReport) -> ([MetricReport], [String]) {
         do { return ([try body()], []) } catch let e as ActivationStoreError where [.io, .damaged, .cannotOpen].contains(e.kind) {
             return ([], ["\(readFailurePrefix)\(e) (\(label))"])
+        } catch let e as RankFailure where e.kind == "read" {
+            return ([], ["\(readFailurePrefix)rank \(e.rank) of \(e.size): \(e) (\(label))"])
         } catch { return ([], ["\(label): \(error)"]) }
     }
 
@@ -121,33 +145,35 @@ public struct ReportAnalyzer: Sendable {
         } else {
             out.add("probe") {
                 var a = ProbeAnalysis()
+                a.communicator = communicator
                 a.depthSelection = .layers
                 a.bootstrap = bootstrap
                 a.shuffledChance = true
                 return try a.run(f)
             }
-            out.add("retrieval") { var a = RetrievalAnalysis(); a.depthSelection = .layers; a.bootstrap = bootstrap; return try a.run(f) }
+            out.add("retrieval") { var a = RetrievalAnalysis(); a.communicator = communicator; a.depthSelection = .layers; a.bootstrap = bootstrap; return try a.run(f) }
         }
         if quick {
             out.add("consecutive CKA over layers") {
-                var a = CKAAnalysis(); a.depthSelection = .layers; a.pairs = .consecutive; a.bootstrap = bootstrap; return try a.run(f)
+                var a = CKAAnalysis(); a.communicator = communicator; a.depthSelection = .layers; a.pairs = .consecutive; a.bootstrap = bootstrap; return try a.run(f)
             }
             out.add("consecutive CKA over blocks") {
-                var a = CKAAnalysis(); a.depthSelection = .blocks; a.pairs = .consecutive; a.bootstrap = bootstrap; return try a.run(f)
+                var a = CKAAnalysis(); a.communicator = communicator; a.depthSelection = .blocks; a.pairs = .consecutive; a.bootstrap = bootstrap; return try a.run(f)
             }
             out.add("CKA embedding vs last layer") {
-                var a = CKAAnalysis(); a.depthSelection = .list([0, f.layerCount]); a.pairs = .consecutive; a.bootstrap = bootstrap
+                var a = CKAAnalysis(); a.communicator = communicator; a.depthSelection = .list([0, f.layerCount]); a.pairs = .consecutive; a.bootstrap = bootstrap
                 return try a.run(f)
             }
         } else {
             // The all-pairs matrix over every layer holds every consecutive pair of layers and of block
             // boundaries, so one pass over the file gives them all.
             out.add("all-pairs CKA") {
-                var a = CKAAnalysis(); a.depthSelection = .layers; a.pairs = .all; a.bootstrap = bootstrap; return try a.run(f)
+                var a = CKAAnalysis(); a.communicator = communicator; a.depthSelection = .layers; a.pairs = .all; a.bootstrap = bootstrap; return try a.run(f)
             }
             if f.clipCount <= maxRBFClips {
                 out.add("RBF CKA") {
                     var a = CKAAnalysis()
+                    a.communicator = communicator
                     a.depthSelection = .layers
                     a.pairs = .consecutive
                     a.kernel = .rbf
@@ -158,13 +184,13 @@ public struct ReportAnalyzer: Sendable {
                 out.notes.append("\(out.place): RBF CKA skipped (N = \(f.clipCount) > \(maxRBFClips))")
             }
         }
-        out.add("spectrum") { var a = SpectrumAnalysis(); a.depthSelection = .layers; return try a.run(f) }
-        out.add("token metrics") { var a = TokenAnalysis(); a.depthSelection = .layers; a.bootstrap = bootstrap; return try a.run(f) }
+        out.add("spectrum") { var a = SpectrumAnalysis(); a.communicator = communicator; a.depthSelection = .layers; return try a.run(f) }
+        out.add("token metrics") { var a = TokenAnalysis(); a.communicator = communicator; a.depthSelection = .layers; a.bootstrap = bootstrap; return try a.run(f) }
         if !f.attentionShapes.isEmpty {
-            out.add("attention") { try AttentionAnalysis().run(f) }
+            out.add("attention") { var a = AttentionAnalysis(); a.communicator = communicator; return try a.run(f) }
         }
         if let onePatch, !f.targets.isEmpty {
-            out.add("OccDrop") { var a = OccDropAnalysis(); a.depthSelection = .layers; return try a.run(full: f, onePatch: onePatch) }
+            out.add("OccDrop") { var a = OccDropAnalysis(); a.communicator = communicator; a.depthSelection = .layers; return try a.run(full: f, onePatch: onePatch) }
         }
         return out.result
     }
@@ -172,10 +198,10 @@ public struct ReportAnalyzer: Sendable {
     func dynamicsAnalyses(_ g: ReportInputs.Group) -> ([MetricReport], [String]) {
         let f = g.file
         var out = Collected(place: "\(g.run) [\(g.probeSet), step \(g.step)]")
-        if !f.targets.isEmpty { out.add("probe") { try ProbeAnalysis().run(f) } }
-        out.add("consecutive CKA over blocks") { var a = CKAAnalysis(); a.pairs = .consecutive; return try a.run(f) }
-        out.add("spectrum") { try SpectrumAnalysis().run(f) }
-        out.add("token metrics") { try TokenAnalysis().run(f) }
+        if !f.targets.isEmpty { out.add("probe") { var a = ProbeAnalysis(); a.communicator = communicator; return try a.run(f) } }
+        out.add("consecutive CKA over blocks") { var a = CKAAnalysis(); a.communicator = communicator; a.pairs = .consecutive; return try a.run(f) }
+        out.add("spectrum") { var a = SpectrumAnalysis(); a.communicator = communicator; return try a.run(f) }
+        out.add("token metrics") { var a = TokenAnalysis(); a.communicator = communicator; return try a.run(f) }
         return out.result
     }
 }

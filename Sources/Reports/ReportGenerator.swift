@@ -1,4 +1,5 @@
 import AnalysisCommands
+import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
@@ -32,18 +33,25 @@ public struct ReportOptions: Sendable {
 /// table, provenance, findings, figures, an HTML page and a notebook.
 public struct ReportGenerator: Sendable {
     public var options: ReportOptions
+    /// The job the report is made by: every rank takes part in every analysis (docs/mpi.md); rank 0
+    /// alone logs, checksums the inputs and writes the outputs.
+    public var communicator: any Communicator
 
-    public init(options: ReportOptions) { self.options = options }
+    public init(options: ReportOptions, communicator: any Communicator = SingleProcess()) {
+        self.options = options
+        self.communicator = communicator
+    }
 
     /// Generates the report.
     ///
     /// - Parameters:
     ///   - paths: activation files or directories (searched recursively for `.h5`).
     ///   - log: receives progress lines (one per finished analysis job) and notes.
-    /// - Returns: the summary written to `summary.json`.
+    /// - Returns: the summary written to `summary.json` (nil on ranks other than 0, which write nothing).
     /// - Throws: `ReportError` for unreadable inputs or outputs.
     @discardableResult
-    public func generate(paths: [String], log: (@Sendable (String) -> Void)? = nil) throws -> ReportSummary {
+    public func generate(paths: [String], log: (@Sendable (String) -> Void)? = nil) throws -> ReportSummary? {
+        let log = communicator.isRoot ? log : nil
         let inputs = try ReportInputs.collect(paths)
         try ReportOutput.check(out: options.outputDirectory, notebook: options.resolvedNotebookPath,
                                inputs: inputs.groups.map(\.file.path))
@@ -53,10 +61,12 @@ public struct ReportGenerator: Sendable {
         var analyzer = ReportAnalyzer(quick: options.quick)
         analyzer.maxRBFClips = 2048
         analyzer.bootstrap = options.resamples > 0 ? Bootstrap(resamples: options.resamples, seed: 0, level: 0.95) : nil
+        analyzer.communicator = communicator
         let outcome = analyzer.run(inputs, log: log)
         if let failure = outcome.readFailures.first {
             throw ReportError(failure)
         }
+        guard communicator.isRoot else { return nil }
         let table = ReportTable(records: outcome.reports.flatMap(\.records), runs: runs)
         let findings = Findings.evaluate(records: table.records, runs: runs)
         let figures = ReportFigures.make(table: table, runs: runs)

@@ -137,6 +137,30 @@ public struct AttentionDistanceAccumulator: Sendable {
         clips += other.clips
     }
 
+    /// Replaces every sum by its total over the parts of a computation split by rows (for example the
+    /// ranks of an MPI job, each on its own clips): `reduce` is called on each array of sums in a fixed
+    /// order, the same on every part, and must leave in it the elementwise sum of that array over the
+    /// parts (an allreduce). Counts travel as float64, exact below 2⁵³. A part that saw no rows
+    /// contributes zeros.
+    ///
+    /// - Parameter heads: H of the layer (every part must pass the same, also a part that saw no clips).
+    /// - Throws: `MetricUndefined` when this part saw a different number of heads.
+    public mutating func combineSums(heads h: Int, _ reduce: (UnsafeMutableBufferPointer<Double>) -> Void) throws {
+        if let mine = heads, mine != h { throw MetricUndefined("attention distance: cannot combine \(h) heads with \(mine)") }
+        if heads == nil {
+            heads = h
+            spatialSums = Array(repeating: 0, count: h)
+            temporalSums = spatialSums
+            entropySums = spatialSums
+        }
+        var scalars = [Double(clips)]
+        scalars.withUnsafeMutableBufferPointer { reduce($0) }
+        clips = Int(scalars[0])
+        spatialSums.withUnsafeMutableBufferPointer { reduce($0) }
+        temporalSums.withUnsafeMutableBufferPointer { reduce($0) }
+        entropySums.withUnsafeMutableBufferPointer { reduce($0) }
+    }
+
     /// One result per head, in head order.
     ///
     /// - Throws: `MetricUndefined` when no clips were added.

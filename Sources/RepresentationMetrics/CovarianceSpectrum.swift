@@ -35,6 +35,30 @@ public struct CovarianceAccumulator: Sendable {
         shiftedScatter = Matrix(rows: dimension, cols: dimension)
     }
 
+    /// An empty accumulator whose rows will be shifted by `reference` (length D): give every part of a
+    /// split computation the same reference to combine them with `combineSums`.
+    public init(dimension: Int, reference: [Double]) {
+        precondition(reference.count == dimension, "the reference row must have D entries")
+        self.init(dimension: dimension)
+        self.reference = reference
+    }
+
+    /// Replaces every sum by its total over the parts of a computation split by rows (for example the
+    /// ranks of an MPI job, each on its own clips): `reduce` is called on each array of sums in a fixed
+    /// order, the same on every part, and must leave in it the elementwise sum of that array over the
+    /// parts (an allreduce). Counts travel as float64, exact below 2⁵³. A part that saw no rows
+    /// contributes zeros.
+    ///
+    /// The parts must share their reference row (`init(dimension:reference:)`).
+    public mutating func combineSums(_ reduce: (UnsafeMutableBufferPointer<Double>) -> Void) {
+        var scalars = [Double(count), Double(nonFiniteCount)]
+        scalars.withUnsafeMutableBufferPointer { reduce($0) }
+        count = Int(scalars[0])
+        nonFiniteCount = Int(scalars[1])
+        shiftedSum.withUnsafeMutableBufferPointer { reduce($0) }
+        shiftedScatter.storage.withUnsafeMutableBufferPointer { reduce($0) }
+    }
+
     /// Adds the rows of a chunk (float32 or float64; accumulation is float64).
     ///
     /// - Parameters:

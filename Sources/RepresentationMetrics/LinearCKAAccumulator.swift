@@ -147,6 +147,34 @@ public struct LinearCKAAccumulator: Sendable {
         }
     }
 
+    /// Replaces every sum by its total over the parts of a computation split by rows (for example the
+    /// ranks of an MPI job, each on its own clips): `reduce` is called on each array of sums in a fixed
+    /// order, the same on every part, and must leave in it the elementwise sum of that array over the
+    /// parts (an allreduce). Counts travel as float64, exact below 2⁵³. A part that saw no rows
+    /// contributes zeros.
+    ///
+    /// The parts must share their reference rows: give every part the same `references` in `init`.
+    public mutating func combineSums(_ reduce: (UnsafeMutableBufferPointer<Double>) -> Void) {
+        let keys = cross.keys.sorted { ($0.a, $0.b) < ($1.a, $1.b) }
+        let m = dimensions.count
+        var scalars = [Double(count)] + normSums + normSquareSums + keys.map { cross[$0]!.pq }
+        scalars.withUnsafeMutableBufferPointer { reduce($0) }
+        count = Int(scalars[0])
+        normSums = Array(scalars[1..<(1 + m)])
+        normSquareSums = Array(scalars[(1 + m)..<(1 + 2 * m)])
+        for (k, pair) in keys.enumerated() { cross[pair]!.pq = scalars[1 + 2 * m + k] }
+        for i in 0..<m {
+            sums[i].withUnsafeMutableBufferPointer { reduce($0) }
+            grams[i].storage.withUnsafeMutableBufferPointer { reduce($0) }
+            normWeighted[i].withUnsafeMutableBufferPointer { reduce($0) }
+        }
+        for pair in keys {
+            cross[pair]!.s.storage.withUnsafeMutableBufferPointer { reduce($0) }
+            cross[pair]!.u.withUnsafeMutableBufferPointer { reduce($0) }
+            cross[pair]!.v.withUnsafeMutableBufferPointer { reduce($0) }
+        }
+    }
+
     /// The statistics of a pair, with self pairs built from the single-representation sums.
     private func stats(_ pair: CKAPair) throws -> (s: Matrix<Double>, pq: Double, u: [Double], v: [Double]) {
         if pair.a == pair.b {
@@ -219,6 +247,8 @@ public struct MinibatchCKAAccumulator: Sendable {
     public private(set) var batches = 0
     private var pending: [Matrix<Double>]
     private var hsicSums: [CKAPair: Double] = [:]
+    /// Rows left over on all parts, once `combineSums` has run.
+    private var combinedDroppedRows: Int?
 
     public init(dimensions: [Int], pairs: [CKAPair], batchSize: Int) throws {
         guard batchSize >= 4 else { throw MetricUndefined("minibatch CKA needs a batch size of at least 4, got \(batchSize)") }
@@ -234,7 +264,25 @@ public struct MinibatchCKAAccumulator: Sendable {
     }
 
     /// Rows received but not yet part of a full batch.
-    public var droppedRows: Int { pending.first?.rows ?? 0 }
+    public var droppedRows: Int { combinedDroppedRows ?? pending.first?.rows ?? 0 }
+
+    /// Replaces every sum by its total over the parts of a computation split by whole minibatches (for example the
+    /// ranks of an MPI job, each on its own clips): `reduce` is called on each array of sums in a fixed
+    /// order, the same on every part, and must leave in it the elementwise sum of that array over the
+    /// parts (an allreduce). Counts travel as float64, exact below 2⁵³. A part that saw no rows
+    /// contributes zeros.
+    ///
+    /// Each part must be given whole minibatches of the global row order (rows k·batchSize ..< (k+1)·batchSize),
+    /// so that its batches are the batches of one process; the rows after the last full batch may be
+    /// given to one part, which counts them in `droppedRows`.
+    public mutating func combineSums(_ reduce: (UnsafeMutableBufferPointer<Double>) -> Void) {
+        let keys = hsicSums.keys.sorted { ($0.a, $0.b) < ($1.a, $1.b) }
+        var scalars = [Double(batches), Double(droppedRows)] + keys.map { hsicSums[$0]! }
+        scalars.withUnsafeMutableBufferPointer { reduce($0) }
+        batches = Int(scalars[0])
+        combinedDroppedRows = Int(scalars[1])
+        for (k, key) in keys.enumerated() { hsicSums[key] = scalars[2 + k] }
+    }
 
     /// Adds rows (the same rows of every representation); full batches are evaluated at once.
     public mutating func add(_ chunk: [Matrix<Double>]) throws {

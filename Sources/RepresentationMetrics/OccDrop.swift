@@ -10,7 +10,7 @@ public enum OccDropProtocol: String, Sendable, CaseIterable {
 }
 
 /// Probe accuracies on full and one-patch clips, pooled over the folds of one cross-validation.
-public struct OccDropResult: Sendable, Equatable {
+public struct OccDropResult: Sendable, Equatable, Codable {
     /// Out-of-fold accuracy on the full clips (correct predictions over all clips).
     public var accuracyFull: Double
     /// Out-of-fold accuracy on the one-patch clips.

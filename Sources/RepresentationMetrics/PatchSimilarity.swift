@@ -81,6 +81,20 @@ public struct PatchSimilarityAccumulator: Sendable {
         if keepsClipValues { clipValues += other.clipValues }
     }
 
+    /// Replaces every sum by its total over the parts of a computation split by rows (for example the
+    /// ranks of an MPI job, each on its own clips): `reduce` is called on each array of sums in a fixed
+    /// order, the same on every part, and must leave in it the elementwise sum of that array over the
+    /// parts (an allreduce). Counts travel as float64, exact below 2⁵³. A part that saw no rows
+    /// contributes zeros.
+    /// `clipValues` are not combined (gather them in clip order).
+    public mutating func combineSums(_ reduce: (UnsafeMutableBufferPointer<Double>) -> Void) {
+        var scalars = [Double(clips), Double(degenerateTokens), sum]
+        scalars.withUnsafeMutableBufferPointer { reduce($0) }
+        clips = Int(scalars[0])
+        degenerateTokens = Int(scalars[1])
+        sum = scalars[2]
+    }
+
     /// The mean over clips of the clip values.
     ///
     /// - Throws: `MetricUndefined` when no clips were added.

@@ -77,6 +77,20 @@ public struct TokenShiftAccumulator: Sendable {
         zeroNormTokens += other.zeroNormTokens
     }
 
+    /// Replaces every sum by its total over the parts of a computation split by rows (for example the
+    /// ranks of an MPI job, each on its own clips): `reduce` is called on each array of sums in a fixed
+    /// order, the same on every part, and must leave in it the elementwise sum of that array over the
+    /// parts (an allreduce). Counts travel as float64, exact below 2⁵³. A part that saw no rows
+    /// contributes zeros.
+    public mutating func combineSums(_ reduce: (UnsafeMutableBufferPointer<Double>) -> Void) {
+        var scalars = [cosineSum, relativeSum, Double(tokens), Double(zeroNormTokens)]
+        scalars.withUnsafeMutableBufferPointer { reduce($0) }
+        cosineSum = scalars[0]
+        relativeSum = scalars[1]
+        tokens = Int(scalars[2])
+        zeroNormTokens = Int(scalars[3])
+    }
+
     /// The means over the compared tokens.
     ///
     /// - Throws: `MetricUndefined` when no tokens were added or every token had zero norm.

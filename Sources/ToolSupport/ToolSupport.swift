@@ -1,4 +1,5 @@
 import ArgumentParser
+import Collective
 import LinearAlgebra
 
 // What both executables share of their command lines. Kept out of the libraries, which do not
@@ -18,5 +19,46 @@ extension ParsableCommand {
     public static func libraryMessage(for error: any Error) -> String? {
         let message = message(for: error)
         return exitCode(for: error) == .failure && !message.isEmpty ? message : nil
+    }
+}
+
+/// How this process takes part in a job: its thread count, and its place in an MPI job. Both tools
+/// include it (`bwtrain train|bench`, every `bwanalyze` command that reads activations).
+public struct JobOptions: ParsableArguments {
+    @Option(help: "Threads for BLAS and the parallel loops (default: the machine's cores; 1 per rank under MPI).")
+    public var threads: Int?
+
+    public init() {}
+
+    /// Joins the job (one process, or MPI's world), sets the thread count and runs `body`. An error
+    /// becomes one `<tool>: error:` line (through `printError`) and exit status 1. Under MPI the line
+    /// names the failing rank (`rank R of N: message`) and the whole job ends (MPI_Abort): a rank whose
+    /// own work threw prints and aborts; after `Communicator.together` reported a rank's failure to
+    /// all, rank 0 prints it and aborts while the others wait to be ended.
+    public func run(printError: (String) -> Void, _ body: (any Communicator) throws -> Void) throws {
+        var comm: (any Communicator)? = nil
+        do {
+            let world = try Collective.world()
+            comm = world
+            ThreadSetting.set(threads ?? (world.size > 1 ? 1 : ThreadSetting.machineCores))
+            try body(world)
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            if let comm, comm.size > 1 {
+                if let failure = error as? RankFailure {
+                    if comm.isRoot {
+                        printError("rank \(failure.rank) of \(failure.size): \(failure.message)")
+                        comm.abort(status: 1)
+                    }
+                    comm.barrier()
+                    comm.abort(status: 1)
+                }
+                printError("rank \(comm.rank) of \(comm.size): \(error)")
+                comm.abort(status: 1)
+            }
+            printError("\(error)")
+            throw ExitCode.failure
+        }
     }
 }

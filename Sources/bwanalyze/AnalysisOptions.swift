@@ -1,5 +1,6 @@
 import AnalysisCommands
 import ArgumentParser
+import Collective
 import Foundation
 import LinearAlgebra
 import ToolSupport
@@ -61,7 +62,9 @@ struct OutputOptions: ParsableArguments {
     @Flag(help: "No progress on standard error.")
     var quiet = false
 
-    func write(_ report: MetricReport, table: (MetricReport) -> String) throws {
+    /// Writes the report on rank 0 (the only rank that writes outputs); the other ranks write nothing.
+    func write(_ report: MetricReport, table: (MetricReport) -> String, job: any Communicator) throws {
+        guard job.isRoot else { return }
         let text: String
         switch format {
         case .table: text = table(report)
@@ -71,9 +74,9 @@ struct OutputOptions: ParsableArguments {
         try emit(text, to: output)
     }
 
-    /// A progress callback: a live line on a terminal, nothing otherwise.
-    func progress(_ label: String) -> ((Int, Int) -> Void)? {
-        guard !quiet, isatty(STDERR_FILENO) != 0 else { return nil }
+    /// A progress callback on rank 0: a live line on a terminal, nothing otherwise.
+    func progress(_ label: String, job: any Communicator) -> ((Int, Int) -> Void)? {
+        guard !quiet, job.isRoot, isatty(STDERR_FILENO) != 0 else { return nil }
         return { done, total in
             let text = done == total ? "\r\u{1B}[K" : "\r\(label): batch \(done)/\(total)"
             FileHandle.standardError.write(Data(text.utf8))
@@ -94,6 +97,10 @@ struct DepthOptions: ParsableArguments {
     var selection: DepthSelection { depth.selection }
     var batchBytes: Int { max(1, Int(batchMib * 1_048_576)) }
 }
+
+/// A subcommand that runs as one job over MPI's ranks when started by mpirun or srun (docs/mpi.md);
+/// the others refuse to start as several processes.
+protocol DistributedCommand {}
 
 /// Runs an analysis, turning its errors into one line on standard error and exit status 1.
 func runAnalysis(_ body: () throws -> Void) throws {

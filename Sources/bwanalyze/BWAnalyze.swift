@@ -1,6 +1,7 @@
 import ActivationStore
 import AnalysisCommands
 import ArgumentParser
+import Collective
 import Foundation
 import LinearAlgebra
 import SyntheticFixtures
@@ -35,6 +36,13 @@ struct BWAnalyze: ParsableCommand {
         }
         do {
             var command = try parseAsRoot()
+            // Started as several processes (mpirun, srun), a command that is not one job over the ranks
+            // would run once per rank and write its output as many times.
+            if !(command is DistributedCommand), !(command is CheckStructure), Collective.launchedProcesses() > 1 {
+                let name = type(of: command).configuration.commandName ?? String(describing: type(of: command)).lowercased()
+                printError("\(name) runs as one process; start it without mpirun or srun (the analyses and report run under MPI, see docs/mpi.md)")
+                Glibc.exit(1)
+            }
             try command.run()
         } catch {
             finishStandardOutput()

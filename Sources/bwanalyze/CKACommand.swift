@@ -1,6 +1,8 @@
 import ActivationStore
 import AnalysisCommands
 import ArgumentParser
+import ToolSupport
+import Collective
 import RepresentationMetrics
 
 extension CKAKernel: ExpressibleByArgument {}
@@ -16,7 +18,7 @@ enum BandwidthRule: String, CaseIterable, ExpressibleByArgument {
 }
 
 extension BWAnalyze {
-    struct CKA: ParsableCommand {
+    struct CKA: ParsableCommand, DistributedCommand {
         static let configuration = CommandConfiguration(
             commandName: "cka",
             abstract: "Centered kernel alignment between depths of one run, or between two runs of the same clips.",
@@ -54,6 +56,7 @@ extension BWAnalyze {
         var allowDifferentProbeSets = false
 
         @OptionGroup var output: OutputOptions
+        @OptionGroup var job: JobOptions
 
         func validate() throws {
             guard (1...2).contains(files.count) else { throw ValidationError("give one or two activation files") }
@@ -61,7 +64,7 @@ extension BWAnalyze {
         }
 
         func run() throws {
-            try runAnalysis {
+            try job.run(printError: printError) { world in
                 var analysis = CKAAnalysis()
                 analysis.depthSelection = depths.selection
                 analysis.pooling = depths.pool
@@ -72,10 +75,11 @@ extension BWAnalyze {
                 analysis.batchSize = batchSize
                 analysis.bandwidth = rbfBandwidth == .paper ? .paperMedian : .kornblith(threshold: rbfThreshold)
                 analysis.allowDifferentProbeSets = allowDifferentProbeSets
+                analysis.communicator = world
                 let a = try ActivationFile(path: files[0])
                 let b = try files.count > 1 ? ActivationFile(path: files[1]) : nil
-                let report = try analysis.run(a, b, progress: output.progress("cka"))
-                try output.write(report, table: CKAAnalysis.table)
+                let report = try analysis.run(a, b, progress: output.progress("cka", job: world))
+                try output.write(report, table: CKAAnalysis.table, job: world)
             }
         }
     }

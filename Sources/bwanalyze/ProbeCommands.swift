@@ -1,6 +1,7 @@
 import ActivationStore
 import AnalysisCommands
 import ArgumentParser
+import Collective
 import LinearAlgebra
 import ToolSupport
 import RepresentationMetrics
@@ -41,7 +42,7 @@ struct ProbeArguments: ParsableArguments {
 }
 
 extension BWAnalyze {
-    struct Probe: ParsableCommand {
+    struct Probe: ParsableCommand, DistributedCommand {
         static let configuration = CommandConfiguration(
             abstract: "Linear-probe accuracy of clip vectors per depth and target (standardise, multinomial L2 logistic regression, L-BFGS).",
             discussion: "Cross-validated on one file (stratified, shuffled, seed 0), or trained on --train and scored on --test. --c-grid chooses C per outer fold by inner CV.")
@@ -60,6 +61,7 @@ extension BWAnalyze {
 
         @OptionGroup var probe: ProbeArguments
         @OptionGroup var output: OutputOptions
+        @OptionGroup var job: JobOptions
 
         func validate() throws {
             switch (file, train, test) {
@@ -71,24 +73,25 @@ extension BWAnalyze {
         }
 
         func run() throws {
-            try runAnalysis {
+            try job.run(printError: printError) { world in
                 var a = ProbeAnalysis()
+                a.communicator = world
                 a.depthSelection = probe.depth.selection
                 a.targets = probe.chosenTargets
                 a.options = probe.options
                 if let cGrid { a.cGrid = cGrid.value.values }
                 let report: MetricReport
                 if let file {
-                    report = try a.run(ActivationFile(path: file), progress: output.progress("probe"))
+                    report = try a.run(ActivationFile(path: file), progress: output.progress("probe", job: world))
                 } else {
-                    report = try a.run(train: ActivationFile(path: train!), test: ActivationFile(path: test!), progress: output.progress("probe"))
+                    report = try a.run(train: ActivationFile(path: train!), test: ActivationFile(path: test!), progress: output.progress("probe", job: world))
                 }
-                try output.write(report, table: ProbeAnalysis.table)
+                try output.write(report, table: ProbeAnalysis.table, job: world)
             }
         }
     }
 
-    struct OccDrop: ParsableCommand {
+    struct OccDrop: ParsableCommand, DistributedCommand {
         static let configuration = CommandConfiguration(
             commandName: MetricFamily.occDrop.command,
             abstract: "OccDrop = (acc_all − acc_one_patch) / acc_all from a file of full clips and one of the same clips with one spatial patch kept.")
@@ -104,16 +107,18 @@ extension BWAnalyze {
 
         @OptionGroup var probe: ProbeArguments
         @OptionGroup var output: OutputOptions
+        @OptionGroup var job: JobOptions
 
         func run() throws {
-            try runAnalysis {
+            try job.run(printError: printError) { world in
                 var a = OccDropAnalysis()
+                a.communicator = world
                 a.depthSelection = probe.depth.selection
                 a.targets = probe.chosenTargets
                 a.options = probe.options
                 a.protocolKind = `protocol`
-                let report = try a.run(full: ActivationFile(path: full), onePatch: ActivationFile(path: onePatch), progress: output.progress(MetricFamily.occDrop.command))
-                try output.write(report, table: OccDropAnalysis.table)
+                let report = try a.run(full: ActivationFile(path: full), onePatch: ActivationFile(path: onePatch), progress: output.progress(MetricFamily.occDrop.command, job: world))
+                try output.write(report, table: OccDropAnalysis.table, job: world)
             }
         }
     }

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
+import ToolSupport
 import Reports
 
 extension BWAnalyze {
-    struct Report: ParsableCommand {
+    struct Report: ParsableCommand, DistributedCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run every analysis over activation files and write a report: tidy CSV, JSON with provenance, findings, SVG figures, HTML and a notebook.",
             discussion: """
@@ -34,6 +35,8 @@ extension BWAnalyze {
         @Flag(help: "No progress on standard error.")
         var quiet = false
 
+        @OptionGroup var job: JobOptions
+
         func validate() throws {
             guard resamples >= 0 else { throw ValidationError("--resamples must be 0 or more") }
         }
@@ -48,8 +51,8 @@ extension BWAnalyze {
                 FileHandle.standardError.write(Data(((tty ? "\r\u{1B}[K" : "") + line + "\n").utf8))
             }
             let log = quiet ? nil : write
-            try runAnalysis {
-                try ReportGenerator(options: options).generate(paths: inputs, log: log)
+            try job.run(printError: printError) { world in
+                try ReportGenerator(options: options, communicator: world).generate(paths: inputs, log: log)
             }
         }
     }

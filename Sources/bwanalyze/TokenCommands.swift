@@ -1,11 +1,12 @@
 import ActivationStore
 import AnalysisCommands
 import ArgumentParser
+import Collective
 import LinearAlgebra
 import ToolSupport
 
 extension BWAnalyze {
-    struct Tokens: ParsableCommand {
+    struct Tokens: ParsableCommand, DistributedCommand {
         static let configuration = CommandConfiguration(
             abstract: "Token-level diagnostics: within-clip patch similarity per depth, token shift between consecutive depths.")
 
@@ -18,19 +19,21 @@ extension BWAnalyze {
         var batchMib = 64.0
 
         @OptionGroup var output: OutputOptions
+        @OptionGroup var job: JobOptions
 
         func run() throws {
-            try runAnalysis {
+            try job.run(printError: printError) { world in
                 var a = TokenAnalysis()
+                a.communicator = world
                 a.depthSelection = depth.selection
                 a.maxBatchBytes = max(1, Int(batchMib * 1_048_576))
-                let report = try a.run(ActivationFile(path: file), progress: output.progress("tokens"))
-                try output.write(report, table: TokenAnalysis.table)
+                let report = try a.run(ActivationFile(path: file), progress: output.progress("tokens", job: world))
+                try output.write(report, table: TokenAnalysis.table, job: world)
             }
         }
     }
 
-    struct Attention: ParsableCommand {
+    struct Attention: ParsableCommand, DistributedCommand {
         static let configuration = CommandConfiguration(
             abstract: "Mean attention distance (spatial in pixels, temporal in frames) and attention entropy per layer and head.")
 
@@ -41,15 +44,17 @@ extension BWAnalyze {
         var layers: Checked<LayerList>?
 
         @OptionGroup var output: OutputOptions
+        @OptionGroup var job: JobOptions
 
         func validate() throws { try layers?.check() }
 
         func run() throws {
-            try runAnalysis {
+            try job.run(printError: printError) { world in
                 var a = AttentionAnalysis()
+                a.communicator = world
                 if let layers { a.layers = layers.value.values }
-                let report = try a.run(ActivationFile(path: file), progress: output.progress("attention"))
-                try output.write(report, table: AttentionAnalysis.table)
+                let report = try a.run(ActivationFile(path: file), progress: output.progress("attention", job: world))
+                try output.write(report, table: AttentionAnalysis.table, job: world)
             }
         }
     }

@@ -155,7 +155,7 @@ extension BWTrain {
         @Option(help: .hidden) var stopAfter: Int?
 
         func run() throws {
-            try job.run { world in
+            try job.run(printError: printError) { world in
                 let quiet = self.quiet || !world.isRoot
                 let config = try model.config()
                 if printConfig { print(config.json); return }
@@ -200,7 +200,7 @@ extension BWTrain {
         @OptionGroup var job: JobOptions
 
         func run() throws {
-            try job.run { world in
+            try job.run(printError: printError) { world in
                 if world.isRoot { FileHandle.standardError.write(Data("measuring sgemm (2048^3) ...\n".utf8)) }
                 // Under MPI every rank measures at once and the rates are summed: the job's sgemm rate.
                 let sgemm = world.sum(GEMMRate.measure(Float.self))
@@ -215,33 +215,6 @@ extension BWTrain {
                     print(bench.report(rows, sgemm: sgemm), terminator: "")
                 }
             }
-        }
-    }
-}
-
-/// How this process takes part in a run: its thread count, and its place in an MPI job.
-struct JobOptions: ParsableArguments {
-    @Option(help: "Threads for BLAS and the element-wise kernels (default: the machine's cores; 1 per rank under MPI).") var threads: Int?
-
-    /// Joins the job (one process, or MPI's world), sets the thread count and runs `body`. An error
-    /// becomes one `bwtrain: error:` line and exit status 1; under MPI the line names the rank and the
-    /// whole job ends (MPI_Abort).
-    func run(_ body: (any Communicator) throws -> Void) throws {
-        var comm: (any Communicator)? = nil
-        do {
-            let world = try Collective.world()
-            comm = world
-            ThreadSetting.set(threads ?? (world.size > 1 ? 1 : ThreadSetting.machineCores))
-            try body(world)
-        } catch let e as ExitCode {
-            throw e
-        } catch {
-            if let comm, comm.size > 1 {
-                printError("rank \(comm.rank) of \(comm.size): \(error)")
-                comm.abort(status: 1)
-            }
-            printError("\(error)")
-            throw ExitCode.failure
         }
     }
 }
