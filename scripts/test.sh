@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export BWSSL_REQUIRE_PYTHON=1
 swift build --build-tests
-# The MPI build of bwtrain (package trait MPI, its own build folder); DataParallelTests run it under
-# mpirun against the default build's behaviour.
+# The MPI builds of bwtrain and bwanalyze (package trait MPI, their own build folder);
+# DataParallelTests and DistributedAnalysisTests run them under mpirun against one process of the
+# same build.
 swift build --traits MPI --scratch-path .build/mpi --product bwtrain
-export BWSSL_MPI_BWTRAIN="$PWD/.build/mpi/debug/bwtrain" BWSSL_REQUIRE_MPI=1
+swift build --traits MPI --scratch-path .build/mpi --product bwanalyze
+export BWSSL_MPI_BWTRAIN="$PWD/.build/mpi/debug/bwtrain" BWSSL_MPI_BWANALYZE="$PWD/.build/mpi/debug/bwanalyze" BWSSL_REQUIRE_MPI=1
 # The bwact Python package is installed with pip into a venv that sees Debian's numpy, h5py and
 # torch (Debian refuses a system-wide pip install; its h5py is registered under another
 # distribution name, hence --no-deps). The Swift suite runs the package's tests with it.

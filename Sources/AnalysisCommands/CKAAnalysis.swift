@@ -201,7 +201,7 @@ public struct CKAAnalysis {
                        parameters: inout [String: String], progress: ((Int, Int) -> Void)?) throws -> [Result<Double, Error>] {
         let repDepth = representations(plan)
         // Ranks shift by the same reference rows (one process's: the first row of clip 0) so their sums add.
-        let references = communicator.size > 1 ? try referenceRows(plan.sources, pooling: pooling) : nil
+        let references = communicator.size > 1 ? try communicator.jointly { try referenceRows(plan.sources, pooling: pooling) } : nil
         var acc = LinearCKAAccumulator(dimensions: dims, pairs: plan.pairs, references: references)
         // A representation with NaN/Inf is replaced by zeros so the others still accumulate;
         // every pair that involves it is reported undefined.

@@ -28,7 +28,7 @@ public struct SpectrumAnalysis {
         let rowsPerClip = pooling == .tokens ? f.tokenCount : 1
         let n = f.clipCount * rowsPerClip, d = f.featureCount
         // Ranks shift by the same reference row (one process's: the first row of clip 0) so their sums add.
-        let references = comm.size > 1 ? try referenceRows(stream.sources, pooling: pooling) : nil
+        let references = comm.size > 1 ? try comm.jointly { try referenceRows(stream.sources, pooling: pooling) } : nil
         var accs = depths.indices.map { i in
             references.map { CovarianceAccumulator(dimension: d, reference: $0[i]) } ?? CovarianceAccumulator(dimension: d)
         }
