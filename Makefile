@@ -1,5 +1,5 @@
 # Entry points; each installs what it needs (scripts/setup.sh) on a fresh Debian/Ubuntu machine.
-.PHONY: all build test fuzz demo reproduce reproduce-quick fixtures clean bench-torch bench-analysis
+.PHONY: all build test fuzz demo reproduce reproduce-quick fixtures clean bench-torch bench-analysis bench-mpi
 
 all: build
 
@@ -50,3 +50,10 @@ bench-torch:
 bench-analysis:
 	swift build -c release --product bwanalyze
 	/usr/bin/python3 bench/analysis_benchmark.py --bwanalyze .build/release/bwanalyze $(BENCH_ARGS)
+
+# R = 1 and R = 2 ranks (one BLAS thread each) for bwanalyze cka --pool tokens, probe and report on a
+# generated 436 MB file and for bwtrain bench, in wall seconds (docs/mpi.md). Measure on an idle machine.
+# Sizes and rank counts through the environment (CLIPS, TOKENS, FEATURES, LAYERS, RANKS), see the script.
+bench-mpi:
+	bash scripts/setup.sh
+	bash scripts/bench-mpi.sh
