@@ -220,7 +220,7 @@ final class HDF5File: @unchecked Sendable {
         }
     }
 
-    private func shape(of space: hid_t) -> [Int] {
+    func shape(of space: hid_t) -> [Int] {
         (try? shape(of: space, nil)) ?? []
     }
 
@@ -308,7 +308,7 @@ final class HDF5File: @unchecked Sendable {
         }
     }
 
-    private func openDataset(_ path: String) throws -> H5Handle {
+    func openDataset(_ path: String) throws -> H5Handle {
         guard isDataset(path) else {
             throw error(.schema, path, exists(path) ? "is not a dataset" : "missing")
         }
@@ -537,6 +537,13 @@ final class HDF5File: @unchecked Sendable {
             var out = [T](repeating: 0, count: total)
             if total == 0 { return out }
             let (fileSpace, memSpace) = try selection(ds, path, start: start, count: count, elements: total)
+            // Whole rows of float32 in unfiltered chunks: straight from the chunks (HDF5File+WholeChunks).
+            if T.self == Float.self, let start, let count,
+               out.withUnsafeMutableBufferPointer({ p in
+                   p.withMemoryRebound(to: Float.self) { readWholeChunks(ds, start: start, count: count, into: $0) }
+               }) {
+                return out
+            }
             let status = out.withUnsafeMutableBufferPointer { p in
                 H5Dread(ds.id, T.memoryType, memSpace?.id ?? bw_H5S_ALL(), fileSpace?.id ?? bw_H5S_ALL(),
                         bw_H5P_DEFAULT(), p.baseAddress)

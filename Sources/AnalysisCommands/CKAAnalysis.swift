@@ -180,6 +180,90 @@ public struct CKAAnalysis {
         }
     }
 
+    /// Multiply-adds of linear CKA in feature space (a syrk per representation, a gemm per pair) and
+    /// from N×N Gram matrices (a syrk per representation, a Frobenius product per pair).
+    static func linearCost(rows n: Int, dims: [Int], pairs: [CKAPair]) -> (feature: Double, gram: Double) {
+        let nd = Double(n)
+        let feature = dims.reduce(0.0) { $0 + nd * Double($1 * $1) }
+            + pairs.reduce(0.0) { $0 + (($1.a == $1.b) ? 0 : 2 * nd * Double(dims[$1.a] * dims[$1.b])) }
+        let gram = dims.reduce(0.0) { $0 + nd * nd * Double($1) } + Double(pairs.count) * nd * nd
+        return (feature, gram)
+    }
+
+    /// Whether biased linear CKA of clip vectors goes through Gram matrices (`clipGramValues`): when
+    /// their products cost less than the feature-space sums (few clips against wide, many-paired
+    /// representations, e.g. 1100 clips of 13 + 13 depths of width 384), and the Gram matrices of
+    /// every representation, packed, fit the batch budget twice over.
+    func usesClipGrams(rows n: Int, dims: [Int], pairs: [CKAPair]) -> Bool {
+        guard kernel == .linear, estimator == .biased, pooling == .mean, n >= 2, n <= maxGramRows else { return false }
+        let cost = CKAAnalysis.linearCost(rows: n, dims: dims, pairs: pairs)
+        let packedBytes = Double(dims.count) * Double(n) * Double(n + 1) / 2 * 8
+        return cost.gram < cost.feature && packedBytes <= 2 * Double(maxBatchBytes)
+    }
+
+    /// Biased linear CKA of every pair of clip vectors from centred Gram matrices K = XcXcᵀ:
+    /// HSIC₀(X, Y) ∝ ⟨K, L⟩_F = ‖XcᵀYc‖²_F, the quantity the feature-space sums give. Each Gram matrix is
+    /// formed once (one syrk) and kept packed, its strict upper triangle and its diagonal
+    /// (⟨K, L⟩ = 2·⟨upper⟩ + ⟨diagonal⟩, two BLAS dots), and each representation's clip vectors are
+    /// released once its Gram matrix exists; keeps the clip vectors of `keep`.
+    func clipGramValues(_ plan: Plan, stream: DepthStream, dims: [Int], rows n: Int, keep: Set<Int>, clipVectors: inout [Int: [Double]],
+                        parameters: inout [String: String], progress: ((Int, Int) -> Void)?) throws -> [Result<Double, Error>] {
+        let repDepth = representations(plan)
+        var collected: [[Double]] = dims.map { d in
+            var v: [Double] = []
+            v.reserveCapacity(n * d)
+            return v
+        }
+        try stream.forEach(progress: progress) { _, batch in
+            for (m, x) in batch.enumerated() { collected[m] += x.storage }
+        }
+        for m in keep { clipVectors[m] = collected[m] }
+        struct Packed { var upper: [Double]; var diagonal: [Double] }
+        var packed: [Int: Result<Packed, Error>] = [:]
+        for m in Set(plan.pairs.flatMap { [$0.a, $0.b] }).sorted() {
+            packed[m] = Result {
+                var x = Matrix(rows: n, cols: dims[m], storage: collected[m])
+                collected[m] = []
+                guard x.nonFiniteCount == 0 else {
+                    throw MetricUndefined("NaN or Inf in \(repDepth[m].file) at depth \(repDepth[m].depth)")
+                }
+                if CKA.isEffectivelyConstant(x) { throw CKAAnalysis.zeroVariance(repDepth[m]) }
+                let mean = x.columnMeans()
+                x.subtractFromColumns(mean)
+                let k = Matrix.gramOfRows(x)
+                var upper: [Double] = []
+                upper.reserveCapacity(n * (n - 1) / 2)
+                var diagonal = [Double](repeating: 0, count: n)
+                k.storage.withUnsafeBufferPointer { g in
+                    for i in 0..<n {
+                        diagonal[i] = g[i * n + i]
+                        upper.append(contentsOf: g[(i * n + i + 1)..<(i * n + n)])
+                    }
+                }
+                return Packed(upper: upper, diagonal: diagonal)
+            }
+        }
+        func inner(_ a: Packed, _ b: Packed) -> Double {
+            let up = a.upper.withUnsafeBufferPointer { pa in
+                b.upper.withUnsafeBufferPointer { pb in pa.isEmpty ? 0 : Double.dot(pa.count, pa.baseAddress!, pb.baseAddress!) }
+            }
+            let di = a.diagonal.withUnsafeBufferPointer { pa in
+                b.diagonal.withUnsafeBufferPointer { pb in Double.dot(pa.count, pa.baseAddress!, pb.baseAddress!) }
+            }
+            return 2 * up + di
+        }
+        var selfInner: [Int: Double] = [:]
+        for (m, r) in packed { if case .success(let g) = r { selfInner[m] = inner(g, g) } }
+        parameters["form"] = "gram"
+        return plan.pairs.map { p in
+            Result {
+                let ka = try packed[p.a]!.get(), kb = try packed[p.b]!.get()
+                let scale = 1 / Double((n - 1) * (n - 1))
+                return try CKA.fromHSIC(xy: inner(ka, kb) * scale, xx: selfInner[p.a]! * scale, yy: selfInner[p.b]! * scale)
+            }
+        }
+    }
+
     /// Minibatch CKA of every pair, from streamed feature-space sums.
     func minibatchValues(_ plan: Plan, stream: DepthStream, dims: [Int], tokens: Int, warnings: inout [String],
                          parameters: inout [String: String], progress: ((Int, Int) -> Void)?) throws -> [Result<Double, Error>] {
@@ -270,6 +354,9 @@ public struct CKAAnalysis {
         if kernel == .rbf || (estimator != .minibatch && dims.max()! > rows) {
             values = try gramValues(plan, stream: stream, dims: dims, rows: rows, keep: keep, clipVectors: &clipVectors,
                                     parameters: &parameters, progress: progress)
+        } else if usesClipGrams(rows: rows, dims: dims, pairs: plan.pairs) {
+            values = try clipGramValues(plan, stream: stream, dims: dims, rows: rows, keep: keep, clipVectors: &clipVectors,
+                                        parameters: &parameters, progress: progress)
         } else if estimator == .minibatch {
             values = try minibatchValues(plan, stream: stream, dims: dims, tokens: a.tokenCount, warnings: &warnings,
                                          parameters: &parameters, progress: progress)

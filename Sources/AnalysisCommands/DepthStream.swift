@@ -91,14 +91,14 @@ public struct DepthStream {
     /// Clip ranges of the batches.
     public func batches() -> [Range<Int>] {
         // Bytes held per clip of a batch: token rows in float64 for every depth, or, when pooling to
-        // clip vectors, one depth's tokens being read plus the pooled vectors of every depth.
+        // clip vectors, the pooled vectors of every depth twice: the batch in use and the next one being
+        // read (ActivationFile.tokenMeans bounds the tokens it holds while pooling by itself).
         let perClip: Int
         switch pooling {
         case .tokens:
             perClip = sources.reduce(0) { $0 + $1.depths.count * $1.file.tokenCount * $1.file.featureCount * 8 }
         case .mean:
-            perClip = (sources.map { $0.file.tokenCount * $0.file.featureCount * 8 }.max() ?? 0)
-                + sources.reduce(0) { $0 + $1.depths.count * $1.file.featureCount * 8 }
+            perClip = 2 * sources.reduce(0) { $0 + $1.depths.count * $1.file.featureCount * 8 }
         }
         var size = max(1, maxBatchBytes / max(1, perClip))
         if let chunk = sources.first?.file.chunkClips, chunk > 0, size > chunk { size = size / chunk * chunk }
@@ -110,6 +110,9 @@ public struct DepthStream {
     /// Rows of one depth for clips `r`, pooled.
     static func load(_ file: ActivationFile, depth: Int, clips r: Range<Int>, pooling: Pooling) throws -> Matrix<Double> {
         let t = file.tokenCount, d = file.featureCount
+        if pooling == .mean {
+            return Matrix(rows: r.count, cols: d, storage: try file.tokenMeans(depth: depth, clips: r))
+        }
         // float64 files are read as they are; float16/32 are read as float32 (HDF5's own conversion to
         // float64 is several times slower) and widened here, which is exact.
         if file.tokenTypes[depth] == .float64 {
@@ -124,19 +127,7 @@ public struct DepthStream {
             if let x = x as? [Double] { return Matrix(rows: clips * t, cols: d, storage: x) }
             return Matrix(rows: clips * t, cols: d, storage: (x as! [Float]).map { Double($0) })
         case .mean:
-            var out = [Double](repeating: 0, count: clips * d)
-            let inv = 1 / Double(t)
-            out.withUnsafeMutableBufferPointer { o in
-                x.withUnsafeBufferPointer { p in
-                    for i in 0..<clips {
-                        for j in 0..<t {
-                            let base = (i * t + j) * d
-                            for k in 0..<d { o[i * d + k] += Double(p[base + k]) }
-                        }
-                        for k in 0..<d { o[i * d + k] *= inv }
-                    }
-                }
-            }
+            let out = ActivationFile.tokenMeans(x, clips: clips, tokens: t, features: d)
             return Matrix(rows: clips, cols: d, storage: out)
         }
     }
@@ -162,14 +153,19 @@ public struct DepthStream {
             queue.async(group: group) { slot.result = Result { try s.loadAll(r) } }
             return (slot, group)
         }
-        var pending = start(ranges[0])
-        for (i, r) in ranges.enumerated() {
-            pending.1.wait()
-            let current = try pending.0.result!.get()
-            if i + 1 < ranges.count { pending = start(ranges[i + 1]) }
-            try body(r, current)
-            progress?(i + 1, ranges.count)
+        func run() throws {
+            var pending = start(ranges[0])
+            for (i, r) in ranges.enumerated() {
+                pending.1.wait()
+                let current = try pending.0.result!.get()
+                if i + 1 < ranges.count { pending = start(ranges[i + 1]) }
+                try body(r, current)
+                progress?(i + 1, ranges.count)
+            }
         }
+        // Pooled clip vectors make small products: one core computes while the other reads the next
+        // batch. Token rows make large ones, worth OpenBLAS's threads.
+        if pooling == .mean { try ThreadSetting.withSingleThreadedBLAS(run) } else { try run() }
     }
 }
 

@@ -34,8 +34,12 @@ public enum Parallel {
         }
     }
 
-    /// Runs `body(i)` for every `i` in `0..<count` concurrently (one job per index) and returns the
-    /// results in index order.
+    /// Runs `body(i)` for every `i` in `0..<count` concurrently, one job per core with OpenBLAS
+    /// single-threaded (`ThreadSetting.concurrently`), and returns the results in index order.
+    ///
+    /// The jobs are independent analyses or probe fits whose products are small: one gemm per core
+    /// beats every small gemm split over the cores, where OpenBLAS's threads spend their time
+    /// synchronising. Parallel loops inside a job run their parts in order on its thread.
     ///
     /// `finished(i, result, done)` is called once per job as it completes, with `done` jobs finished so
     /// far. The calls come from worker threads but one at a time, under a lock, so `finished` may update
@@ -43,18 +47,13 @@ public enum Parallel {
     public static func map<T>(_ count: Int, _ body: @Sendable (Int) -> T,
                               finished: ((_ index: Int, _ result: T, _ done: Int) -> Void)? = nil) -> [T] {
         let results = ParallelResults<T>(count)
-        withoutActuallyEscaping(body) { body in
-            // `finished` runs only under `results.lock`, so its calls never overlap.
-            let report = UncheckedSendable(finished)
-            let work = UncheckedSendable(body)
-            DispatchQueue.concurrentPerform(iterations: count) { i in
-                let value = work.value(i)
-                results.lock.lock()
-                defer { results.lock.unlock() }
-                results.values[i] = value
-                results.done += 1
-                report.value?(i, value, results.done)
-            }
+        ThreadSetting.concurrently(count) { i in
+            let value = body(i)
+            results.lock.lock()
+            defer { results.lock.unlock() }
+            results.values[i] = value
+            results.done += 1
+            finished?(i, value, results.done)
         }
         return results.values.map { $0! }
     }

@@ -21,6 +21,16 @@ public enum ThreadSetting {
         openblas_set_num_threads(Int32(chosen))
     }
 
+    /// Runs `body` with OpenBLAS on one thread (afterwards `count` again), for a caller whose other
+    /// cores are busy with work of its own, such as a reader thread streaming the next batch: threaded
+    /// gemms there would wait on, and spin against, that work.
+    public static func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
+        if count <= 1 || onWorkerThread { return try body() }
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(count)) }
+        return try body()
+    }
+
     /// Marks threads that run one task of `concurrently` (a pthread key: Dispatch's worker threads are
     /// reused, so the mark is set and cleared around each task).
     private static let workerKey: pthread_key_t = {

@@ -1,4 +1,6 @@
+import ActivationStore
 import Foundation
+import LinearAlgebra
 import TestSupport
 import XCTest
 
@@ -117,5 +119,56 @@ final class CKACommandTests: XCTestCase {
         let bad = try bwanalyze("cka", fixturePath("run-a.h5"), "-o", "/nonexistent-dir/x.csv")
         XCTAssertEqual(bad.status, 1)
         XCTAssertTrue(bad.stderr.contains("/nonexistent-dir/x.csv: the directory /nonexistent-dir does not exist"), bad.stderr)
+    }
+}
+
+/// Biased linear CKA of clip vectors from packed Gram matrices (chosen when cheaper than the feature
+/// sums) against the feature-space sums and against closed-form values.
+final class CKAClipGramTests: XCTestCase {
+    /// 40 clips of 3 tokens, width 24 (D < N, so the RBF/wide Gram path does not apply), 6 depths:
+    /// depth 1 is depth 0 times an orthogonal map and a scale (CKA 1 with depth 0), depth 2 is depth 0
+    /// with the last 12 features zeroed, depths 3–5 independent draws.
+    func writeFile(_ path: String) throws {
+        var rng = SeededGenerator(seed: 20261127)
+        let n = 40, t = 3, d = 24
+        func draw() -> [Float] { (0..<(n * t * d)).map { _ in Float.random(in: -1..<1, using: &rng) } }
+        let base = draw()
+        // A permutation with sign flips is orthogonal and exact in float32; times 0.5, also exact.
+        var rotated = [Float](repeating: 0, count: n * t * d), truncated = rotated
+        for r in 0..<(n * t) {
+            for k in 0..<d {
+                let sign: Float = k % 2 == 0 ? 0.5 : -0.5
+                rotated[r * d + k] = sign * base[r * d + (k * 7) % d]
+                truncated[r * d + k] = k < 12 ? base[r * d + k] : 0
+            }
+        }
+        let w = try ActivationWriter(path: path, metadata: ActivationMetadata(run: "g", regime: "e2e", blockEnds: [5], probeSet: "p",
+                                                                             step: 1, seed: 1, config: "{}"))
+        for (depth, v) in [base, rotated, truncated, draw(), draw(), draw()].enumerated() {
+            try w.writeTokens(depth: depth, values: v, clips: n, tokens: t, features: d)
+        }
+        try w.commit()
+    }
+
+    func testGramPathMatchesFeatureSumsAndClosedForms() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("g.h5")
+        try writeFile(path)
+        let gram = try analyze("cka", path, "--depth", "layers", "--pairs", "all")
+        // A 1 KiB budget leaves no room for the packed Gram matrices: the feature-space sums.
+        let feature = try analyze("cka", path, "--depth", "layers", "--pairs", "all", "--batch-mib", "0.001")
+        XCTAssertEqual(gram.parameters["form"], "gram")
+        XCTAssertEqual(feature.parameters["form"], "feature")
+        XCTAssertEqual(gram.records.count, 15)
+        for (a, b) in zip(gram.records, feature.records) {
+            XCTAssertEqual(a.depth, b.depth)
+            XCTAssertEqual(a.depthB, b.depthB)
+            XCTAssertEqual(try XCTUnwrap(a.value), try XCTUnwrap(b.value), accuracy: 1e-12, "depths \(a.depth!), \(a.depthB!)")
+        }
+        XCTAssertEqual(try XCTUnwrap(gram.value(0, 1)), 1, accuracy: 1e-12)
+        // Zeroing half the features of the same vectors keeps CKA well inside (0, 1).
+        let half = try XCTUnwrap(gram.value(0, 2))
+        XCTAssertGreaterThan(half, 0.5)
+        XCTAssertLessThan(half, 0.95)
     }
 }

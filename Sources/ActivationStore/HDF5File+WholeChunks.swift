@@ -1,0 +1,134 @@
+import CHDF5
+
+extension HDF5File {
+    /// The means over the middle dimension of rows `rows` of the 3-D dataset at `path` ([rows, middle,
+    /// last]), in float64, when it is float32 in unfiltered chunks (`wholeChunkMeans`); nil otherwise.
+    func rowMeansFromChunks(_ path: String, rows: Range<Int>, middle: Int, last: Int) throws -> [Double]? {
+        try HDF5Library.sync {
+            let ds = try openDataset(path)
+            return wholeChunkMeans(ds, rows: rows, middle: middle, last: last)
+        }
+    }
+
+    /// Reads the rows `start[0] ..< start[0] + count[0]` of a float32 dataset whose other dimensions are
+    /// read whole, chunk by chunk with `H5Dread_chunk`, and copies each chunk's part into `out`
+    /// (row-major, `count`'s shape). Must be called inside `HDF5Library.sync`.
+    ///
+    /// Why: h5py's default chunks are small (for [1100, 128, 384] float32 they are (69, 8, 48), 106 KB),
+    /// and `H5Dread` of a box spends most of its time in the selection and chunk-cache machinery around
+    /// each chunk; reading the stored chunks themselves runs at memory speed from the page cache (7 GB/s
+    /// against 1 GB/s on the project's machine, BENCHMARKS.md). This is exact for the datasets it
+    /// accepts: unfiltered chunks hold the values as stored, and the stored type is the native float.
+    ///
+    /// Returns false, having read nothing the caller may keep, when the dataset is not stored that way:
+    /// not chunked, filtered (compressed), another element type, rank above 3, a selection that is
+    /// not whole rows, a chunk never written (HDF5 supplies its fill value), or a chunk whose stored
+    /// size is not the chunk's (a damaged index is never trusted with the buffer). The caller then
+    /// reads through `H5Dread`, which handles every case.
+    func readWholeChunks(_ ds: H5Handle, start: [Int], count: [Int], into out: UnsafeMutableBufferPointer<Float>) -> Bool {
+        forEachWholeChunk(ds, start: start, count: count) { chunk, origin, c, d, rows in
+            let width = min(c[2], d[2] - origin[2]), height = min(c[1], d[1] - origin[1])
+            for i in rows {
+                for j in 0..<height {
+                    let from = ((i - origin[0]) * c[1] + j) * c[2]
+                    let to = ((i - start[0]) * d[1] + origin[1] + j) * d[2] + origin[2]
+                    (out.baseAddress! + to).update(from: chunk.baseAddress! + from, count: width)
+                }
+            }
+        }
+    }
+
+    /// The means over the middle dimension of the rows `rows` of a 3-D float32 dataset stored as
+    /// `readWholeChunks` needs, in float64, row-major [rows.count, last dimension], summed straight from
+    /// each chunk (no copy of the tokens): per row and column the middle index runs in increasing order,
+    /// as in a loop over a copy, so the sums are the same to the last bit. Nil when the dataset is not
+    /// stored that way. Must be called inside `HDF5Library.sync`.
+    func wholeChunkMeans(_ ds: H5Handle, rows: Range<Int>, middle: Int, last: Int) -> [Double]? {
+        var sums = [Double](repeating: 0, count: rows.count * last)
+        let ok = sums.withUnsafeMutableBufferPointer { o in
+            forEachWholeChunk(ds, start: [rows.lowerBound, 0, 0], count: [rows.count, middle, last]) { chunk, origin, c, d, chunkRows in
+                guard d[1] == middle, d[2] == last else { return }
+                let width = min(c[2], d[2] - origin[2]), height = min(c[1], d[1] - origin[1])
+                let (rowStride, tokenStride) = (c[1] * c[2], c[2])
+                for i in chunkRows {
+                    let row = o.baseAddress! + (i - rows.lowerBound) * last + origin[2]
+                    let block = chunk.baseAddress! + (i - origin[0]) * rowStride
+                    // Eight columns at a time in registers, over the chunk's tokens in order (the sums
+                    // are those of adding token by token into `row`).
+                    var k = 0
+                    while k + 8 <= width {
+                        var a0 = row[k], a1 = row[k + 1], a2 = row[k + 2], a3 = row[k + 3]
+                        var a4 = row[k + 4], a5 = row[k + 5], a6 = row[k + 6], a7 = row[k + 7]
+                        var f = block + k
+                        for _ in 0..<height {
+                            a0 += Double(f[0]); a1 += Double(f[1]); a2 += Double(f[2]); a3 += Double(f[3])
+                            a4 += Double(f[4]); a5 += Double(f[5]); a6 += Double(f[6]); a7 += Double(f[7])
+                            f += tokenStride
+                        }
+                        row[k] = a0; row[k + 1] = a1; row[k + 2] = a2; row[k + 3] = a3
+                        row[k + 4] = a4; row[k + 5] = a5; row[k + 6] = a6; row[k + 7] = a7
+                        k += 8
+                    }
+                    while k < width {
+                        var a = row[k]
+                        for j in 0..<height { a += Double(block[j * tokenStride + k]) }
+                        row[k] = a
+                        k += 1
+                    }
+                }
+            }
+        }
+        guard ok else { return nil }
+        let inv = 1 / Double(middle)
+        for i in sums.indices { sums[i] *= inv }
+        return sums
+    }
+
+    /// Calls `body(chunk, origin, chunkShape, datasetShape, rows)` for every stored chunk that holds rows
+    /// of `start[0] ..< start[0] + count[0]`, in row-major chunk order, shapes as three dimensions (rank
+    /// 1 and 2 get unit dimensions); `rows` are the chunk's rows inside the selection. False when the
+    /// dataset is not stored as `readWholeChunks` needs (see there); `body` may have seen some chunks.
+    private func forEachWholeChunk(_ ds: H5Handle, start: [Int], count: [Int],
+                                   _ body: (UnsafeBufferPointer<Float>, [Int], [Int], [Int], Range<Int>) -> Void) -> Bool {
+        let plist = H5Handle(H5Dget_create_plist(ds.id), .plist)
+        guard plist.id >= 0, H5Pget_layout(plist.id) == H5D_CHUNKED, H5Pget_nfilters(plist.id) == 0 else { return false }
+        let type = H5Handle(H5Dget_type(ds.id), .datatype)
+        guard type.id >= 0, H5Tequal(type.id, bw_H5T_NATIVE_FLOAT()) > 0 else { return false }
+        let space = H5Handle(H5Dget_space(ds.id), .dataspace)
+        let dims = shape(of: space.id)
+        let rank = dims.count
+        guard (1...3).contains(rank), start.count == rank, count.count == rank,
+              (1..<rank).allSatisfy({ start[$0] == 0 && count[$0] == dims[$0] }),
+              start[0] >= 0, count[0] > 0, start[0] + count[0] <= dims[0] else { return false }
+        var chunk = [hsize_t](repeating: 0, count: rank)
+        guard H5Pget_chunk(plist.id, Int32(rank), &chunk) == Int32(rank), chunk.allSatisfy({ $0 > 0 }) else { return false }
+        let d = rank == 3 ? dims : rank == 2 ? [dims[0], 1, dims[1]] : [dims[0], 1, 1]
+        let c = (rank == 3 ? chunk : rank == 2 ? [chunk[0], 1, chunk[1]] : [chunk[0], 1, 1]).map { Int($0) }
+        guard let elements = HDF5File.product(c), elements <= (1 << 28) else { return false }
+        let chunkBytes = hsize_t(elements * MemoryLayout<Float>.size)
+        var scratch = [Float](repeating: 0, count: elements)
+        let first = start[0], end = start[0] + count[0]
+        var ok = true
+        scratch.withUnsafeMutableBufferPointer { s in
+            var o0 = first / c[0] * c[0]
+            rows: while o0 < end {
+                for o1 in stride(from: 0, to: d[1], by: c[1]) {
+                    for o2 in stride(from: 0, to: d[2], by: c[2]) {
+                        let offset: [hsize_t] = (rank == 3 ? [o0, o1, o2] : rank == 2 ? [o0, o2] : [o0]).map { hsize_t($0) }
+                        var stored: hsize_t = 0
+                        var filters: UInt32 = 0
+                        guard H5Dget_chunk_storage_size(ds.id, offset, &stored) >= 0, stored == chunkBytes,
+                              H5Dread_chunk(ds.id, bw_H5P_DEFAULT(), offset, &filters, s.baseAddress) >= 0 else {
+                            ok = false
+                            break rows
+                        }
+                        body(UnsafeBufferPointer(s), [o0, o1, o2], c, d, max(o0, first)..<min(o0 + c[0], end))
+                    }
+                }
+                o0 += c[0]
+            }
+        }
+        if !ok { _ = HDF5Library.lastErrorMessage() }   // clears the stack the failed lookup left
+        return ok
+    }
+}
