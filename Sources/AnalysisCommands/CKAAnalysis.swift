@@ -214,8 +214,16 @@ public struct CKAAnalysis {
             v.reserveCapacity(n * d)
             return v
         }
-        try stream.forEach(progress: progress) { _, batch in
-            for (m, x) in batch.enumerated() { collected[m] += x.storage }
+        try communicator.jointly {
+            try stream.forEach(progress: progress) { _, batch in
+                for (m, x) in batch.enumerated() { collected[m] += x.storage }
+            }
+        }
+        if communicator.size > 1 {
+            // Every rank forms the Gram matrices of all clips: gather the clip vectors in clip order.
+            for m in collected.indices {
+                collected[m] = communicator.gatherRows(Matrix(rows: collected[m].count / dims[m], cols: dims[m], storage: collected[m])).storage
+            }
         }
         for m in keep { clipVectors[m] = collected[m] }
         struct Packed { var upper: [Double]; var diagonal: [Double] }

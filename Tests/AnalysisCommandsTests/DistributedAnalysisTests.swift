@@ -29,10 +29,11 @@ final class DistributedAnalysisTests: XCTestCase {
         }
         binary = bin
         mpirun = run
-        // 37 clips (no R divides it) and 2 clips (fewer than 3 ranks), T = 6, D = 10, depths 0...3.
-        for (name, clips, seed) in [("odd.h5", 37, "0"), ("two.h5", 2, "3")] {
+        // 37 clips (no R divides it; D = 30, so mean-pooled linear CKA takes the clip-Gram form) and 2
+        // clips (fewer than 3 ranks; D = 10 > N, the Gram-matrix form), T = 6, depths 0...3.
+        for (name, clips, features, seed) in [("odd.h5", 37, "30", "0"), ("two.h5", 2, "10", "3")] {
             let r = try runProcess(binary, ["synth", "--out", files.file(name), "--clips", String(clips), "--tokens", "6",
-                                            "--features", "10", "--layers", "3", "--seed", seed, "--quiet"])
+                                            "--features", features, "--layers", "3", "--seed", seed, "--quiet"])
             XCTAssertEqual(r.status, 0, r.stderr)
         }
     }
@@ -111,6 +112,7 @@ final class DistributedAnalysisTests: XCTestCase {
         try assertSameRecords(["cka", odd, "--kernel", "rbf", "--depth", "layers"])
         // Two clips on three ranks: one rank streams nothing; D > N takes the Gram-matrix path.
         try assertSameRecords(["cka", two, "--depth", "layers"])
+        // N = 80 against D = 10: the feature-space sums.
         try assertSameRecords(["cka", fixturePath("run-a.h5"), fixturePath("run-b.h5"), "--depth", "layers"])
     }
 
