@@ -25,9 +25,14 @@ public struct RetrievalAnalysis {
         var records: [MetricRecord] = []
         let base = MetricRecord(metric: "", run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
         let weights = try bootstrap.map { try $0.weights(for: f) }
+        // One ranking per query and depth for every target; the depths spread over the cores.
+        let ks = self.ks
+        let perDepth = Parallel.map(depths.count) { i -> [Result<RetrievalResult, Error>] in
+            do { return try Retrieval.evaluate(vectors[i], labelSets: labels, ks: ks) } catch { return labels.map { _ in .failure(error) } }
+        }
         for (i, depth) in depths.enumerated() {
             for (t, target) in chosen.enumerated() {
-                let result = Result { try Retrieval.evaluate(vectors[i], labels: labels[t], ks: ks) }
+                let result = perDepth[i][t]
                 for (j, k) in ks.enumerated() {
                     var r = base
                     r.metric = Metric.retrievalTop(k)

@@ -81,7 +81,8 @@ extension BWAnalyze {
                 if let file {
                     report = try a.run(ActivationFile(path: file), progress: output.progress("probe"))
                 } else {
-                    report = try a.run(train: ActivationFile(path: train!), test: ActivationFile(path: test!), progress: output.progress("probe"))
+                    let pair = try ActivationFile.open([train!, test!])
+                    report = try a.run(train: pair[0], test: pair[1], progress: output.progress("probe"))
                 }
                 try output.write(report, table: ProbeAnalysis.table)
             }
@@ -112,7 +113,8 @@ extension BWAnalyze {
                 a.targets = probe.chosenTargets
                 a.options = probe.options
                 a.protocolKind = `protocol`
-                let report = try a.run(full: ActivationFile(path: full), onePatch: ActivationFile(path: onePatch), progress: output.progress(MetricFamily.occDrop.command))
+                let pair = try ActivationFile.open([full, onePatch])
+                let report = try a.run(full: pair[0], onePatch: pair[1], progress: output.progress(MetricFamily.occDrop.command))
                 try output.write(report, table: OccDropAnalysis.table)
             }
         }
