@@ -27,10 +27,10 @@ file="$work/runs/bench.h5"
 # Root may start Open MPI jobs only when it says so; --oversubscribe lets R exceed the cores.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 launch() { local r=$1; shift; mpirun -n "$r" --oversubscribe ${MPIRUN_ARGS:-} "$@"; }
-seconds() {  # seconds of one command, its output discarded
+seconds() {  # seconds of one command; its output discarded, its errors shown if it fails
     local start end
     start=$(date +%s.%N)
-    "$@" > /dev/null
+    if ! "$@" > /dev/null 2> "$work/stderr"; then cat "$work/stderr" >&2; echo failed; return; fi
     end=$(date +%s.%N)
     awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }'
 }

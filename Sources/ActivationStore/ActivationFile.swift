@@ -40,6 +40,21 @@ public final class ActivationFile: @unchecked Sendable {
         ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? NSNumber)?.intValue ?? 0
     }
 
+    /// Opens several files for reading, their structural checks (`StructureGuard`, one child process
+    /// each) at once rather than one after another.
+    ///
+    /// - Throws: the error of the first file, in the order given, that cannot be opened.
+    public static func open(_ paths: [String]) throws -> [ActivationFile] {
+        final class Slots: @unchecked Sendable { var results: [Result<ActivationFile, Error>?] = [] }
+        let slots = Slots()
+        slots.results = Array(repeating: nil, count: paths.count)
+        DispatchQueue.concurrentPerform(iterations: paths.count) { i in
+            let r = Result { try ActivationFile(path: paths[i]) }
+            HDF5Library.sync { slots.results[i] = r }
+        }
+        return try slots.results.map { try $0!.get() }
+    }
+
     /// Opens a file for reading.
     ///
     /// - Throws: `ActivationStoreError` naming the file (and object) when it is missing, a directory,

@@ -1,13 +1,70 @@
 import CHDF5
+import Synchronization
 
 extension HDF5File {
     /// The means over the middle dimension of rows `rows` of the 3-D dataset at `path` ([rows, middle,
-    /// last]), in float64, when it is float32 in unfiltered chunks (`wholeChunkMeans`); nil otherwise.
+    /// last]), in float64, when it is float32 in unfiltered chunks (see `readWholeChunks`); nil otherwise.
+    ///
+    /// The chunks of one block of rows are read under the library's lock and summed after it is
+    /// released, so several threads can read and sum different datasets at once. Per row and column
+    /// the middle index runs in increasing order, as in a loop over a copy of the tokens, so the sums are
+    /// the same to the last bit.
     func rowMeansFromChunks(_ path: String, rows: Range<Int>, middle: Int, last: Int) throws -> [Double]? {
-        try HDF5Library.sync {
+        guard !rows.isEmpty else { return [] }
+        let start = [rows.lowerBound, 0, 0], count = [rows.count, middle, last]
+        guard let layout = try HDF5Library.sync({ () -> WholeChunkLayout? in
             let ds = try openDataset(path)
-            return wholeChunkMeans(ds, rows: rows, middle: middle, last: last)
+            return wholeChunkLayout(ds, start: start, count: count)
+        }), layout.rank == 3, layout.shape[1] == middle, layout.shape[2] == last else { return nil }
+        let c = layout.chunk, d = layout.shape
+        let across = (d[1] + c[1] - 1) / c[1], down = (d[2] + c[2] - 1) / c[2]
+        let blockElements = across * down * layout.elements
+        // A block of rows larger than 64 MiB is read chunk by chunk under the lock instead.
+        guard blockElements <= 16 << 20 else {
+            return try HDF5Library.sync { wholeChunkMeansUnderLock(try openDataset(path), rows: rows, middle: middle, last: last) }
         }
+        var sums = [Double](repeating: 0, count: rows.count * last)
+        // Fresh buffers of this size come from mmap and are zeroed page by page; reuse them.
+        var block = HDF5File.blockBuffers.withLock { $0.popLast() } ?? []
+        defer {
+            let kept = block
+            HDF5File.blockBuffers.withLock { if $0.count < 4 { $0.append(kept) } }
+        }
+        if block.count < blockElements { block = [Float](repeating: 0, count: blockElements) }
+        var o0 = rows.lowerBound / c[0] * c[0]
+        while o0 < rows.upperBound {
+            let read = try block.withUnsafeMutableBufferPointer { b in
+                try HDF5Library.sync { () -> Bool in
+                    let ds = try openDataset(path)
+                    var slot = 0
+                    for o1 in stride(from: 0, to: d[1], by: c[1]) {
+                        for o2 in stride(from: 0, to: d[2], by: c[2]) {
+                            guard readChunk(ds, layout, origin: [o0, o1, o2], into: b.baseAddress! + slot * layout.elements) else { return false }
+                            slot += 1
+                        }
+                    }
+                    return true
+                }
+            }
+            guard read else { return nil }
+            let chunkRows = max(o0, rows.lowerBound)..<min(o0 + c[0], rows.upperBound)
+            sums.withUnsafeMutableBufferPointer { o in
+                block.withUnsafeBufferPointer { b in
+                    var slot = 0
+                    for o1 in stride(from: 0, to: d[1], by: c[1]) {
+                        for o2 in stride(from: 0, to: d[2], by: c[2]) {
+                            HDF5File.addTokenSums(UnsafeBufferPointer(rebasing: b[(slot * layout.elements)...]), origin: [o0, o1, o2],
+                                                  chunk: c, shape: d, rows: chunkRows, first: rows.lowerBound, into: o)
+                            slot += 1
+                        }
+                    }
+                }
+            }
+            o0 += c[0]
+        }
+        let inv = 1 / Double(middle)
+        for i in sums.indices { sums[i] *= inv }
+        return sums
     }
 
     /// Reads the rows `start[0] ..< start[0] + count[0]` of a float32 dataset whose other dimensions are
@@ -38,44 +95,16 @@ extension HDF5File {
         }
     }
 
-    /// The means over the middle dimension of the rows `rows` of a 3-D float32 dataset stored as
-    /// `readWholeChunks` needs, in float64, row-major [rows.count, last dimension], summed straight from
-    /// each chunk (no copy of the tokens): per row and column the middle index runs in increasing order,
-    /// as in a loop over a copy, so the sums are the same to the last bit. Nil when the dataset is not
-    /// stored that way. Must be called inside `HDF5Library.sync`.
-    func wholeChunkMeans(_ ds: H5Handle, rows: Range<Int>, middle: Int, last: Int) -> [Double]? {
+    /// Row-block buffers of `rowMeansFromChunks`, kept between calls (at most four).
+    static let blockBuffers = Mutex<[[Float]]>([])
+
+    /// `rowMeansFromChunks` for blocks of rows too large to hold: chunk by chunk, all under the lock
+    /// (the caller holds it).
+    private func wholeChunkMeansUnderLock(_ ds: H5Handle, rows: Range<Int>, middle: Int, last: Int) -> [Double]? {
         var sums = [Double](repeating: 0, count: rows.count * last)
         let ok = sums.withUnsafeMutableBufferPointer { o in
             forEachWholeChunk(ds, start: [rows.lowerBound, 0, 0], count: [rows.count, middle, last]) { chunk, origin, c, d, chunkRows in
-                guard d[1] == middle, d[2] == last else { return }
-                let width = min(c[2], d[2] - origin[2]), height = min(c[1], d[1] - origin[1])
-                let (rowStride, tokenStride) = (c[1] * c[2], c[2])
-                for i in chunkRows {
-                    let row = o.baseAddress! + (i - rows.lowerBound) * last + origin[2]
-                    let block = chunk.baseAddress! + (i - origin[0]) * rowStride
-                    // Eight columns at a time in registers, over the chunk's tokens in order (the sums
-                    // are those of adding token by token into `row`).
-                    var k = 0
-                    while k + 8 <= width {
-                        var a0 = row[k], a1 = row[k + 1], a2 = row[k + 2], a3 = row[k + 3]
-                        var a4 = row[k + 4], a5 = row[k + 5], a6 = row[k + 6], a7 = row[k + 7]
-                        var f = block + k
-                        for _ in 0..<height {
-                            a0 += Double(f[0]); a1 += Double(f[1]); a2 += Double(f[2]); a3 += Double(f[3])
-                            a4 += Double(f[4]); a5 += Double(f[5]); a6 += Double(f[6]); a7 += Double(f[7])
-                            f += tokenStride
-                        }
-                        row[k] = a0; row[k + 1] = a1; row[k + 2] = a2; row[k + 3] = a3
-                        row[k + 4] = a4; row[k + 5] = a5; row[k + 6] = a6; row[k + 7] = a7
-                        k += 8
-                    }
-                    while k < width {
-                        var a = row[k]
-                        for j in 0..<height { a += Double(block[j * tokenStride + k]) }
-                        row[k] = a
-                        k += 1
-                    }
-                }
+                HDF5File.addTokenSums(chunk, origin: origin, chunk: c, shape: d, rows: chunkRows, first: rows.lowerBound, into: o)
             }
         }
         guard ok else { return nil }
@@ -84,51 +113,109 @@ extension HDF5File {
         return sums
     }
 
+    /// Adds one chunk's values, summed over its middle dimension in order, into the [rows, last] sums `o`
+    /// (row `first` at the top) for the chunk's rows `rows`.
+    static func addTokenSums(_ chunk: UnsafeBufferPointer<Float>, origin: [Int], chunk c: [Int], shape d: [Int],
+                             rows: Range<Int>, first: Int, into o: UnsafeMutableBufferPointer<Double>) {
+        let width = min(c[2], d[2] - origin[2]), height = min(c[1], d[1] - origin[1])
+        let (rowStride, tokenStride) = (c[1] * c[2], c[2])
+        for i in rows {
+            let row = o.baseAddress! + (i - first) * d[2] + origin[2]
+            let block = chunk.baseAddress! + (i - origin[0]) * rowStride
+            // Eight columns at a time in registers, over the chunk's tokens in order (the sums are those
+            // of adding token by token into `row`).
+            var k = 0
+            while k + 8 <= width {
+                var a0 = row[k], a1 = row[k + 1], a2 = row[k + 2], a3 = row[k + 3]
+                var a4 = row[k + 4], a5 = row[k + 5], a6 = row[k + 6], a7 = row[k + 7]
+                var f = block + k
+                for _ in 0..<height {
+                    a0 += Double(f[0]); a1 += Double(f[1]); a2 += Double(f[2]); a3 += Double(f[3])
+                    a4 += Double(f[4]); a5 += Double(f[5]); a6 += Double(f[6]); a7 += Double(f[7])
+                    f += tokenStride
+                }
+                row[k] = a0; row[k + 1] = a1; row[k + 2] = a2; row[k + 3] = a3
+                row[k + 4] = a4; row[k + 5] = a5; row[k + 6] = a6; row[k + 7] = a7
+                k += 8
+            }
+            while k < width {
+                var a = row[k]
+                for j in 0..<height { a += Double(block[j * tokenStride + k]) }
+                row[k] = a
+                k += 1
+            }
+        }
+    }
+
+    /// How a dataset's chunks tile a selection of whole rows, as three dimensions (rank 1 and 2 get
+    /// unit dimensions).
+    struct WholeChunkLayout {
+        var rank: Int
+        var shape: [Int]
+        var chunk: [Int]
+        var elements: Int
+        var chunkBytes: hsize_t
+    }
+
+    /// The layout when the dataset is float32 in unfiltered chunks and the selection is whole rows
+    /// (see `readWholeChunks`), else nil. Must be called inside `HDF5Library.sync`.
+    func wholeChunkLayout(_ ds: H5Handle, start: [Int], count: [Int]) -> WholeChunkLayout? {
+        let plist = H5Handle(H5Dget_create_plist(ds.id), .plist)
+        guard plist.id >= 0, H5Pget_layout(plist.id) == H5D_CHUNKED, H5Pget_nfilters(plist.id) == 0 else { return nil }
+        let type = H5Handle(H5Dget_type(ds.id), .datatype)
+        guard type.id >= 0, H5Tequal(type.id, bw_H5T_NATIVE_FLOAT()) > 0 else { return nil }
+        let space = H5Handle(H5Dget_space(ds.id), .dataspace)
+        let dims = shape(of: space.id)
+        let rank = dims.count
+        guard (1...3).contains(rank), start.count == rank, count.count == rank,
+              (1..<rank).allSatisfy({ start[$0] == 0 && count[$0] == dims[$0] }),
+              start[0] >= 0, count[0] > 0, start[0] + count[0] <= dims[0] else { return nil }
+        var chunk = [hsize_t](repeating: 0, count: rank)
+        guard H5Pget_chunk(plist.id, Int32(rank), &chunk) == Int32(rank), chunk.allSatisfy({ $0 > 0 }) else { return nil }
+        let d = rank == 3 ? dims : rank == 2 ? [dims[0], 1, dims[1]] : [dims[0], 1, 1]
+        let c = (rank == 3 ? chunk : rank == 2 ? [chunk[0], 1, chunk[1]] : [chunk[0], 1, 1]).map { Int($0) }
+        guard let elements = HDF5File.product(c), elements <= (1 << 28) else { return nil }
+        return WholeChunkLayout(rank: rank, shape: d, chunk: c, elements: elements,
+                                chunkBytes: hsize_t(elements * MemoryLayout<Float>.size))
+    }
+
+    /// Reads the stored chunk at `origin` (three dimensions) into `buffer` (`layout.elements` floats);
+    /// false when it was never written or its stored size is not the chunk's. Must be called inside
+    /// `HDF5Library.sync`; clears HDF5's error stack on failure.
+    func readChunk(_ ds: H5Handle, _ layout: WholeChunkLayout, origin: [Int], into buffer: UnsafeMutablePointer<Float>) -> Bool {
+        let offset: [hsize_t] = (layout.rank == 3 ? origin : layout.rank == 2 ? [origin[0], origin[2]] : [origin[0]]).map { hsize_t($0) }
+        var stored: hsize_t = 0
+        var filters: UInt32 = 0
+        guard H5Dget_chunk_storage_size(ds.id, offset, &stored) >= 0, stored == layout.chunkBytes,
+              H5Dread_chunk(ds.id, bw_H5P_DEFAULT(), offset, &filters, buffer) >= 0 else {
+            _ = HDF5Library.lastErrorMessage()
+            return false
+        }
+        return true
+    }
+
     /// Calls `body(chunk, origin, chunkShape, datasetShape, rows)` for every stored chunk that holds rows
     /// of `start[0] ..< start[0] + count[0]`, in row-major chunk order, shapes as three dimensions (rank
     /// 1 and 2 get unit dimensions); `rows` are the chunk's rows inside the selection. False when the
     /// dataset is not stored as `readWholeChunks` needs (see there); `body` may have seen some chunks.
     private func forEachWholeChunk(_ ds: H5Handle, start: [Int], count: [Int],
                                    _ body: (UnsafeBufferPointer<Float>, [Int], [Int], [Int], Range<Int>) -> Void) -> Bool {
-        let plist = H5Handle(H5Dget_create_plist(ds.id), .plist)
-        guard plist.id >= 0, H5Pget_layout(plist.id) == H5D_CHUNKED, H5Pget_nfilters(plist.id) == 0 else { return false }
-        let type = H5Handle(H5Dget_type(ds.id), .datatype)
-        guard type.id >= 0, H5Tequal(type.id, bw_H5T_NATIVE_FLOAT()) > 0 else { return false }
-        let space = H5Handle(H5Dget_space(ds.id), .dataspace)
-        let dims = shape(of: space.id)
-        let rank = dims.count
-        guard (1...3).contains(rank), start.count == rank, count.count == rank,
-              (1..<rank).allSatisfy({ start[$0] == 0 && count[$0] == dims[$0] }),
-              start[0] >= 0, count[0] > 0, start[0] + count[0] <= dims[0] else { return false }
-        var chunk = [hsize_t](repeating: 0, count: rank)
-        guard H5Pget_chunk(plist.id, Int32(rank), &chunk) == Int32(rank), chunk.allSatisfy({ $0 > 0 }) else { return false }
-        let d = rank == 3 ? dims : rank == 2 ? [dims[0], 1, dims[1]] : [dims[0], 1, 1]
-        let c = (rank == 3 ? chunk : rank == 2 ? [chunk[0], 1, chunk[1]] : [chunk[0], 1, 1]).map { Int($0) }
-        guard let elements = HDF5File.product(c), elements <= (1 << 28) else { return false }
-        let chunkBytes = hsize_t(elements * MemoryLayout<Float>.size)
-        var scratch = [Float](repeating: 0, count: elements)
+        guard let layout = wholeChunkLayout(ds, start: start, count: count) else { return false }
+        let c = layout.chunk, d = layout.shape
+        var scratch = [Float](repeating: 0, count: layout.elements)
         let first = start[0], end = start[0] + count[0]
-        var ok = true
-        scratch.withUnsafeMutableBufferPointer { s in
+        return scratch.withUnsafeMutableBufferPointer { s in
             var o0 = first / c[0] * c[0]
-            rows: while o0 < end {
+            while o0 < end {
                 for o1 in stride(from: 0, to: d[1], by: c[1]) {
                     for o2 in stride(from: 0, to: d[2], by: c[2]) {
-                        let offset: [hsize_t] = (rank == 3 ? [o0, o1, o2] : rank == 2 ? [o0, o2] : [o0]).map { hsize_t($0) }
-                        var stored: hsize_t = 0
-                        var filters: UInt32 = 0
-                        guard H5Dget_chunk_storage_size(ds.id, offset, &stored) >= 0, stored == chunkBytes,
-                              H5Dread_chunk(ds.id, bw_H5P_DEFAULT(), offset, &filters, s.baseAddress) >= 0 else {
-                            ok = false
-                            break rows
-                        }
+                        guard readChunk(ds, layout, origin: [o0, o1, o2], into: s.baseAddress!) else { return false }
                         body(UnsafeBufferPointer(s), [o0, o1, o2], c, d, max(o0, first)..<min(o0 + c[0], end))
                     }
                 }
                 o0 += c[0]
             }
+            return true
         }
-        if !ok { _ = HDF5Library.lastErrorMessage() }   // clears the stack the failed lookup left
-        return ok
     }
 }

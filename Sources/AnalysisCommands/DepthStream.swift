@@ -133,9 +133,22 @@ public struct DepthStream {
     }
 
     private func loadAll(_ r: Range<Int>) throws -> [Matrix<Double>] {
-        var out: [Matrix<Double>] = []
-        for s in sources { for d in s.depths { out.append(try DepthStream.load(s.file, depth: d, clips: r, pooling: pooling)) } }
-        return out
+        let reps = sources.flatMap { s in s.depths.map { (s.file, $0) } }
+        guard pooling == .mean, reps.count > 1 else {
+            return try reps.map { try DepthStream.load($0.0, depth: $0.1, clips: r, pooling: pooling) }
+        }
+        // Clip means: one representation per thread. Each holds HDF5's lock only while it reads a block
+        // of chunks and sums outside it, so one thread sums while the other reads.
+        final class Slots: @unchecked Sendable { var values: [Result<Matrix<Double>, Error>?] = [] }
+        let slots = Slots()
+        slots.values = Array(repeating: nil, count: reps.count)
+        let mode = self.pooling
+        Parallel.forEachRange(reps.count, grain: 1) { part in
+            for i in part {
+                slots.values[i] = Result { try DepthStream.load(reps[i].0, depth: reps[i].1, clips: r, pooling: mode) }
+            }
+        }
+        return try slots.values.map { try $0!.get() }
     }
 
     /// Calls `body` for every batch in order, with one matrix per representation.

@@ -59,12 +59,19 @@ extension Communicator {
     /// them concurrently). Results travel as JSON; a failure travels as its message and comes back as
     /// an error with the same description, so the records built from it read the same.
     public func distributedMap<T: Codable>(_ count: Int, _ local: ([Int]) -> [Result<T, any Error>]) throws -> [Result<T, any Error>] {
+        try distributedMap(results: count) { mine in local(mine).map { [$0] } }.map { $0[0] }
+    }
+
+    /// `distributedMap` for jobs that give several results each (one per target, say).
+    public func distributedMap<T: Codable>(results count: Int, _ local: ([Int]) -> [[Result<T, any Error>]]) throws -> [[Result<T, any Error>]] {
         if size == 1 { return local(Array(0..<count)) }
         let mine = Array(stride(from: rank, to: count, by: size))
-        let results = local(mine).map { r -> JobOutcome<T> in
-            switch r {
-            case .success(let v): return .success(v)
-            case .failure(let e): return .failure("\(e)")
+        let results = local(mine).map { job in
+            job.map { r -> JobOutcome<T> in
+                switch r {
+                case .success(let v): return .success(v)
+                case .failure(let e): return .failure("\(e)")
+                }
             }
         }
         let encoder = JSONEncoder()
@@ -72,13 +79,15 @@ extension Communicator {
         let decoder = JSONDecoder()
         decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         let parts = allGather(Array(try encoder.encode(results)))
-        var out = [Result<T, any Error>?](repeating: nil, count: count)
+        var out = [[Result<T, any Error>]?](repeating: nil, count: count)
         for (r, bytes) in parts.enumerated() {
-            let decoded = try decoder.decode([JobOutcome<T>].self, from: Data(bytes))
-            for (k, outcome) in decoded.enumerated() {
-                switch outcome {
-                case .success(let v): out[r + k * size] = .success(v)
-                case .failure(let message): out[r + k * size] = .failure(RemoteFailure(description: message))
+            let decoded = try decoder.decode([[JobOutcome<T>]].self, from: Data(bytes))
+            for (k, job) in decoded.enumerated() {
+                out[r + k * size] = job.map { outcome in
+                    switch outcome {
+                    case .success(let v): return .success(v)
+                    case .failure(let message): return .failure(RemoteFailure(description: message))
+                    }
                 }
             }
         }

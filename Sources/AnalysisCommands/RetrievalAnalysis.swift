@@ -13,7 +13,7 @@ public struct RetrievalAnalysis {
     /// When set, mAP gets a bootstrap interval over clips (resampling the per-query average precisions).
     public var bootstrap: Bootstrap? = nil
     /// The job this analysis is part of: each rank pools its share of the clips, the clip vectors are
-    /// gathered, and the (depth, target) evaluations are spread over the ranks.
+    /// gathered, and the depths' rankings (all targets at once) are spread over the ranks.
     public var communicator: any Communicator = SingleProcess()
 
     public init() {}
@@ -26,17 +26,20 @@ public struct RetrievalAnalysis {
         guard !chosen.isEmpty else { throw AnalysisError("\(f.path): the file has no labels; retrieval needs /labels/<target>") }
         let labels = try chosen.map { try f.labels($0) }
         let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: maxBatchBytes, communicator: communicator, progress: progress)
-        let jobs = depths.indices.flatMap { i in chosen.indices.map { (i, $0) } }
-        let ks = self.ks
-        let evaluated = try communicator.distributedMap(jobs.count) { mine in
-            mine.map { j in Result { try Retrieval.evaluate(vectors[jobs[j].0], labels: labels[jobs[j].1], ks: ks) } }
-        }
         var records: [MetricRecord] = []
         let base = MetricRecord(metric: "", run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
         let weights = try bootstrap.map { try $0.weights(for: f) }
+        // One ranking per query and depth for every target; the depths spread over the ranks and each
+        // rank's cores.
+        let ks = self.ks
+        let perDepth = try communicator.distributedMap(results: depths.count) { mine in
+            Parallel.map(mine.count) { k -> [Result<RetrievalResult, Error>] in
+                do { return try Retrieval.evaluate(vectors[mine[k]], labelSets: labels, ks: ks) } catch { return labels.map { _ in .failure(error) } }
+            }
+        }
         for (i, depth) in depths.enumerated() {
             for (t, target) in chosen.enumerated() {
-                let result = evaluated[i * chosen.count + t]
+                let result = perDepth[i][t]
                 for (j, k) in ks.enumerated() {
                     var r = base
                     r.metric = Metric.retrievalTop(k)

@@ -47,9 +47,18 @@ public enum Retrieval {
     ///   query has a positive.
     /// - Complexity: O(N²·D) in one syrk plus O(N² log N) for the rankings.
     public static func evaluate(_ x: Matrix<Double>, labels: [Int], ks: [Int] = [1, 5, 10]) throws -> RetrievalResult {
+        try evaluate(x, labelSets: [labels], ks: ks)[0].get()
+    }
+
+    /// `evaluate` for several labellings of the same samples (the targets of one depth): the similarity
+    /// and each query's ranking are computed once and scored against every labelling, with the same
+    /// results as one call per labelling.
+    ///
+    /// - Throws: what `evaluate` throws for the samples themselves (too few, NaN/Inf, a zero row, a bad
+    ///   k); a labelling's own problems (wrong count, no positives) come back as its failed result.
+    public static func evaluate(_ x: Matrix<Double>, labelSets: [[Int]], ks: [Int] = [1, 5, 10]) throws -> [Result<RetrievalResult, Error>] {
         let n = x.rows, d = x.cols
         guard n >= 2 else { throw MetricUndefined("retrieval needs at least 2 samples, got \(n)") }
-        guard labels.count == n else { throw MetricUndefined("\(labels.count) labels for \(n) samples") }
         if let k = ks.first(where: { $0 < 1 }) { throw MetricUndefined("retrieval cut-off k must be at least 1, got \(k)") }
         let bad = x.nonFiniteCount
         guard bad == 0 else { throw MetricUndefined("non-finite input: \(bad) NaN or infinite values") }
@@ -64,42 +73,66 @@ public enum Retrieval {
         }
         let similarity = Matrix.gramOfRows(z)
 
-        var classSize: [Int: Int] = [:]
-        for label in labels { classSize[label, default: 0] += 1 }
-
-        var hits = [Int](repeating: 0, count: ks.count)
-        var apSum = 0.0
-        var queries = 0, withoutPositives = 0
-        var averagePrecisions = [Double?](repeating: nil, count: n)
-        var order = [Int]()
+        struct Tally {
+            var labels: [Int]
+            var classSize: [Int: Int] = [:]
+            var hits: [Int]
+            var apSum = 0.0
+            var queries = 0, withoutPositives = 0
+            var averagePrecisions: [Double?]
+        }
+        var failures: [Int: Error] = [:]
+        var tallies: [Tally] = []
+        for (t, labels) in labelSets.enumerated() {
+            if labels.count != n { failures[t] = MetricUndefined("\(labels.count) labels for \(n) samples") }
+            var tally = Tally(labels: labels.count == n ? labels : [Int](repeating: 0, count: n),
+                              hits: [Int](repeating: 0, count: ks.count), averagePrecisions: [Double?](repeating: nil, count: n))
+            for label in tally.labels { tally.classSize[label, default: 0] += 1 }
+            tallies.append(tally)
+        }
+        // Each query's ranking: the other samples by similarity descending, ties by lower index.
+        struct Candidate { var similarity: Double; var index: Int }
+        var order = [Candidate]()
         order.reserveCapacity(n - 1)
         for i in 0..<n {
-            let positives = classSize[labels[i]]! - 1
-            if positives == 0 { withoutPositives += 1; continue }
-            queries += 1
-            let s = Array(similarity.row(i))
-            order.removeAll(keepingCapacity: true)
-            for j in 0..<n where j != i { order.append(j) }
-            order.sort { a, b in s[a] != s[b] ? s[a] > s[b] : a < b }
-
-            var found = 0
-            var firstRank = 0
-            var precisionSum = 0.0
-            for (position, j) in order.enumerated() where labels[j] == labels[i] {
-                found += 1
-                let rank = position + 1
-                if found == 1 { firstRank = rank }
-                precisionSum += Double(found) / Double(rank)
-                if found == positives { break }
+            guard tallies.indices.contains(where: { failures[$0] == nil && tallies[$0].classSize[tallies[$0].labels[i]]! > 1 }) else {
+                for t in tallies.indices { tallies[t].withoutPositives += 1 }
+                continue
             }
-            averagePrecisions[i] = precisionSum / Double(positives)
-            apSum += precisionSum / Double(positives)
-            for (index, k) in ks.enumerated() where firstRank <= k { hits[index] += 1 }
+            order.removeAll(keepingCapacity: true)
+            similarity.storage.withUnsafeBufferPointer { s in
+                for j in 0..<n where j != i { order.append(Candidate(similarity: s[i * n + j], index: j)) }
+            }
+            order.sort { a, b in a.similarity != b.similarity ? a.similarity > b.similarity : a.index < b.index }
+            for t in tallies.indices where failures[t] == nil {
+                let labels = tallies[t].labels
+                let positives = tallies[t].classSize[labels[i]]! - 1
+                if positives == 0 { tallies[t].withoutPositives += 1; continue }
+                tallies[t].queries += 1
+                var found = 0
+                var firstRank = 0
+                var precisionSum = 0.0
+                for (position, c) in order.enumerated() where labels[c.index] == labels[i] {
+                    found += 1
+                    let rank = position + 1
+                    if found == 1 { firstRank = rank }
+                    precisionSum += Double(found) / Double(rank)
+                    if found == positives { break }
+                }
+                tallies[t].averagePrecisions[i] = precisionSum / Double(positives)
+                tallies[t].apSum += precisionSum / Double(positives)
+                for (index, k) in ks.enumerated() where firstRank <= k { tallies[t].hits[index] += 1 }
+            }
         }
-        guard queries > 0 else { throw MetricUndefined("no query has a positive (no two samples share a label)") }
-        return RetrievalResult(ks: ks, hitRates: hits.map { Double($0) / Double(queries) },
-                               meanAveragePrecision: apSum / Double(queries),
-                               queries: queries, queriesWithoutPositives: withoutPositives, averagePrecisions: averagePrecisions)
+        return tallies.indices.map { t in
+            if let e = failures[t] { return .failure(e) }
+            let tally = tallies[t]
+            guard tally.queries > 0 else { return .failure(MetricUndefined("no query has a positive (no two samples share a label)")) }
+            return .success(RetrievalResult(ks: ks, hitRates: tally.hits.map { Double($0) / Double(tally.queries) },
+                                             meanAveragePrecision: tally.apSum / Double(tally.queries),
+                                             queries: tally.queries, queriesWithoutPositives: tally.withoutPositives,
+                                             averagePrecisions: tally.averagePrecisions))
+        }
     }
 }
 

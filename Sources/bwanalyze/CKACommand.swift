@@ -76,8 +76,9 @@ extension BWAnalyze {
                 analysis.bandwidth = rbfBandwidth == .paper ? .paperMedian : .kornblith(threshold: rbfThreshold)
                 analysis.allowDifferentProbeSets = allowDifferentProbeSets
                 analysis.communicator = world
-                let a = try ActivationFile(path: files[0])
-                let b = try files.count > 1 ? ActivationFile(path: files[1]) : nil
+                let opened = try ActivationFile.open(files)
+                let a = opened[0]
+                let b = opened.count > 1 ? opened[1] : nil
                 let report = try analysis.run(a, b, progress: output.progress("cka", job: world))
                 try output.write(report, table: CKAAnalysis.table, job: world)
             }

@@ -84,7 +84,8 @@ extension BWAnalyze {
                 if let file {
                     report = try a.run(ActivationFile(path: file), progress: output.progress("probe", job: world))
                 } else {
-                    report = try a.run(train: ActivationFile(path: train!), test: ActivationFile(path: test!), progress: output.progress("probe", job: world))
+                    let pair = try ActivationFile.open([train!, test!])
+                    report = try a.run(train: pair[0], test: pair[1], progress: output.progress("probe", job: world))
                 }
                 try output.write(report, table: ProbeAnalysis.table, job: world)
             }
@@ -117,7 +118,8 @@ extension BWAnalyze {
                 a.targets = probe.chosenTargets
                 a.options = probe.options
                 a.protocolKind = `protocol`
-                let report = try a.run(full: ActivationFile(path: full), onePatch: ActivationFile(path: onePatch), progress: output.progress(MetricFamily.occDrop.command, job: world))
+                let pair = try ActivationFile.open([full, onePatch])
+                let report = try a.run(full: pair[0], onePatch: pair[1], progress: output.progress(MetricFamily.occDrop.command, job: world))
                 try output.write(report, table: OccDropAnalysis.table, job: world)
             }
         }
