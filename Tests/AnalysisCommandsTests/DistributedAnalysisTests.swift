@@ -214,6 +214,14 @@ final class DistributedAnalysisTests: XCTestCase {
         XCTAssertEqual(out.contents, [])
     }
 
+    /// A command that is not distributed would run once per rank: it refuses to start.
+    func testCommandsThatAreNotDistributedRefuseSeveralProcesses() throws {
+        let r = try launch(2, ["inspect", odd])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("bwanalyze: error: inspect runs as one process"), r.stderr)
+        XCTAssertFalse(r.stdout.contains("odd.h5"), r.stdout)
+    }
+
     /// A rank killed while the report runs: the job ends with a nonzero status and the report folder
     /// holds nothing under its final name. The ranks are stopped as soon as rank 0 has listed its inputs
     /// (the analyses are under way), so the kill cannot come after the report was written.
