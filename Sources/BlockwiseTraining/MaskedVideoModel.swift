@@ -34,6 +34,18 @@ public final class MaskedVideoModel {
         decoderPositions = Buffer(tokens.positionEmbedding(dim: config.decoderDim))
     }
 
+    /// A replica for one part of a batch: `other`'s parameters (the same buffer, so one optimizer
+    /// update serves both) with gradients of its own.
+    init(sharingParametersWith other: MaskedVideoModel) {
+        config = other.config
+        layout = other.layout
+        tokens = other.tokens
+        params = other.params
+        grads = Buffer(other.layout.count)
+        encoderPositions = other.encoderPositions
+        decoderPositions = other.decoderPositions
+    }
+
     public var parameterCount: Int { layout.count }
 }
 

@@ -207,22 +207,38 @@ public final class Trainer {
         var sets: [VideoClipSet]? = nil
         try dumpIfDue(&sets, report: report)
         let share = communicator.share(of: c.batchSize)
-        let w = TrainingWorkspace(c, batch: share.count)
+        // This process's share, split again over its threads: one replica of the model per part, each
+        // on one core with OpenBLAS single-threaded, as MPI ranks split the batch (Trainer.replicaParts).
+        let parts = Trainer.replicaParts(share)
+        let replicas = [model] + parts.dropFirst().map { _ in MaskedVideoModel(sharingParametersWith: model) }
+        let workspaces = parts.map { TrainingWorkspace(c, batch: $0.count) }
         let clipSize = c.frames * c.height * c.width * c.channels
-        var batchPixels = [Float](repeating: 0, count: share.count * clipSize)
+        var partPixels = parts.map { [Float](repeating: 0, count: $0.count * clipSize) }
         let started = ContinuousClock.now
         let startStep = step
         while step < c.steps {
             if let stop = stopAfter, step >= stop { break }
-            for (i, idx) in batchIndices(step: step)[share].enumerated() {
-                let src = training.clip(idx)
-                batchPixels.replaceSubrange((i * clipSize)..<((i + 1) * clipSize), with: src)
+            let indices = batchIndices(step: step)
+            for (r, part) in parts.enumerated() {
+                for (i, idx) in indices[part].enumerated() {
+                    partPixels[r].replaceSubrange((i * clipSize)..<((i + 1) * clipSize), with: training.clip(idx))
+                }
             }
-            var rng = SeededGenerator(seed: Trainer.mix(c.seed, UInt64(step), 2))
-            batchPixels.withUnsafeBufferPointer { model.load(w, pixels: $0.baseAddress!, rng: &rng, skippingClips: share.lowerBound) }
-            model.grads.zero()
             let (active, _) = phase(of: step)
-            var losses = model.step(w, activeBlock: active)
+            var partLosses = parts.map { _ in [Float]() }
+            partLosses.withUnsafeMutableBufferPointer { out in
+                let out = out
+                ThreadSetting.concurrently(parts.count) { r in
+                    // Every part draws the masks of the whole batch in order and keeps its own clips'.
+                    var rng = SeededGenerator(seed: Trainer.mix(c.seed, UInt64(step), 2))
+                    partPixels[r].withUnsafeBufferPointer {
+                        replicas[r].load(workspaces[r], pixels: $0.baseAddress!, rng: &rng, skippingClips: parts[r].lowerBound)
+                    }
+                    replicas[r].grads.zero()
+                    out[r] = replicas[r].step(workspaces[r], activeBlock: active)
+                }
+            }
+            var losses = Trainer.combine(partLosses, parts: parts, replicas: replicas)
             if communicator.size > 1 { reduceOverRanks(losses: &losses, fraction: Float(share.count) / Float(c.batchSize)) }
             let evaluated = active.map { [losses[$0]] } ?? losses
             guard evaluated.allSatisfy(\.isFinite) else {
@@ -255,6 +271,46 @@ public final class Trainer {
 }
 
 extension Trainer {
+    /// The parts of a process's share of the batch that its replicas train on: as many as the thread
+    /// setting's threads (one when it is 1, inside a parallel task, or under MPI, where ranks run one
+    /// thread each), at most one per clip, contiguous, sizes differing by at most one (the first take
+    /// one more), like `Communicator.share`.
+    static func replicaParts(_ share: Range<Int>) -> [Range<Int>] {
+        let n = ThreadSetting.onWorkerThread ? 1 : max(1, min(ThreadSetting.count, share.count))
+        let base = share.count / n, extra = share.count % n
+        var lower = share.lowerBound
+        return (0..<n).map { r in
+            let size = base + (r < extra ? 1 : 0)
+            defer { lower += size }
+            return lower..<(lower + size)
+        }
+    }
+
+    /// Gradient and losses of the whole share from its parts: each part's are means over its clips, so
+    /// the share's are their sum weighted by each part's fraction of the share, added in part order
+    /// (the same result whatever thread ran a part). The gradient ends in `replicas[0]`'s buffer.
+    static func combine(_ losses: [[Float]], parts: [Range<Int>], replicas: [MaskedVideoModel]) -> [Float] {
+        guard parts.count > 1 else { return losses[0] }
+        let total = Float(parts.reduce(0) { $0 + $1.count })
+        let fractions = parts.map { Float($0.count) / total }
+        let n = replicas[0].layout.count
+        let sum = replicas[0].grads.p
+        let others = replicas.dropFirst().map { $0.grads.p }
+        Parallel.forEachRange(n, grain: 1 << 16) { range in
+            for i in range {
+                var g = sum[i] * fractions[0]
+                for (r, p) in others.enumerated() { g += p[i] * fractions[r + 1] }
+                sum[i] = g
+            }
+        }
+        return (0..<losses[0].count).map { k in
+            if losses[0][k].isNaN { return .nan }
+            var l = 0.0
+            for r in parts.indices { l += Double(losses[r][k]) * Double(fractions[r]) }
+            return Float(l)
+        }
+    }
+
     /// Sums the share-weighted gradients and losses over ranks: afterwards every rank holds the
     /// gradient and loss of the whole batch (each is a mean over the batch's clips, and every clip has
     /// the same number of masked tokens).
