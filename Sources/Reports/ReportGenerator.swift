@@ -52,7 +52,8 @@ public struct ReportGenerator: Sendable {
     @discardableResult
     public func generate(paths: [String], log: (@Sendable (String) -> Void)? = nil) throws -> ReportSummary? {
         let log = communicator.isRoot ? log : nil
-        let inputs = try ReportInputs.collect(paths)
+        // An input that cannot be read stops every rank at once (one error line, rank 0's).
+        let inputs = try communicator.together { try ReportInputs.collect(paths) }
         try ReportOutput.check(out: options.outputDirectory, notebook: options.resolvedNotebookPath,
                                inputs: inputs.groups.map(\.file.path))
         for n in inputs.notes { log?(n) }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Collective
 import LinearAlgebra
 
@@ -33,7 +34,8 @@ public struct JobOptions: ParsableArguments {
     /// Joins the job (one process, or MPI's world), sets the thread count and runs `body`. An error
     /// becomes one `<tool>: error:` line (through `printError`) and exit status 1. Under MPI the line
     /// names the failing rank (`rank R of N: message`) and the whole job ends (MPI_Abort): a rank whose
-    /// own work threw prints and aborts; after `Communicator.together` reported a rank's failure to
+    /// own work threw prints and aborts (ranks other than 0 after a second, so that an error of every
+    /// rank is printed once, by rank 0); after `Communicator.together` reported a rank's failure to
     /// all, rank 0 prints it and aborts while the others wait to be ended.
     public func run(printError: (String) -> Void, _ body: (any Communicator) throws -> Void) throws {
         var comm: (any Communicator)? = nil
@@ -54,6 +56,9 @@ public struct JobOptions: ParsableArguments {
                     comm.barrier()
                     comm.abort(status: 1)
                 }
+                // An error every rank meets (a bad option value, say) is printed once: rank 0 prints at
+                // once and its abort ends the others while they wait a moment before printing theirs.
+                if !comm.isRoot { Thread.sleep(forTimeInterval: 1) }
                 printError("rank \(comm.rank) of \(comm.size): \(error)")
                 comm.abort(status: 1)
             }

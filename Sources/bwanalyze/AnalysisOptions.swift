@@ -1,3 +1,4 @@
+import ActivationStore
 import AnalysisCommands
 import ArgumentParser
 import Collective
@@ -101,6 +102,12 @@ struct DepthOptions: ParsableArguments {
 /// A subcommand that runs as one job over MPI's ranks when started by mpirun or srun (docs/mpi.md);
 /// the others refuse to start as several processes.
 protocol DistributedCommand {}
+
+/// Opens a command's activation files on every rank. When one cannot be opened, every rank learns it
+/// at once (`Communicator.together`), so the job ends with one error line, printed by rank 0.
+func openInputs(_ paths: [String], job: any Communicator) throws -> [ActivationFile] {
+    try job.together { try ActivationFile.open(paths) }
+}
 
 /// Runs an analysis, turning its errors into one line on standard error and exit status 1.
 func runAnalysis(_ body: () throws -> Void) throws {

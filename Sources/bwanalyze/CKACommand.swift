@@ -76,7 +76,7 @@ extension BWAnalyze {
                 analysis.bandwidth = rbfBandwidth == .paper ? .paperMedian : .kornblith(threshold: rbfThreshold)
                 analysis.allowDifferentProbeSets = allowDifferentProbeSets
                 analysis.communicator = world
-                let opened = try ActivationFile.open(files)
+                let opened = try openInputs(files, job: world)
                 let a = opened[0]
                 let b = opened.count > 1 ? opened[1] : nil
                 let report = try analysis.run(a, b, progress: output.progress("cka", job: world))

@@ -30,7 +30,7 @@ extension BWAnalyze {
                 a.pooling = depths.pool
                 a.maxBatchBytes = depths.batchBytes
                 a.pairwiseRows = max(2, pairwiseRows)
-                let report = try a.run(ActivationFile(path: file), progress: output.progress("spectrum", job: world))
+                let report = try a.run(openInputs([file], job: world)[0], progress: output.progress("spectrum", job: world))
                 try output.write(report, table: SpectrumAnalysis.table, job: world)
             }
         }
@@ -64,7 +64,7 @@ extension BWAnalyze {
                 a.depthSelection = depth.selection
                 a.targets = targets.isEmpty ? nil : targets
                 a.ks = ks.value.values
-                let f = try ActivationFile(path: file)
+                let f = try openInputs([file], job: world)[0]
                 for t in targets { _ = try f.labels(t) }
                 let report = try a.run(f, progress: output.progress("retrieval", job: world))
                 try output.write(report, table: RetrievalAnalysis.table, job: world)

@@ -82,9 +82,9 @@ extension BWAnalyze {
                 if let cGrid { a.cGrid = cGrid.value.values }
                 let report: MetricReport
                 if let file {
-                    report = try a.run(ActivationFile(path: file), progress: output.progress("probe", job: world))
+                    report = try a.run(openInputs([file], job: world)[0], progress: output.progress("probe", job: world))
                 } else {
-                    let pair = try ActivationFile.open([train!, test!])
+                    let pair = try openInputs([train!, test!], job: world)
                     report = try a.run(train: pair[0], test: pair[1], progress: output.progress("probe", job: world))
                 }
                 try output.write(report, table: ProbeAnalysis.table, job: world)
@@ -118,7 +118,7 @@ extension BWAnalyze {
                 a.targets = probe.chosenTargets
                 a.options = probe.options
                 a.protocolKind = `protocol`
-                let pair = try ActivationFile.open([full, onePatch])
+                let pair = try openInputs([full, onePatch], job: world)
                 let report = try a.run(full: pair[0], onePatch: pair[1], progress: output.progress(MetricFamily.occDrop.command, job: world))
                 try output.write(report, table: OccDropAnalysis.table, job: world)
             }

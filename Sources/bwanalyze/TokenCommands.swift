@@ -27,7 +27,7 @@ extension BWAnalyze {
                 a.communicator = world
                 a.depthSelection = depth.selection
                 a.maxBatchBytes = max(1, Int(batchMib * 1_048_576))
-                let report = try a.run(ActivationFile(path: file), progress: output.progress("tokens", job: world))
+                let report = try a.run(openInputs([file], job: world)[0], progress: output.progress("tokens", job: world))
                 try output.write(report, table: TokenAnalysis.table, job: world)
             }
         }
@@ -53,7 +53,7 @@ extension BWAnalyze {
                 var a = AttentionAnalysis()
                 a.communicator = world
                 if let layers { a.layers = layers.value.values }
-                let report = try a.run(ActivationFile(path: file), progress: output.progress("attention", job: world))
+                let report = try a.run(openInputs([file], job: world)[0], progress: output.progress("attention", job: world))
                 try output.write(report, table: AttentionAnalysis.table, job: world)
             }
         }
