@@ -221,7 +221,7 @@ extension BWTrain {
 
 /// How this process takes part in a run: its thread count, and its place in an MPI job.
 struct JobOptions: ParsableArguments {
-    @Option(help: "Threads for BLAS and the element-wise kernels (default: the machine's cores; 1 per rank under MPI).") var threads: Int?
+    @Option(help: "Threads: each takes a part of every batch with its own replica of the model and one BLAS thread (default: the machine's cores; 1 per rank under MPI).") var threads: Int?
 
     /// Joins the job (one process, or MPI's world), sets the thread count and runs `body`. An error
     /// becomes one `bwtrain: error:` line and exit status 1; under MPI the line names the rank and the
