@@ -139,53 +139,16 @@ public final class ActivationFile: @unchecked Sendable {
         try readTokens(depth: depth, clips: clips, as: Double.self)
     }
 
-    /// The mean over tokens of every clip in `clips` at `depth`, row-major [clips.count, D], in float64:
-    /// the sum over tokens in token order, times 1/T. Float32 files stored in unfiltered chunks are
-    /// summed straight from the chunks; others are read and summed in the same order.
-    public func tokenMeans(depth: Int, clips: Range<Int>) throws -> [Double] {
+    /// Hands `body` the stored chunks of the tokens of clips `clips` at `depth`, without copying them,
+    /// when the file stores them as float32 in unfiltered chunks in clip order; false otherwise (read
+    /// `tokens(depth:clips:)` instead). See `HDF5File.forEachStoredChunk`: on false `body` may have seen
+    /// some chunks, and whatever it made of them is to be discarded.
+    public func forEachTokenChunk(depth: Int, clips: Range<Int>, _ body: (StoredChunk) -> Void) throws -> Bool {
         try checkDepth(depth)
         let object = ActivationPaths.tokens(depth)
         try checkClips(clips, limit: clipCount, object: object)
-        let t = tokenCount, d = featureCount
-        if clipOrder == nil, !clips.isEmpty, tokenTypes[depth] == .float32,
-           let means = try file.rowMeansFromChunks(object, rows: clips, middle: t, last: d) {
-            return means
-        }
-        // Otherwise read in parts of at most `tokenMeansReadBytes` of tokens (the caller budgets only for
-        // the means); float16/32 as float32 (HDF5's conversion to float64 is several times slower),
-        // widened exactly.
-        let wide = tokenTypes[depth] == .float64
-        var step = max(1, ActivationFile.tokenMeansReadBytes / max(1, t * d * (wide ? 8 : 4)))
-        if let c = chunkClips, c > 0, step > c { step = step / c * c }
-        var out: [Double] = []
-        out.reserveCapacity(clips.count * d)
-        for lo in stride(from: clips.lowerBound, to: clips.upperBound, by: step) {
-            let part = lo..<min(lo + step, clips.upperBound)
-            out += wide ? ActivationFile.tokenMeans(try tokens(depth: depth, clips: part, as: Double.self), clips: part.count, tokens: t, features: d)
-                        : ActivationFile.tokenMeans(try tokens(depth: depth, clips: part, as: Float.self), clips: part.count, tokens: t, features: d)
-        }
-        return out
-    }
-
-    /// Most bytes of tokens `tokenMeans` reads at once when it cannot sum straight from the chunks.
-    public static let tokenMeansReadBytes = 32 << 20
-
-    /// Means over the middle dimension of row-major [clips, t, d] values, summed in token order.
-    public static func tokenMeans<S: BinaryFloatingPoint>(_ x: [S], clips: Int, tokens t: Int, features d: Int) -> [Double] {
-        var out = [Double](repeating: 0, count: clips * d)
-        let inv = 1 / Double(t)
-        out.withUnsafeMutableBufferPointer { o in
-            x.withUnsafeBufferPointer { p in
-                for i in 0..<clips {
-                    for j in 0..<t {
-                        let base = (i * t + j) * d
-                        for k in 0..<d { o[i * d + k] += Double(p[base + k]) }
-                    }
-                    for k in 0..<d { o[i * d + k] *= inv }
-                }
-            }
-        }
-        return out
+        guard clipOrder == nil, tokenTypes[depth] == .float32 else { return false }
+        return try file.forEachStoredChunk(object, rows: clips, middle: tokenCount, last: featureCount, body)
     }
 
     private func readTokens<S: HDF5MemoryScalar & Numeric>(depth: Int, clips: Range<Int>, as: S.Type) throws -> [S] {

@@ -1,29 +1,47 @@
 import CHDF5
 import Synchronization
 
+/// One stored chunk of a 3-D float32 dataset, as `HDF5File.forEachStoredChunk` hands it over: valid
+/// only during the call.
+public struct StoredChunk {
+    /// The chunk's values, row-major in the chunk's full shape (an edge chunk is stored whole; the
+    /// values beyond the dataset are padding).
+    public let values: UnsafeBufferPointer<Float>
+    /// Dataset coordinates of the chunk's first value (row, middle, last).
+    public let origin: [Int]
+    /// The chunk's shape.
+    public let chunk: [Int]
+    /// The dataset's shape.
+    public let shape: [Int]
+    /// The rows of the chunk inside the requested rows.
+    public let rows: Range<Int>
+}
+
 extension HDF5File {
-    /// The means over the middle dimension of rows `rows` of the 3-D dataset at `path` ([rows, middle,
-    /// last]), in float64, when it is float32 in unfiltered chunks (see `readWholeChunks`); nil otherwise.
-    ///
-    /// The chunks of one block of rows are read under the library's lock and summed after it is
-    /// released, so several threads can read and sum different datasets at once. Per row and column
-    /// the middle index runs in increasing order, as in a loop over a copy of the tokens, so the sums are
-    /// the same to the last bit.
-    func rowMeansFromChunks(_ path: String, rows: Range<Int>, middle: Int, last: Int) throws -> [Double]? {
-        guard !rows.isEmpty else { return [] }
+    /// Visits the stored chunks of rows `rows` of the 3-D dataset at `path` ([rows, middle, last]) when
+    /// it is float32 in unfiltered chunks (see `readWholeChunks`); false when it is not stored that way,
+    /// or a chunk turns out to be missing, in which case `body` may have seen some chunks and the caller
+    /// discards what it made of them. The chunks of one block of rows are read under the library's lock and
+    /// handed to `body` after it is released, in row-major chunk order, so several threads can read and
+    /// use different datasets at once.
+    func forEachStoredChunk(_ path: String, rows: Range<Int>, middle: Int, last: Int, _ body: (StoredChunk) -> Void) throws -> Bool {
+        guard !rows.isEmpty else { return true }
         let start = [rows.lowerBound, 0, 0], count = [rows.count, middle, last]
         guard let layout = try HDF5Library.sync({ () -> WholeChunkLayout? in
             let ds = try openDataset(path)
             return wholeChunkLayout(ds, start: start, count: count)
-        }), layout.rank == 3, layout.shape[1] == middle, layout.shape[2] == last else { return nil }
+        }), layout.rank == 3, layout.shape[1] == middle, layout.shape[2] == last else { return false }
         let c = layout.chunk, d = layout.shape
         let across = (d[1] + c[1] - 1) / c[1], down = (d[2] + c[2] - 1) / c[2]
         let blockElements = across * down * layout.elements
-        // A block of rows larger than 64 MiB is read chunk by chunk under the lock instead.
+        // A block of rows larger than 64 MiB is read and visited chunk by chunk under the lock instead.
         guard blockElements <= 16 << 20 else {
-            return try HDF5Library.sync { wholeChunkMeansUnderLock(try openDataset(path), rows: rows, middle: middle, last: last) }
+            return try HDF5Library.sync {
+                forEachWholeChunk(try openDataset(path), start: start, count: count) { chunk, origin, c, d, chunkRows in
+                    body(StoredChunk(values: chunk, origin: origin, chunk: c, shape: d, rows: chunkRows))
+                }
+            }
         }
-        var sums = [Double](repeating: 0, count: rows.count * last)
         // Fresh buffers of this size come from mmap and are zeroed page by page; reuse them.
         var block = HDF5File.blockBuffers.withLock { $0.popLast() } ?? []
         defer {
@@ -46,26 +64,25 @@ extension HDF5File {
                     return true
                 }
             }
-            guard read else { return nil }
+            guard read else { return false }
             let chunkRows = max(o0, rows.lowerBound)..<min(o0 + c[0], rows.upperBound)
-            sums.withUnsafeMutableBufferPointer { o in
-                block.withUnsafeBufferPointer { b in
-                    var slot = 0
-                    for o1 in stride(from: 0, to: d[1], by: c[1]) {
-                        for o2 in stride(from: 0, to: d[2], by: c[2]) {
-                            HDF5File.addTokenSums(UnsafeBufferPointer(rebasing: b[(slot * layout.elements)...]), origin: [o0, o1, o2],
-                                                  chunk: c, shape: d, rows: chunkRows, first: rows.lowerBound, into: o)
-                            slot += 1
-                        }
+            block.withUnsafeBufferPointer { b in
+                var slot = 0
+                for o1 in stride(from: 0, to: d[1], by: c[1]) {
+                    for o2 in stride(from: 0, to: d[2], by: c[2]) {
+                        body(StoredChunk(values: UnsafeBufferPointer(rebasing: b[(slot * layout.elements)..<((slot + 1) * layout.elements)]),
+                                         origin: [o0, o1, o2], chunk: c, shape: d, rows: chunkRows))
+                        slot += 1
                     }
                 }
             }
             o0 += c[0]
         }
-        let inv = 1 / Double(middle)
-        for i in sums.indices { sums[i] *= inv }
-        return sums
+        return true
     }
+
+    /// Row-block buffers of `forEachStoredChunk`, kept between calls (at most four).
+    static let blockBuffers = Mutex<[[Float]]>([])
 
     /// Reads the rows `start[0] ..< start[0] + count[0]` of a float32 dataset whose other dimensions are
     /// read whole, chunk by chunk with `H5Dread_chunk`, and copies each chunk's part into `out`
@@ -91,58 +108,6 @@ extension HDF5File {
                     let to = ((i - start[0]) * d[1] + origin[1] + j) * d[2] + origin[2]
                     (out.baseAddress! + to).update(from: chunk.baseAddress! + from, count: width)
                 }
-            }
-        }
-    }
-
-    /// Row-block buffers of `rowMeansFromChunks`, kept between calls (at most four).
-    static let blockBuffers = Mutex<[[Float]]>([])
-
-    /// `rowMeansFromChunks` for blocks of rows too large to hold: chunk by chunk, all under the lock
-    /// (the caller holds it).
-    private func wholeChunkMeansUnderLock(_ ds: H5Handle, rows: Range<Int>, middle: Int, last: Int) -> [Double]? {
-        var sums = [Double](repeating: 0, count: rows.count * last)
-        let ok = sums.withUnsafeMutableBufferPointer { o in
-            forEachWholeChunk(ds, start: [rows.lowerBound, 0, 0], count: [rows.count, middle, last]) { chunk, origin, c, d, chunkRows in
-                HDF5File.addTokenSums(chunk, origin: origin, chunk: c, shape: d, rows: chunkRows, first: rows.lowerBound, into: o)
-            }
-        }
-        guard ok else { return nil }
-        let inv = 1 / Double(middle)
-        for i in sums.indices { sums[i] *= inv }
-        return sums
-    }
-
-    /// Adds one chunk's values, summed over its middle dimension in order, into the [rows, last] sums `o`
-    /// (row `first` at the top) for the chunk's rows `rows`.
-    static func addTokenSums(_ chunk: UnsafeBufferPointer<Float>, origin: [Int], chunk c: [Int], shape d: [Int],
-                             rows: Range<Int>, first: Int, into o: UnsafeMutableBufferPointer<Double>) {
-        let width = min(c[2], d[2] - origin[2]), height = min(c[1], d[1] - origin[1])
-        let (rowStride, tokenStride) = (c[1] * c[2], c[2])
-        for i in rows {
-            let row = o.baseAddress! + (i - first) * d[2] + origin[2]
-            let block = chunk.baseAddress! + (i - origin[0]) * rowStride
-            // Eight columns at a time in registers, over the chunk's tokens in order (the sums are those
-            // of adding token by token into `row`).
-            var k = 0
-            while k + 8 <= width {
-                var a0 = row[k], a1 = row[k + 1], a2 = row[k + 2], a3 = row[k + 3]
-                var a4 = row[k + 4], a5 = row[k + 5], a6 = row[k + 6], a7 = row[k + 7]
-                var f = block + k
-                for _ in 0..<height {
-                    a0 += Double(f[0]); a1 += Double(f[1]); a2 += Double(f[2]); a3 += Double(f[3])
-                    a4 += Double(f[4]); a5 += Double(f[5]); a6 += Double(f[6]); a7 += Double(f[7])
-                    f += tokenStride
-                }
-                row[k] = a0; row[k + 1] = a1; row[k + 2] = a2; row[k + 3] = a3
-                row[k + 4] = a4; row[k + 5] = a5; row[k + 6] = a6; row[k + 7] = a7
-                k += 8
-            }
-            while k < width {
-                var a = row[k]
-                for j in 0..<height { a += Double(block[j * tokenStride + k]) }
-                row[k] = a
-                k += 1
             }
         }
     }

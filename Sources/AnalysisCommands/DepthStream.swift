@@ -92,7 +92,7 @@ public struct DepthStream {
     public func batches() -> [Range<Int>] {
         // Bytes held per clip of a batch: token rows in float64 for every depth, or, when pooling to
         // clip vectors, the pooled vectors of every depth twice: the batch in use and the next one being
-        // read (ActivationFile.tokenMeans bounds the tokens it holds while pooling by itself).
+        // read (`DepthStream.tokenMeans` bounds the tokens it holds while pooling by itself).
         let perClip: Int
         switch pooling {
         case .tokens:
@@ -111,7 +111,7 @@ public struct DepthStream {
     static func load(_ file: ActivationFile, depth: Int, clips r: Range<Int>, pooling: Pooling) throws -> Matrix<Double> {
         let t = file.tokenCount, d = file.featureCount
         if pooling == .mean {
-            return Matrix(rows: r.count, cols: d, storage: try file.tokenMeans(depth: depth, clips: r))
+            return Matrix(rows: r.count, cols: d, storage: try tokenMeans(file, depth: depth, clips: r))
         }
         // float64 files are read as they are; float16/32 are read as float32 (HDF5's own conversion to
         // float64 is several times slower) and widened here, which is exact.
@@ -121,13 +121,98 @@ public struct DepthStream {
         return pool(try file.tokens(depth: depth, clips: r, as: Float.self), clips: r.count, tokens: t, features: d, pooling: pooling)
     }
 
+    /// The mean over tokens of every clip in `r` at `depth`, row-major [r.count, D], in float64: the
+    /// sum over tokens in token order, times 1/T. Float32 tokens stored in unfiltered chunks are summed
+    /// straight from the chunks (`ActivationFile.forEachTokenChunk`); others are read in parts of at
+    /// most `tokenMeansReadBytes` and summed in the same order, so both give the same bits.
+    static func tokenMeans(_ file: ActivationFile, depth: Int, clips r: Range<Int>) throws -> [Double] {
+        let t = file.tokenCount, d = file.featureCount
+        var sums = [Double](repeating: 0, count: r.count * d)
+        let direct = try sums.withUnsafeMutableBufferPointer { o in
+            try file.forEachTokenChunk(depth: depth, clips: r) { addTokenSums($0, first: r.lowerBound, into: o) }
+        }
+        if direct {
+            let inv = 1 / Double(t)
+            for i in sums.indices { sums[i] *= inv }
+            return sums
+        }
+        let wide = file.tokenTypes[depth] == .float64
+        var step = max(1, tokenMeansReadBytes / max(1, t * d * (wide ? 8 : 4)))
+        if let c = file.chunkClips, c > 0, step > c { step = step / c * c }
+        var out: [Double] = []
+        out.reserveCapacity(r.count * d)
+        for lo in stride(from: r.lowerBound, to: r.upperBound, by: step) {
+            let part = lo..<min(lo + step, r.upperBound)
+            // float16/32 are read as float32 (HDF5's conversion to float64 is several times slower) and
+            // widened exactly.
+            out += wide ? tokenMeans(try file.tokens(depth: depth, clips: part, as: Double.self), clips: part.count, tokens: t, features: d)
+                        : tokenMeans(try file.tokens(depth: depth, clips: part, as: Float.self), clips: part.count, tokens: t, features: d)
+        }
+        return out
+    }
+
+    /// Most bytes of tokens `tokenMeans` reads at once when it cannot sum straight from the chunks.
+    static let tokenMeansReadBytes = 32 << 20
+
+    /// Means over the middle dimension of row-major [clips, t, d] values, summed in token order.
+    static func tokenMeans<S: BinaryFloatingPoint>(_ x: [S], clips: Int, tokens t: Int, features d: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: clips * d)
+        let inv = 1 / Double(t)
+        out.withUnsafeMutableBufferPointer { o in
+            x.withUnsafeBufferPointer { p in
+                for i in 0..<clips {
+                    for j in 0..<t {
+                        let base = (i * t + j) * d
+                        for k in 0..<d { o[i * d + k] += Double(p[base + k]) }
+                    }
+                    for k in 0..<d { o[i * d + k] *= inv }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Adds one stored chunk's tokens, summed over its token dimension in order, into the [clips, D]
+    /// sums `o` (clip `first` at the top).
+    static func addTokenSums(_ chunk: StoredChunk, first: Int, into o: UnsafeMutableBufferPointer<Double>) {
+        let c = chunk.chunk, d = chunk.shape, origin = chunk.origin
+        let width = min(c[2], d[2] - origin[2]), height = min(c[1], d[1] - origin[1])
+        let (rowStride, tokenStride) = (c[1] * c[2], c[2])
+        for i in chunk.rows {
+            let row = o.baseAddress! + (i - first) * d[2] + origin[2]
+            let block = chunk.values.baseAddress! + (i - origin[0]) * rowStride
+            // Eight features at a time in registers, over the chunk's tokens in order (the sums are those
+            // of adding token by token into `row`).
+            var k = 0
+            while k + 8 <= width {
+                var a0 = row[k], a1 = row[k + 1], a2 = row[k + 2], a3 = row[k + 3]
+                var a4 = row[k + 4], a5 = row[k + 5], a6 = row[k + 6], a7 = row[k + 7]
+                var f = block + k
+                for _ in 0..<height {
+                    a0 += Double(f[0]); a1 += Double(f[1]); a2 += Double(f[2]); a3 += Double(f[3])
+                    a4 += Double(f[4]); a5 += Double(f[5]); a6 += Double(f[6]); a7 += Double(f[7])
+                    f += tokenStride
+                }
+                row[k] = a0; row[k + 1] = a1; row[k + 2] = a2; row[k + 3] = a3
+                row[k + 4] = a4; row[k + 5] = a5; row[k + 6] = a6; row[k + 7] = a7
+                k += 8
+            }
+            while k < width {
+                var a = row[k]
+                for j in 0..<height { a += Double(block[j * tokenStride + k]) }
+                row[k] = a
+                k += 1
+            }
+        }
+    }
+
     static func pool<S: BinaryFloatingPoint>(_ x: [S], clips: Int, tokens t: Int, features d: Int, pooling: Pooling) -> Matrix<Double> {
         switch pooling {
         case .tokens:
             if let x = x as? [Double] { return Matrix(rows: clips * t, cols: d, storage: x) }
             return Matrix(rows: clips * t, cols: d, storage: (x as! [Float]).map { Double($0) })
         case .mean:
-            let out = ActivationFile.tokenMeans(x, clips: clips, tokens: t, features: d)
+            let out = tokenMeans(x, clips: clips, tokens: t, features: d)
             return Matrix(rows: clips, cols: d, storage: out)
         }
     }

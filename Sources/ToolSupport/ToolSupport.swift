@@ -26,7 +26,7 @@ extension ParsableCommand {
 /// How this process takes part in a job: its thread count, and its place in an MPI job. Both tools
 /// include it (`bwtrain train|bench`, every `bwanalyze` command that reads activations).
 public struct JobOptions: ParsableArguments {
-    @Option(help: "Threads for BLAS and the parallel loops (default: the machine's cores; 1 per rank under MPI).")
+    @Option(help: "Threads of this process: in bwtrain each takes a part of every batch with its own replica of the model and one BLAS thread; in bwanalyze they run BLAS and the parallel reads and fits (default: the machine's cores; 1 per rank under MPI).")
     public var threads: Int?
 
     public init() {}

@@ -63,21 +63,34 @@ final class WholeChunkReadTests: XCTestCase {
         }
     }
 
-    func testMeansSumInTokenOrder() throws {
+    /// The visited chunks, put back in place, are the dataset's rows; they come in row-major chunk order.
+    func testStoredChunksCoverTheRowsInOrder() throws {
         let dir = TemporaryDirectory()
         let shape = [10, 7, 12]
         let f = try makeFile(dir.file("m.h5"), shape: shape, chunk: [3, 2, 5])
         for rows in [0..<10, 4..<9] {
-            var want: [Double] = []
-            for i in rows {
-                for k in 0..<12 {
-                    var s = 0.0
-                    for j in 0..<7 { s += Double(value(i, j, k)) }
-                    want.append(s * (1 / 7.0))
+            var rebuilt = [Float](repeating: .nan, count: rows.count * 7 * 12)
+            var origins: [[Int]] = []
+            let visited = try f.forEachStoredChunk("/x", rows: rows, middle: 7, last: 12) { chunk in
+                origins.append(chunk.origin)
+                XCTAssertEqual(chunk.chunk, [3, 2, 5])
+                XCTAssertEqual(chunk.values.count, 30)
+                for i in chunk.rows {
+                    for j in 0..<min(2, 7 - chunk.origin[1]) {
+                        for k in 0..<min(5, 12 - chunk.origin[2]) {
+                            rebuilt[((i - rows.lowerBound) * 7 + chunk.origin[1] + j) * 12 + chunk.origin[2] + k] =
+                                chunk.values[((i - chunk.origin[0]) * 2 + j) * 5 + k]
+                        }
+                    }
                 }
             }
-            XCTAssertEqual(try f.rowMeansFromChunks("/x", rows: rows, middle: 7, last: 12), want, "rows \(rows)")
+            XCTAssertTrue(visited)
+            XCTAssertEqual(rebuilt, expected(shape, rows: rows), "rows \(rows)")
+            XCTAssertEqual(origins, origins.sorted { $0.lexicographicallyPrecedes($1) }, "row-major chunk order")
+            XCTAssertEqual(origins.count, Set(origins.map { $0[0] }).count * 4 * 3)
         }
+        let contiguous = try makeFile(dir.file("c.h5"), shape: shape, chunk: nil)
+        XCTAssertFalse(try contiguous.forEachStoredChunk("/x", rows: 0..<10, middle: 7, last: 12) { _ in XCTFail("visited") })
     }
 
     func testDatasetsNotStoredInPlainFloatChunksFallBack() throws {
@@ -85,7 +98,6 @@ final class WholeChunkReadTests: XCTestCase {
         let shape = [6, 4, 5]
         let contiguous = try makeFile(dir.file("contiguous.h5"), shape: shape, chunk: nil)
         XCTAssertNil(try direct(contiguous, shape, rows: 0..<6))
-        XCTAssertNil(try contiguous.rowMeansFromChunks("/x", rows: 0..<6, middle: 4, last: 5))
         XCTAssertEqual(try contiguous.read("/x", as: Float.self, start: [1, 0, 0], count: [3, 4, 5]), expected(shape, rows: 1..<4))
 
         let wide = try makeFile(dir.file("float64.h5"), shape: shape, chunk: [2, 4, 5], type: .float64)

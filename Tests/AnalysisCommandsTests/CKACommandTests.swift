@@ -1,3 +1,4 @@
+@testable import AnalysisCommands
 import ActivationStore
 import Foundation
 import LinearAlgebra
@@ -170,5 +171,25 @@ final class CKAClipGramTests: XCTestCase {
         let half = try XCTUnwrap(gram.value(0, 2))
         XCTAssertGreaterThan(half, 0.5)
         XCTAssertLessThan(half, 0.95)
+    }
+}
+
+/// Clip means summed straight from the stored chunks are the means of the tokens read and summed in
+/// order, to the last bit.
+final class TokenMeansTests: XCTestCase {
+    func testChunkSumsEqualSumsOfTheReadTokens() throws {
+        for name in ["geometry.h5", "run-a.h5", "attention.h5"] {
+            let f = try ActivationFile(path: fixturePath(name))
+            for depth in f.depths {
+                for clips in [0..<f.clipCount, 1..<max(2, f.clipCount - 1)] {
+                    let direct = try DepthStream.tokenMeans(f, depth: depth, clips: clips)
+                    let read = DepthStream.tokenMeans(try f.tokens(depth: depth, clips: clips), clips: clips.count,
+                                                      tokens: f.tokenCount, features: f.featureCount)
+                    XCTAssertEqual(direct, read, "\(name) depth \(depth) clips \(clips)")
+                    // And the stored chunks were used: the fixtures are float32 in unfiltered chunks.
+                    XCTAssertTrue(try f.forEachTokenChunk(depth: depth, clips: clips) { _ in })
+                }
+            }
+        }
     }
 }
