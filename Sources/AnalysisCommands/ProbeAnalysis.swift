@@ -46,13 +46,8 @@ public struct ProbeAnalysis: Sendable {
         let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: maxBatchBytes, communicator: communicator)
         var warnings: [String] = []
         var extra: [String: String] = [:]
-        let results = try evaluate(depths: depths, targets: chosen, progress: progress, warnings: &warnings, chosenC: &extra) { i, t in
-            if let grid = cGrid {
-                let s = try LinearProbe.selectC(vectors[i], labels: labels[t], grid: grid, options: options)
-                return (s.result, s.c)
-            }
-            return (try LinearProbe.crossValidate(vectors[i], labels: labels[t], options: options), nil)
-        }
+        let fits = try crossValidateEach(vectors, labels: labels, grid: cGrid, progress: progress)
+        let results = evaluate(fits, depths: depths, targets: chosen, warnings: &warnings, chosenC: &extra)
         var params = parameters("cv")
         params.merge(extra) { $1 }
         var out = try report(f, depths: depths, targets: chosen, results: results, parameters: params, warnings: warnings,
@@ -62,9 +57,8 @@ public struct ProbeAnalysis: Sendable {
             let shuffled = labels.map { LinearProbe.permuted($0, seed: shuffleSeed) }
             var chanceWarnings: [String] = []
             var ignored: [String: String] = [:]
-            let chance = try evaluate(depths: [last], targets: chosen, progress: nil, warnings: &chanceWarnings, chosenC: &ignored) { _, t in
-                (try LinearProbe.crossValidate(vectors[index], labels: shuffled[t], options: options), nil)
-            }
+            let chanceFits = try crossValidateEach([vectors[index]], labels: shuffled, grid: nil, progress: nil)
+            let chance = evaluate(chanceFits, depths: [last], targets: chosen, warnings: &chanceWarnings, chosenC: &ignored)
             let extraReport = try report(f, depths: [last], targets: chosen, results: chance, parameters: [:], warnings: [],
                                          inputs: [f], labels: shuffled, scored: f, metric: .probeAccuracyShuffled)
             out.records += extraReport.records
@@ -91,10 +85,12 @@ public struct ProbeAnalysis: Sendable {
         let testVectors = try collectClipVectors(test, depths: depths, maxBatchBytes: maxBatchBytes, communicator: communicator)
         var warnings: [String] = []
         var extra: [String: String] = [:]
-        let results = try evaluate(depths: depths, targets: chosen, progress: progress, warnings: &warnings, chosenC: &extra) { i, t in
-            (try LinearProbe.trainTest(train: trainVectors[i], trainLabels: trainLabels[t], test: testVectors[i],
-                                       testLabels: testLabels[t], options: options), nil)
+        let options = self.options
+        let fits = try fitEach(depths: depths.count, targets: chosen.count, progress: progress) { i, t in
+            try LinearProbe.trainTest(train: trainVectors[i], trainLabels: trainLabels[t], test: testVectors[i],
+                                      testLabels: testLabels[t], options: options)
         }
+        let results = evaluate(fits, depths: depths, targets: chosen, warnings: &warnings, chosenC: &extra)
         var params = parameters("train/test")
         params.merge(extra) { $1 }
         return try report(train, depths: depths, targets: chosen, results: results, parameters: params,
@@ -114,17 +110,53 @@ public struct ProbeAnalysis: Sendable {
         var c: Double?
     }
 
-    /// Runs `body` for every (depth, target), spread over the ranks and each rank's cores, collecting
-    /// results in order on every rank.
-    func evaluate(depths: [Int], targets: [String], progress: ((Int, Int) -> Void)?, warnings: inout [String],
-                  chosenC: inout [String: String],
-                  _ body: @escaping @Sendable (Int, Int) throws -> (ProbeResult, Double?)) throws -> [[Result<ProbeResult, Error>]] {
-        let jobs = depths.indices.flatMap { i in targets.indices.map { (i, $0) } }
-        let results = try communicator.distributedMap(jobs.count) { mine -> [Result<Fitted, any Error>] in
-            Parallel.map(mine.count, { k in
-                Result { let (r, c) = try body(jobs[mine[k]].0, jobs[mine[k]].1); return Fitted(result: r, c: c) }
+    /// Cross-validated probes of `vectors[i]` against `labels[t]` for every (i, t), in that order: one job
+    /// per (representation, target, outer fold), spread over the ranks and each rank's cores, and each
+    /// probe's folds combined as `LinearProbe.crossValidate` (no grid) or `selectC` combine them, so the
+    /// results are theirs on every rank.
+    func crossValidateEach(_ vectors: [Matrix<Double>], labels: [[Int]], grid: [Double]?,
+                           progress: ((Int, Int) -> Void)?) throws -> [Result<Fitted, Error>] {
+        let options = self.options
+        let probes = vectors.indices.flatMap { i in labels.indices.map { (i, $0) } }
+        let plans = probes.map { i, t in Result { try LinearProbe.crossValidation(vectors[i], labels: labels[t], options: options, grid: grid) } }
+        let planned = plans.map { try? $0.get() }
+        let jobs = planned.enumerated().flatMap { p, cv in (cv?.folds.indices ?? 0..<0).map { (p, $0) } }
+        let outcomes = try communicator.distributedMap(jobs.count) { mine -> [Result<LinearProbe.FoldOutcome, any Error>] in
+            Parallel.map(mine.count, { n in
+                let (p, k) = jobs[mine[n]]
+                return Result { try LinearProbe.fold(k, of: planned[p]!, x: vectors[probes[p].0]) }
             }, finished: { _, _, done in progress?(done, mine.count) })
         }
+        var first = 0
+        return plans.map { plan in
+            Result {
+                let cv = try plan.get()
+                defer { first += cv.folds.count }
+                // The first failing fold's error, as one call would throw it.
+                let folds = try (first..<(first + cv.folds.count)).map { try outcomes[$0].get() }
+                let (c, result) = LinearProbe.combine(folds, of: cv)
+                return Fitted(result: result, c: c)
+            }
+        }
+    }
+
+    /// Runs `body` for every (depth, target) as one job, spread over the ranks and each rank's cores;
+    /// the results in (depth, target) order on every rank.
+    func fitEach(depths: Int, targets: Int, progress: ((Int, Int) -> Void)?,
+                 _ body: @escaping @Sendable (Int, Int) throws -> ProbeResult) throws -> [Result<Fitted, Error>] {
+        let jobs = (0..<depths).flatMap { i in (0..<targets).map { (i, $0) } }
+        return try communicator.distributedMap(jobs.count) { mine -> [Result<Fitted, any Error>] in
+            Parallel.map(mine.count, { k in
+                Result { Fitted(result: try body(jobs[mine[k]].0, jobs[mine[k]].1), c: nil) }
+            }, finished: { _, _, done in progress?(done, mine.count) })
+        }
+    }
+
+    /// The probes' results per depth and target from the fits in (depth, target) order, with the
+    /// warnings and parameters about convergence and the chosen C.
+    func evaluate(_ results: [Result<Fitted, Error>], depths: [Int], targets: [String], warnings: inout [String],
+                  chosenC: inout [String: String]) -> [[Result<ProbeResult, Error>]] {
+        let jobs = depths.indices.flatMap { i in targets.indices.map { (i, $0) } }
         var out = depths.map { _ in targets.map { _ in Result<ProbeResult, Error>.failure(MetricUndefined("not run")) } }
         var allConverged = true
         var mostIterations = 0

@@ -202,18 +202,8 @@ public enum LinearProbe {
     ///   - options: C, iteration budget, folds and seed.
     /// - Complexity: `folds` fits, each O(iterations · N·D·C).
     public static func crossValidate(_ x: Matrix<Double>, labels: [Int], options: ProbeOptions = .init()) throws -> ProbeResult {
-        try validate(options, needsFolds: true)
-        try validate(x, labels: labels, role: "data")
-        try requireTwoClasses(labels, role: "data")
-        let (labels, classes) = denseClasses(labels)
-        let folds = try stratifiedFolds(labels: labels, folds: options.folds, seed: options.seed)
-        let outOfFold = try outOfFold(fitOn: x, labels: labels, classes: classes, folds: folds, scoring: [x], options: options)
-        let predictions = outOfFold.predictions[0]
-        let fits = zip(folds, outOfFold.fits).map { testIndices, fit in
-            let correct = testIndices.reduce(0) { $0 + (predictions[$1] == labels[$1] ? 1 : 0) }
-            return (accuracy: Double(correct) / Double(testIndices.count), iterations: fit.iterations, converged: fit.converged)
-        }
-        return summary(fits, classes: classes, samples: x.rows, predictions: predictions)
+        let cv = try crossValidation(x, labels: labels, options: options)
+        return combine(try cv.folds.indices.map { try fold($0, of: cv, x: x) }, of: cv).result
     }
 
     /// Out-of-fold predictions of cross-validation: for each fold (test indices, ascending), the probe
@@ -292,57 +282,9 @@ public enum LinearProbe {
     ///   - options: folds, seed and iteration budget (its `c` is ignored).
     /// - Complexity: folds · (grid.count · folds + 1) fits.
     public static func selectC(_ x: Matrix<Double>, labels: [Int], grid: [Double], options: ProbeOptions) throws -> (c: Double, result: ProbeResult) {
-        guard !grid.isEmpty else { throw MetricUndefined("the grid of C values is empty") }
-        if let bad = grid.first(where: { !($0.isFinite && $0 > 0) }) {
-            throw MetricUndefined("C must be finite and > 0, the grid holds \(bad)")
-        }
-        let candidates = Array(Set(grid)).sorted()
-        try validate(options, needsFolds: true)
-        try validate(x, labels: labels, role: "data")
-        try requireTwoClasses(labels, role: "data")
-        let (labels, classes) = denseClasses(labels)
-        let outer = try stratifiedFolds(labels: labels, folds: options.folds, seed: options.seed)
-        var fits: [(accuracy: Double, iterations: Int, converged: Bool)] = []
-        var chosen: [Double] = []
-        var predictions = [Int](repeating: -1, count: x.rows)
-        for (foldNumber, testIndices) in outer.enumerated() {
-            let trainIndices = complement(testIndices, count: x.rows)
-            let trainX = x.rows(at: trainIndices)
-            let trainY = trainIndices.map { labels[$0] }
-            let inner: [[Int]]
-            do {
-                inner = try stratifiedFolds(labels: trainY, folds: options.folds, seed: options.seed)
-            } catch let e as MetricUndefined {
-                throw MetricUndefined("inner cross-validation in the training set of outer fold \(foldNumber): \(e.reason)")
-            }
-            var bestC = candidates[0], bestAccuracy = -1.0
-            for c in candidates {
-                var innerOptions = options
-                innerOptions.c = c
-                var total = 0.0
-                for innerTest in inner {
-                    let innerTrain = complement(innerTest, count: trainIndices.count)
-                    let fit = try fit(trainX.rows(at: innerTrain), labels: innerTrain.map { trainY[$0] },
-                                      classes: classes, options: innerOptions)
-                    total += score(fit, trainX.rows(at: innerTest), innerTest.map { trainY[$0] }).accuracy
-                }
-                let accuracy = total / Double(inner.count)
-                if accuracy > bestAccuracy { bestAccuracy = accuracy; bestC = c }  // strict: ties keep the smaller C
-            }
-            chosen.append(bestC)
-            var outerOptions = options
-            outerOptions.c = bestC
-            let fit = try fit(trainX, labels: trainY, classes: classes, options: outerOptions)
-            let (accuracy, predicted) = score(fit, x.rows(at: testIndices), testIndices.map { labels[$0] })
-            for (k, i) in testIndices.enumerated() { predictions[i] = predicted[k] }
-            fits.append((accuracy, fit.iterations, fit.converged))
-        }
-        var bestC = candidates[0], bestCount = 0
-        for c in candidates {
-            let count = chosen.filter { $0 == c }.count
-            if count > bestCount { bestCount = count; bestC = c }
-        }
-        return (bestC, summary(fits, classes: classes, samples: x.rows, predictions: predictions))
+        let cv = try crossValidation(x, labels: labels, options: options, grid: grid)
+        let (c, result) = combine(try cv.folds.indices.map { try fold($0, of: cv, x: x) }, of: cv)
+        return (c!, result)
     }
 
     // MARK: standardisation
@@ -382,7 +324,7 @@ public enum LinearProbe {
 
     // MARK: helpers
 
-    private static func validate(_ options: ProbeOptions, needsFolds: Bool) throws {
+    static func validate(_ options: ProbeOptions, needsFolds: Bool) throws {
         guard options.c.isFinite && options.c > 0 else {
             throw MetricUndefined("probe C must be finite and > 0, got \(options.c)")
         }
@@ -394,7 +336,7 @@ public enum LinearProbe {
         }
     }
 
-    private static func validate(_ x: Matrix<Double>, labels: [Int], role: String) throws {
+    static func validate(_ x: Matrix<Double>, labels: [Int], role: String) throws {
         guard labels.count == x.rows else {
             throw MetricUndefined("\(role): \(labels.count) labels for \(x.rows) rows")
         }
@@ -406,7 +348,7 @@ public enum LinearProbe {
         guard bad == 0 else { throw MetricUndefined("\(role) holds \(bad) non-finite values (NaN or ±Inf)") }
     }
 
-    private static func requireTwoClasses(_ labels: [Int], role: String) throws {
+    static func requireTwoClasses(_ labels: [Int], role: String) throws {
         let distinct = Set(labels)
         guard distinct.count >= 2 else {
             let which = distinct.first.map { " (only class \($0))" } ?? ""
@@ -415,20 +357,20 @@ public enum LinearProbe {
     }
 
     /// Indices in 0..<count not in `sortedIndices`, ascending.
-    private static func complement(_ sortedIndices: [Int], count: Int) -> [Int] {
+    static func complement(_ sortedIndices: [Int], count: Int) -> [Int] {
         var member = [Bool](repeating: false, count: count)
         for i in sortedIndices { member[i] = true }
         return (0..<count).filter { !member[$0] }
     }
 
     /// Accuracy of the fit on (x, labels) and its predictions.
-    private static func score(_ fit: ProbeFit, _ x: Matrix<Double>, _ labels: [Int]) -> (accuracy: Double, predictions: [Int]) {
+    static func score(_ fit: ProbeFit, _ x: Matrix<Double>, _ labels: [Int]) -> (accuracy: Double, predictions: [Int]) {
         let predictions = fit.predict(x)
         let correct = zip(predictions, labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
         return (Double(correct) / Double(labels.count), predictions)
     }
 
-    private static func summary(_ fits: [(accuracy: Double, iterations: Int, converged: Bool)], classes: Int,
+    static func summary(_ fits: [(accuracy: Double, iterations: Int, converged: Bool)], classes: Int,
                                 samples: Int, predictions: [Int]) -> ProbeResult {
         let accuracies = fits.map(\.accuracy)
         let mean = accuracies.reduce(0, +) / Double(accuracies.count)
