@@ -53,7 +53,7 @@ public struct AttentionAnalysis {
                 }
             }
             if communicator.size > 1 {
-                failure = communicator.firstMessage([failure])[0]
+                failure = try communicator.firstMessage([failure])[0]
                 try acc.combineSums(heads: shape.heads, communicator.sumOverRanks)
             }
             progress?(li + 1, chosen.count)

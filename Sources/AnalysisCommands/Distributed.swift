@@ -43,13 +43,10 @@ extension Communicator {
     }
 
     /// The first non-nil message over the ranks (in rank order), for each slot.
-    func firstMessage(_ messages: [String?]) -> [String?] {
+    func firstMessage(_ messages: [String?]) throws -> [String?] {
         if size == 1 { return messages }
-        let encoded = messages.map { $0.map { "1" + $0 } ?? "0" }.joined(separator: "\u{0}")
-        let parts = allGather(encoded).map { $0.split(separator: "\u{0}", omittingEmptySubsequences: false) }
-        return messages.indices.map { i in
-            parts.lazy.map { String($0[i]) }.first { $0.hasPrefix("1") }.map { String($0.dropFirst()) }
-        }
+        let parts = try allGather(Array(JSONEncoder().encode(messages))).map { try JSONDecoder().decode([String?].self, from: Data($0)) }
+        return messages.indices.map { i in parts.lazy.compactMap { $0[i] }.first }
     }
 
     /// Runs jobs `0..<count` spread over the ranks (job j on rank j mod R) and returns every job's

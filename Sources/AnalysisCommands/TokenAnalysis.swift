@@ -42,8 +42,8 @@ public struct TokenAnalysis {
             }
         } }
         if comm.size > 1 {
-            patchErrors = comm.firstMessage(patchErrors)
-            shiftErrors = comm.firstMessage(shiftErrors)
+            patchErrors = try comm.firstMessage(patchErrors)
+            shiftErrors = try comm.firstMessage(shiftErrors)
             for i in patch.indices {
                 patch[i].combineSums(comm.sumOverRanks)
                 if bootstrap != nil { clipValues[i] = comm.allGather(patch[i].clipValues) }
