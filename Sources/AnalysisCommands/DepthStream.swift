@@ -109,16 +109,18 @@ public struct DepthStream {
 
     /// Rows of one depth for clips `r`, pooled.
     static func load(_ file: ActivationFile, depth: Int, clips r: Range<Int>, pooling: Pooling) throws -> Matrix<Double> {
-        let t = file.tokenCount, d = file.featureCount
-        if pooling == .mean {
+        let rows = r.count * file.tokenCount, d = file.featureCount
+        switch pooling {
+        case .mean:
             return Matrix(rows: r.count, cols: d, storage: try tokenMeans(file, depth: depth, clips: r))
+        case .tokens:
+            // float64 files are read as they are; float16/32 are read as float32 (HDF5's own conversion
+            // to float64 is several times slower) and widened here, which is exact.
+            if file.tokenTypes[depth] == .float64 {
+                return Matrix(rows: rows, cols: d, storage: try file.tokens(depth: depth, clips: r, as: Double.self))
+            }
+            return Matrix(rows: rows, cols: d, storage: try file.tokens(depth: depth, clips: r, as: Float.self).map { Double($0) })
         }
-        // float64 files are read as they are; float16/32 are read as float32 (HDF5's own conversion to
-        // float64 is several times slower) and widened here, which is exact.
-        if file.tokenTypes[depth] == .float64 {
-            return pool(try file.tokens(depth: depth, clips: r, as: Double.self), clips: r.count, tokens: t, features: d, pooling: pooling)
-        }
-        return pool(try file.tokens(depth: depth, clips: r, as: Float.self), clips: r.count, tokens: t, features: d, pooling: pooling)
     }
 
     /// The mean over tokens of every clip in `r` at `depth`, row-major [r.count, D], in float64: the
@@ -206,34 +208,17 @@ public struct DepthStream {
         }
     }
 
-    static func pool<S: BinaryFloatingPoint>(_ x: [S], clips: Int, tokens t: Int, features d: Int, pooling: Pooling) -> Matrix<Double> {
-        switch pooling {
-        case .tokens:
-            if let x = x as? [Double] { return Matrix(rows: clips * t, cols: d, storage: x) }
-            return Matrix(rows: clips * t, cols: d, storage: (x as! [Float]).map { Double($0) })
-        case .mean:
-            let out = tokenMeans(x, clips: clips, tokens: t, features: d)
-            return Matrix(rows: clips, cols: d, storage: out)
-        }
-    }
-
     private func loadAll(_ r: Range<Int>) throws -> [Matrix<Double>] {
         let reps = sources.flatMap { s in s.depths.map { (s.file, $0) } }
         guard pooling == .mean, reps.count > 1 else {
             return try reps.map { try DepthStream.load($0.0, depth: $0.1, clips: r, pooling: pooling) }
         }
-        // Clip means: one representation per thread. Each holds HDF5's lock only while it reads a block
+        // Clip means: one representation per core. Each holds HDF5's lock only while it reads a block
         // of chunks and sums outside it, so one thread sums while the other reads.
-        final class Slots: @unchecked Sendable { var values: [Result<Matrix<Double>, Error>?] = [] }
-        let slots = Slots()
-        slots.values = Array(repeating: nil, count: reps.count)
         let mode = self.pooling
-        Parallel.forEachRange(reps.count, grain: 1) { part in
-            for i in part {
-                slots.values[i] = Result { try DepthStream.load(reps[i].0, depth: reps[i].1, clips: r, pooling: mode) }
-            }
-        }
-        return try slots.values.map { try $0!.get() }
+        return try Parallel.map(reps.count) { i in
+            Result { try DepthStream.load(reps[i].0, depth: reps[i].1, clips: r, pooling: mode) }
+        }.map { try $0.get() }
     }
 
     /// Calls `body` for every batch in order, with one matrix per representation.

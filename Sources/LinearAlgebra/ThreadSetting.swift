@@ -1,6 +1,7 @@
 import CBLAS
 import Dispatch
 import Foundation
+import Synchronization
 
 /// The one thread count that governs OpenBLAS and the project's own parallel loops.
 ///
@@ -15,10 +16,31 @@ public enum ThreadSetting {
     /// Threads for BLAS calls and parallel loops.
     public static var count: Int { chosen > 0 ? chosen : machineCores }
 
-    /// Uses `threads` threads (at least 1) from now on, in OpenBLAS too.
+    /// Uses `threads` threads (at least 1) from now on, in OpenBLAS too (once no caller holds it at
+    /// one thread).
     public static func set(_ threads: Int) {
         chosen = max(1, threads)
-        openblas_set_num_threads(Int32(chosen))
+        singleThreadedHolds.withLock { if $0 == 0 { openblas_set_num_threads(Int32(chosen)) } }
+    }
+
+    /// Callers holding OpenBLAS at one thread (`withSingleThreadedBLAS`, `concurrently`). OpenBLAS's
+    /// thread count is one global setting, and such callers overlap (a reader thread's parallel loads
+    /// while the main thread computes single-threaded): it gets `count` threads back only when the last
+    /// of them ends.
+    private static let singleThreadedHolds = Mutex<Int>(0)
+
+    private static func holdSingleThreadedBLAS() {
+        singleThreadedHolds.withLock {
+            if $0 == 0 { openblas_set_num_threads(1) }
+            $0 += 1
+        }
+    }
+
+    private static func releaseSingleThreadedBLAS() {
+        singleThreadedHolds.withLock {
+            $0 -= 1
+            if $0 == 0 { openblas_set_num_threads(Int32(count)) }
+        }
     }
 
     /// Runs `body` with OpenBLAS on one thread (afterwards `count` again), for a caller whose other
@@ -26,8 +48,8 @@ public enum ThreadSetting {
     /// gemms there would wait on, and spin against, that work.
     public static func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
         if count <= 1 || onWorkerThread { return try body() }
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(Int32(count)) }
+        holdSingleThreadedBLAS()
+        defer { releaseSingleThreadedBLAS() }
         return try body()
     }
 
@@ -55,8 +77,8 @@ public enum ThreadSetting {
             for i in 0..<tasks { body(i) }
             return
         }
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(Int32(count)) }
+        holdSingleThreadedBLAS()
+        defer { releaseSingleThreadedBLAS() }
         withoutActuallyEscaping(body) { body in
             let task = UncheckedSendable(body)
             // Dispatch hands the tasks to its workers as they free up (a busy core does not hold back
