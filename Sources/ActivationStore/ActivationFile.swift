@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// An open bwact/1 activation file, read in clip ranges.
 ///
@@ -45,14 +46,12 @@ public final class ActivationFile: @unchecked Sendable {
     ///
     /// - Throws: the error of the first file, in the order given, that cannot be opened.
     public static func open(_ paths: [String]) throws -> [ActivationFile] {
-        final class Slots: @unchecked Sendable { var results: [Result<ActivationFile, Error>?] = [] }
-        let slots = Slots()
-        slots.results = Array(repeating: nil, count: paths.count)
+        let results = Mutex<[Result<ActivationFile, Error>?]>(Array(repeating: nil, count: paths.count))
         DispatchQueue.concurrentPerform(iterations: paths.count) { i in
             let r = Result { try ActivationFile(path: paths[i]) }
-            HDF5Library.sync { slots.results[i] = r }
+            results.withLock { $0[i] = r }
         }
-        return try slots.results.map { try $0!.get() }
+        return try results.withLock { try $0.map { try $0!.get() } }
     }
 
     /// Opens a file for reading.
