@@ -154,24 +154,26 @@ public enum SyntheticVideo {
     /// zoom-in (fixed centre, radius growing 2.2–2.6×). Object radius 14–19 % of min(height, width)
     /// (zoom: from 9–11 %). Background per clip: a random grey level per channel 0.5 ± 0.1 plus three
     /// low-frequency random gratings (amplitudes 0.03–0.07, 1–5 cycles per frame side), static.
+    /// `objectScale` multiplies every object radius (and the orbit's radius); the straight paths
+    /// shorten so that the object stays in the frame.
     ///
     /// - Parameters: As for `gratings`.
     /// - Complexity: O(count · frames · height · width · channels).
     public static func actions(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
-                               seed: UInt64, texturedBackground: Bool = false) -> VideoClipSet {
+                               seed: UInt64, texturedBackground: Bool = false, objectScale: Float = 1) -> VideoClipSet {
         actions(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                plainBackground: false, texturedBackground: texturedBackground)
+                plainBackground: false, texturedBackground: texturedBackground, objectScale: objectScale)
     }
 
     /// `actions`, optionally over a plain 0.5 background (for tests that locate the object from pixels).
     static func actions(count: Int, frames: Int, height: Int, width: Int, channels: Int, seed: UInt64,
-                        plainBackground: Bool, texturedBackground: Bool = false) -> VideoClipSet {
+                        plainBackground: Bool, texturedBackground: Bool = false, objectScale: Float = 1) -> VideoClipSet {
         let size = ClipSize(count: count, frames: frames, height: height, width: width, channels: channels)
         let counts = ["object": 4, "motion": 6]
         return generate(name: "actions", size: size, family: Family.actions, order: ["object", "motion"],
                         classCounts: counts, seed: seed) { classes, rng, noise, clip in
             renderAction(object: classes[0], motion: classes[1], size: size, plainBackground: plainBackground,
-                         texturedBackground: texturedBackground, rng: &rng, noise: &noise, into: clip)
+                         texturedBackground: texturedBackground, objectScale: objectScale, rng: &rng, noise: &noise, into: clip)
         }
     }
 
@@ -183,13 +185,13 @@ public enum SyntheticVideo {
     ///
     /// - Complexity: O(count · frames · height · width · channels).
     public static func mixed(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
-                             seed: UInt64, texturedBackgrounds: Bool = false) -> VideoClipSet {
+                             seed: UInt64, texturedBackgrounds: Bool = false, objectScale: Float = 1) -> VideoClipSet {
         let n = max(0, count), third = (n + 2) / 3
         let parts = [gratings(count: min(third, n), frames: frames, height: height, width: width, channels: channels, seed: seed),
                      doubleGratings(count: min(third, max(0, n - third)), frames: frames, height: height, width: width,
                                     channels: channels, seed: seed),
                      actions(count: max(0, n - 2 * third), frames: frames, height: height, width: width, channels: channels,
-                             seed: seed, texturedBackground: texturedBackgrounds)]
+                             seed: seed, texturedBackground: texturedBackgrounds, objectScale: objectScale)]
         var pixels: [Float] = []
         pixels.reserveCapacity(parts.reduce(0) { $0 + $1.pixels.count })
         var family: [Int] = []
@@ -241,7 +243,7 @@ public enum SyntheticVideo {
     /// - Throws: `TrainingError` for an unknown name (listing the known ones) or for sizes out of
     ///   range (count ≥ 0, frames ≥ 1, height and width ≥ 8, channels ≥ 1).
     public static func named(_ name: String, count: Int, frames: Int, height: Int, width: Int, channels: Int = 3,
-                             seed: UInt64, texturedBackgrounds: Bool = false) throws -> VideoClipSet {
+                             seed: UInt64, texturedBackgrounds: Bool = false, objectScale: Float = 1) throws -> VideoClipSet {
         guard acceptedNames.contains(name) else {
             throw TrainingError("unknown synthetic video '\(name)'; known: \(acceptedNames.joined(separator: ", "))")
         }
@@ -249,13 +251,16 @@ public enum SyntheticVideo {
         guard frames >= 1 else { throw TrainingError("frames must be ≥ 1, got \(frames)") }
         guard height >= 8, width >= 8 else { throw TrainingError("frames must be at least 8×8 pixels, got \(height)×\(width)") }
         guard channels >= 1 else { throw TrainingError("channels must be ≥ 1, got \(channels)") }
+        guard objectScale.isFinite, objectScale > 0, objectScale <= 3 else {
+            throw TrainingError("object scale must be in (0, 3], got \(objectScale)")
+        }
         switch name {
         case "mixed": return mixed(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                                   texturedBackgrounds: texturedBackgrounds)
+                                   texturedBackgrounds: texturedBackgrounds, objectScale: objectScale)
         case "gratings": return gratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
         case "double-gratings": return doubleGratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
         default: return actions(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                                texturedBackground: texturedBackgrounds)
+                                texturedBackground: texturedBackgrounds, objectScale: objectScale)
         }
     }
 }
@@ -466,12 +471,12 @@ extension SyntheticVideo {
         }
     }
 
-    static func trajectory(motion: Int, size: ClipSize, rng: inout SeededGenerator) -> Trajectory {
+    static func trajectory(motion: Int, size: ClipSize, scale: Float = 1, rng: inout SeededGenerator) -> Trajectory {
         let (h, w) = (Float(size.height), Float(size.width))
         let m = min(h, w)
         switch motion {
         case 0, 1, 2, 3:
-            let r = m * uniform(&rng, 0.14, 0.19)
+            let r = scale * m * uniform(&rng, 0.14, 0.19)
             let horizontal = motion < 2
             let (along, across) = horizontal ? (w, h) : (h, w)
             let distance = min(along * uniform(&rng, 0.35, 0.5), max(0, along - 2 * r - 2))
@@ -483,15 +488,15 @@ extension SyntheticVideo {
             return horizontal ? Trajectory(start: (s0, other), velocity: (v, 0), radius: r)
                 : Trajectory(start: (other, s0), velocity: (0, v), radius: r)
         case 4:
-            let r = m * uniform(&rng, 0.14, 0.19)
-            let orbitRadius = m * uniform(&rng, 0.2, 0.26)
+            let r = scale * m * uniform(&rng, 0.14, 0.19)
+            let orbitRadius = scale * m * uniform(&rng, 0.2, 0.26)
             let slack = max(0, m / 2 - orbitRadius - r - 1)
             let cx = w / 2 + uniform(&rng, -slack, slack), cy = h / 2 + uniform(&rng, -slack, slack)
             let angle = uniform(&rng, 0, 2 * .pi)
             let sweep = uniform(&rng, 1, 1.5) * .pi * (rng.next() & 1 == 0 ? 1 : -1)
             return Trajectory(start: (cx, cy), radius: r, orbit: (orbitRadius, angle, sweep))
         default:
-            let r0 = m * uniform(&rng, 0.09, 0.11)
+            let r0 = scale * m * uniform(&rng, 0.09, 0.11)
             let growth = uniform(&rng, 1.2, 1.6)
             let rEnd = r0 * (1 + growth)
             let cx = uniform(&rng, rEnd + 1, w - rEnd - 1), cy = uniform(&rng, rEnd + 1, h - rEnd - 1)
@@ -500,10 +505,11 @@ extension SyntheticVideo {
     }
 
     static func renderAction(object: Int, motion: Int, size: ClipSize, plainBackground: Bool, texturedBackground: Bool = false,
+                             objectScale: Float = 1,
                              rng: inout SeededGenerator, noise: inout Noise, into clip: UnsafeMutableBufferPointer<Float>) {
         let (h, w, c) = (size.height, size.width, size.channels)
         guard h > 0, w > 0, c > 0 else { return }
-        let path = trajectory(motion: motion, size: size, rng: &rng)
+        let path = trajectory(motion: motion, size: size, scale: objectScale, rng: &rng)
         let tint = (0..<c).map { _ in uniform(&rng, 0.7, 1) }
         // Static background, [H, W, C].
         var background = [Float](repeating: 0.5, count: h * w * c)

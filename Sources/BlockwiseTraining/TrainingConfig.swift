@@ -56,6 +56,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Synthetic `actions` clips over textured backgrounds (eight random gratings, 1–8 cycles per frame
     /// side) instead of three faint low-frequency ones.
     public var texturedBackgrounds = true
+    /// Factor on the synthetic action objects' radius (`SyntheticVideo.actions`); nil means 1, the
+    /// original sizes (kept out of config.json then, so configurations written before it still read).
+    public var objectScale: Double? = nil
     /// Base b of the fixed sin-cos positions (frequencies b^(−2i/d_axis)). The transformer default 10000
     /// leaves most channels nearly constant on a grid of 4 tokens per axis; with it, normalised-target
     /// training stayed at the trivial loss (docs/depth-study.md, runs E6, E9–E12).
@@ -129,6 +132,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         need(regime != .sequential || steps >= blocks, "the sequential regime needs at least one step per block (\(steps) steps, \(blocks) blocks)")
         need(positionBase > 1 && positionBase.isFinite, "position base \(positionBase) must be above 1")
         need(inputStd > 0 && inputStd.isFinite && inputMean.isFinite, "input standard deviation \(inputStd) must be positive and finite")
+        need(objectScale.map { $0 > 0 && $0 <= 3 } ?? true, "object scale \(objectScale ?? 1) must lie in (0, 3]")
         need(checkpointEvery >= 0 && logEvery > 0, "checkpoint and log intervals must be non-negative / positive")
         return p
     }

@@ -37,6 +37,7 @@ public struct TrainingOverrides: Sendable {
     public var inputMean: Double?
     public var inputStd: Double?
     public var texturedBackgrounds: Bool?
+    public var objectScale: Double?
     public var positionBase: Double?
     public var probeSets: [String]?
     public var occludedProbeSet: String?
@@ -73,6 +74,7 @@ public struct TrainingOverrides: Sendable {
         if let inputMean { c.inputMean = inputMean }
         if let inputStd { c.inputStd = inputStd }
         if let texturedBackgrounds { c.texturedBackgrounds = texturedBackgrounds }
+        if let objectScale { c.objectScale = objectScale == 1 ? nil : objectScale }
         if let probeSets { c.probeSets = probeSets }
         if let occludedProbeSet { c.occludedProbeSet = occludedProbeSet }
         c.run = run ?? TrainingConfig.runName(preset: preset, regime: c.regime, blocks: c.blocks, seed: seed)

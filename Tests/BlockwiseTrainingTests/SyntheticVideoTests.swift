@@ -370,6 +370,30 @@ final class SyntheticVideoTests: XCTestCase {
         }
     }
 
+    func testObjectScaleEnlargesTheObjectOnTheSamePaths() throws {
+        // The same seed draws the same clips; only the radius changes, so on straight paths (which
+        // keep the whole object in the frame) the object's area grows by the square of the scale and
+        // it still moves in its labelled direction.
+        let scale: Float = 1.5
+        let small = SyntheticVideo.actions(count: 48, frames: 8, height: 32, width: 32, channels: 3, seed: 25, plainBackground: true)
+        let large = SyntheticVideo.actions(count: 48, frames: 8, height: 32, width: 32, channels: 3, seed: 25, plainBackground: true,
+                                           objectScale: scale)
+        XCTAssertEqual(small.labels, large.labels)
+        var ratios: [Double] = []
+        for i in 0..<small.count where small.labels["motion"]![i] < 4 {
+            let a = ClipProbe(set: small, clip: i), b = ClipProbe(set: large, clip: i)
+            let (first, last) = (b.objectMask(frame: 0), b.objectMask(frame: small.frames - 1))
+            let moved = small.labels["motion"]![i] < 2 ? last.x - first.x : last.y - first.y
+            XCTAssertGreaterThan(abs(moved), 0.3 * Double(small.width), "clip \(i) moved \(moved)")
+            ratios.append((0..<small.frames).map { b.objectMask(frame: $0).area / a.objectMask(frame: $0).area }.reduce(0, +)
+                          / Double(small.frames))
+        }
+        XCTAssertGreaterThan(ratios.count, 20)
+        let mean = ratios.reduce(0, +) / Double(ratios.count)
+        XCTAssertEqual(mean, Double(scale * scale), accuracy: 0.15, "area ratios \(ratios)")
+        XCTAssertThrowsError(try SyntheticVideo.named("actions", count: 1, frames: 8, height: 32, width: 32, seed: 0, objectScale: 0))
+    }
+
     // MARK: occlusion
 
     func testOcclusionKeepsExactlyOnePatch() {
