@@ -60,6 +60,17 @@ public struct RetrievalAnalysis {
                 records.append(r)
             }
         }
+        // Chance (a random ranking), exact from the labels: once per target, at the last depth.
+        if let last = depths.last {
+            for (t, target) in chosen.enumerated() {
+                var r = base
+                r.metric = Metric.retrievalMAPChance.name
+                r.depth = last
+                r.target = target
+                r.measure { try Retrieval.chanceMeanAveragePrecision(labels: labels[t]) }
+                records.append(r)
+            }
+        }
         return MetricReport(command: MetricFamily.retrieval.command, parameters: ["ks": ks.map(String.init).joined(separator: ","), "clips": "\(f.clipCount)",
                                                                 "similarity": "cosine of clip vectors (mean over tokens)"]
                                 .merging(bootstrap.map { ["bootstrap": $0.description + "; mAP intervals resample the queries' average precisions (the gallery is not resampled)"] } ?? [:]) { a, _ in a },

@@ -51,7 +51,7 @@ public struct Finding: Codable, Sendable, Equatable {
     public static let inconclusiveVerdict = "inconclusive"
     public static let notEvaluatedVerdict = "not evaluated"
 
-    /// 1…4, as numbered in docs/report.md ("Findings criteria").
+    /// 1…4, as numbered in docs/report.md ("Findings criteria"); 0 for the end-to-end baseline (`Findings.baseline`).
     public var id: Int
     public var title: String
     /// The paper's claim and numbers.

@@ -69,7 +69,8 @@ public struct ReportGenerator: Sendable {
         }
         guard communicator.isRoot else { return nil }
         let table = ReportTable(records: outcome.reports.flatMap(\.records), runs: runs)
-        let findings = Findings.evaluate(records: table.records, runs: runs)
+        // Finding 0 (the e2e baseline develops depth-wise structure) first: findings 1-4 rest on it.
+        let findings = [Findings.baseline(records: table.records, runs: runs)] + Findings.evaluate(records: table.records, runs: runs)
         let figures = ReportFigures.make(table: table, runs: runs)
 
         var conventions: [String: String] = [:]

@@ -30,6 +30,7 @@ public enum Metric: String, CaseIterable, Sendable, Codable {
     /// `retrieval_top<k>` in records (one per k, `retrievalTop(_:)`); this name keys its convention.
     case retrievalTopK = "retrieval_top_k"
     case retrievalMAP = "retrieval_map"
+    case retrievalMAPChance = "retrieval_map_chance"
     // LinearProbe.swift
     case probeAccuracy = "probe_accuracy"
     case probeAccuracyMeanOverTargets = "probe_accuracy_mean_over_targets"
@@ -88,7 +89,7 @@ public enum Metric: String, CaseIterable, Sendable, Codable {
         case .ckaLinearBiased, .ckaLinearDebiased, .ckaLinearMinibatch, .ckaRBFBiased, .ckaRBFDebiased: return .cka
         case .effectiveRank, .participationRatio, .isotropy, .k90, .conditionNumber, .rankMe: return .spectrum
         case .uniformity, .meanNorm, .stdNorm, .meanCosine, .stdCosine, .meanDistance, .stdDistance: return .pairwiseGeometry
-        case .retrievalTopK, .retrievalMAP: return .retrieval
+        case .retrievalTopK, .retrievalMAP, .retrievalMAPChance: return .retrieval
         case .probeAccuracy, .probeAccuracyMeanOverTargets, .probeAccuracyShuffled, .probeAccuracyShuffledMeanOverTargets: return .probe
         case .patchSimilarity: return .patchSimilarity
         case .tokenShiftCosine, .tokenShiftRelative: return .tokenShift
@@ -122,6 +123,7 @@ public enum Metric: String, CaseIterable, Sendable, Codable {
         switch self {
         case .ckaRBFBiased, .ckaRBFDebiased: return ("CKA.rbfGram", "CKA.swift")
         case .ckaLinearMinibatch: return ("MinibatchCKAAccumulator", "LinearCKAAccumulator.swift")
+        case .retrievalMAPChance: return ("Retrieval.chanceMeanAveragePrecision", "Retrieval.swift")
         default: return (family.function, family.sourceFile)
         }
     }

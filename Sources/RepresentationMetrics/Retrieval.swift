@@ -136,10 +136,47 @@ public enum Retrieval {
     }
 }
 
+extension Retrieval {
+    /// The chance level of `evaluate`'s mAP: the expected mean average precision when every query's
+    /// ranking of the other samples is a uniformly random permutation, exact for the given labels.
+    ///
+    /// A query with P ≥ 1 positives among the M = N − 1 other samples: a given rank k holds a positive
+    /// with probability P/M, and given that, the expected number of positives in ranks 1…k is
+    /// 1 + (k − 1)(P − 1)/(M − 1). So E[AP] = (1/P) Σₖ (P/M)(1 + (k − 1)(P − 1)/(M − 1))/k
+    /// = ρ + (H_M/M)(1 − ρ), with ρ = (P − 1)/(M − 1) and H_M the M-th harmonic number (E[AP] = 1 when
+    /// M = 1). The same closed form is derived in Bestgen (2015), "Exact expected average precision of the
+    /// random baseline for system evaluation", Prague Bull. Math. Linguistics 103. The chance mAP is the
+    /// mean of E[AP] over the queries with ≥ 1 positive, as `evaluate` averages.
+    ///
+    /// - Throws: `MetricUndefined` for fewer than 2 samples or when no query has a positive.
+    /// - Complexity: O(N).
+    public static func chanceMeanAveragePrecision(labels: [Int]) throws -> Double {
+        let n = labels.count
+        guard n >= 2 else { throw MetricUndefined("retrieval needs at least 2 samples, got \(n)") }
+        var classSize: [Int: Int] = [:]
+        for label in labels { classSize[label, default: 0] += 1 }
+        let m = n - 1
+        var harmonic = 0.0
+        for k in 1...m { harmonic += 1 / Double(k) }
+        var sum = 0.0, queries = 0
+        for label in labels {
+            let positives = classSize[label]! - 1
+            guard positives >= 1 else { continue }
+            queries += 1
+            if m == 1 { sum += 1; continue }
+            let rho = Double(positives - 1) / Double(m - 1)
+            sum += rho + harmonic / Double(m) * (1 - rho)
+        }
+        guard queries > 0 else { throw MetricUndefined("no query has a positive (no two samples share a label)") }
+        return sum / Double(queries)
+    }
+}
+
 extension Metric {
     /// Cosine retrieval of clip vectors (`Retrieval.evaluate`).
     static let retrievalDefinitions: [Metric: MetricDefinition] = [
         .retrievalTopK: MetricDefinition(unit: "fraction of queries (0 to 1)", convention: "fraction of queries (with >= 1 positive) whose k most cosine-similar other clips contain a clip of the same class; self excluded, ties broken by lower index", undefinedWhen: ["no query has another clip of its class", "NaN or Inf in the data"]),
         .retrievalMAP: MetricDefinition(unit: "fraction (0 to 1)", convention: "mean over queries with >= 1 positive of average precision (mean of precision at each positive's rank); cosine similarity of clip vectors, self excluded", undefinedWhen: ["no query has another clip of its class", "NaN or Inf in the data"]),
+.retrievalMAPChance: MetricDefinition(unit: "fraction (0 to 1)", convention: "chance level of retrieval_map, exact: the expected mAP when each query ranks the other clips in uniformly random order, from the labels alone (a query with P positives among M other clips: E[AP] = rho + (H_M / M)(1 - rho), rho = (P - 1)/(M - 1), H_M the harmonic number; mean over queries with >= 1 positive); one value per target, recorded at the last selected depth", undefinedWhen: ["no query has another clip of its class"]),
     ]
 }

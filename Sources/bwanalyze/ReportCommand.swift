@@ -11,7 +11,7 @@ extension BWAnalyze {
             Files are grouped by (run, probe set, step). At each run's latest step every depth is analysed
             (probes, retrieval, CKA, spectrum, token and attention metrics, OccDrop with '<set>-onepatch'
             files); earlier steps give learning dynamics at block depths; runs sharing a probe set and step
-            are compared by cross-run CKA. The paper's four findings are checked by stated criteria.
+            are compared by cross-run CKA. The paper's four findings are checked by stated criteria, after finding 0: whether the end-to-end runs develop depth-wise structure.
             """)
 
         @Argument(help: "Activation files or directories (searched recursively for .h5 files).")

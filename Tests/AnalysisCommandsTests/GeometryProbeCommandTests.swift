@@ -85,10 +85,14 @@ final class ProbeCommandTests: XCTestCase {
 final class RetrievalCommandTests: XCTestCase {
     func testPlantedClassesRetrievePerfectly() throws {
         let r = try analyze("retrieval", fixturePath("geometry.h5"), "--target", "planted", "--depth", "0,3")
-        XCTAssertEqual(r.records.count, 2 * 4)
-        for rec in r.records { XCTAssertEqual(rec.value, 1, "\(rec.metric) depth \(rec.depth!)") }
+        XCTAssertEqual(r.records.count, 2 * 4 + 1)
+        for rec in r.records where rec.metric != "retrieval_map_chance" { XCTAssertEqual(rec.value, 1, "\(rec.metric) depth \(rec.depth!)") }
+        // Chance is one record per target, at the last depth, from the labels alone.
+        let chance = try XCTUnwrap(r.records.first { $0.metric == "retrieval_map_chance" })
+        XCTAssertEqual(chance.depth, 3)
+        XCTAssertLessThan(chance.value!, 0.6)
         let k = try analyze("retrieval", fixturePath("geometry.h5"), "--ks", "2,3")
-        XCTAssertEqual(Set(k.records.map(\.metric)), ["retrieval_top2", "retrieval_top3", "retrieval_map"])
+        XCTAssertEqual(Set(k.records.map(\.metric)), ["retrieval_top2", "retrieval_top3", "retrieval_map", "retrieval_map_chance"])
     }
 }
 

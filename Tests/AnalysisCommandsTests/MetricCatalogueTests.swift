@@ -58,7 +58,7 @@ final class MetricCatalogueTests: XCTestCase {
             "cka_linear_biased", "cka_linear_debiased", "cka_linear_minibatch", "cka_rbf_biased", "cka_rbf_debiased",
             "effective_rank", "participation_ratio", "isotropy", "k90", "condition_number", "rankme",
             "uniformity", "mean_norm", "std_norm", "mean_cosine", "std_cosine", "mean_distance", "std_distance",
-            "retrieval_top_k", "retrieval_map",
+            "retrieval_top_k", "retrieval_map", "retrieval_map_chance",
             "probe_accuracy", "probe_accuracy_mean_over_targets", "probe_accuracy_shuffled", "probe_accuracy_shuffled_mean_over_targets",
             "patch_similarity", "token_shift_cosine", "token_shift_relative",
             "attention_distance_spatial", "attention_distance_temporal", "attention_entropy",

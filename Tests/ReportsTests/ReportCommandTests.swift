@@ -104,13 +104,15 @@ final class ReportCommandTests: XCTestCase {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let findings = try decoder.decode([Finding].self, from: Data(contentsOf: URL(fileURLWithPath: out + "/findings.json")))
-        XCTAssertEqual(findings.map(\.id), [1, 2, 3, 4])
+        XCTAssertEqual(findings.map(\.id), [0, 1, 2, 3, 4])
         // The fixtures hold an e2e and a simultaneous run on probe set 'pair' but no double-gratings/actions.
-        XCTAssertNotEqual(findings[0].verdict, "not evaluated")
-        XCTAssertTrue(["reproduced", "not reproduced", "inconclusive"].contains(findings[0].verdict))
-        XCTAssertFalse(findings[0].reasons.isEmpty)
-        XCTAssertTrue(findings[0].checks.allSatisfy { $0.ciLow != nil && $0.ciHigh != nil }, "every check has an interval")
-        XCTAssertEqual(findings[1].verdict, "not evaluated")
+        XCTAssertEqual(findings[0].verdict, "not evaluated")
+        XCTAssertEqual(findings[0].notes, ["no e2e run with records at its first and last block ends on double-gratings or actions"])
+        XCTAssertNotEqual(findings[1].verdict, "not evaluated")
+        XCTAssertTrue(["reproduced", "not reproduced", "inconclusive"].contains(findings[1].verdict))
+        XCTAssertFalse(findings[1].reasons.isEmpty)
+        XCTAssertTrue(findings[1].checks.allSatisfy { $0.ciLow != nil && $0.ciHigh != nil }, "every check has an interval")
+        XCTAssertEqual(findings[2].verdict, "not evaluated")
         let chance = summary["chance"] as! [[String: Any]]
         XCTAssertFalse(chance.isEmpty)
         XCTAssertTrue(chance.contains { $0["run"] as? String == "fixture-run-a" && $0["target"] == nil })
@@ -118,8 +120,8 @@ final class ReportCommandTests: XCTestCase {
             if c["value"] is Double { XCTAssertTrue(c["ci_low"] is Double && c["ci_high"] is Double, "\(c)") } else { XCTAssertTrue(c["undefined"] is String, "\(c)") }
         }
         XCTAssertTrue((summary["bootstrap"] as? String)?.contains("1000 resamples") ?? false)
-        XCTAssertNil(findings[1].reproduced)
-        XCTAssertFalse(findings[1].notes.isEmpty)
+        XCTAssertNil(findings[2].reproduced)
+        XCTAssertFalse(findings[2].notes.isEmpty)
 
         // SVG figures: well-formed XML.
         let figures = try FileManager.default.contentsOfDirectory(atPath: out + "/figures").filter { $0.hasSuffix(".svg") }
@@ -170,7 +172,7 @@ final class ReportCommandTests: XCTestCase {
         // Without an e2e/blockwise pair the comparisons are not evaluated.
         let findings = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/findings.json"))) as! [[String: Any]]
         XCTAssertTrue(findings.allSatisfy { $0["reproduced"] == nil })
-        XCTAssertEqual((findings[0]["notes"] as? [String])?.first, "no blockwise run")
+        XCTAssertEqual((findings[1]["notes"] as? [String])?.first, "no blockwise run")
     }
 
     func testFullReportAddsRBFAndHeatmaps() throws {

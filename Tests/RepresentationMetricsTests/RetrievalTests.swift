@@ -150,6 +150,36 @@ final class RetrievalTests: XCTestCase {
         XCTAssertEqual(r.hitRates, [1, 1])
     }
 
+    func testChanceMAPEqualsTheAverageOverEveryPlacementOfThePositives() throws {
+        // Under a uniformly random ranking the ranks of a query's P positives are a uniformly random
+        // P-subset of 1...M. Enumerate every subset and average the AP (independent of the closed form).
+        func subsets(_ m: Int, _ p: Int) -> [[Int]] {
+            guard p > 0 else { return [[]] }
+            guard m >= p else { return [] }
+            return subsets(m - 1, p) + subsets(m - 1, p - 1).map { $0 + [m] }
+        }
+        let labels = [0, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3]  // class sizes 1, 2, 4, 5; the singleton has no positive
+        let m = labels.count - 1
+        var total = 0.0, queries = 0
+        for label in labels {
+            let p = labels.filter { $0 == label }.count - 1
+            guard p > 0 else { continue }
+            let placements = subsets(m, p)
+            let ap = placements.map { ranks in
+                ranks.sorted().enumerated().map { Double($0.offset + 1) / Double($0.element) }.reduce(0, +) / Double(p)
+            }
+            total += ap.reduce(0, +) / Double(placements.count)
+            queries += 1
+        }
+        XCTAssertEqual(queries, 11)
+        XCTAssertEqual(try Retrieval.chanceMeanAveragePrecision(labels: labels), total / Double(queries), accuracy: 1e-14)
+        // By hand: 3 clips, labels 0, 0, 1: each of the two queries finds its one positive at rank 1 or 2.
+        XCTAssertEqual(try Retrieval.chanceMeanAveragePrecision(labels: [0, 0, 1]), (1 + 0.5) / 2, accuracy: 1e-15)
+        XCTAssertEqual(try Retrieval.chanceMeanAveragePrecision(labels: [4, 4]), 1)
+        assertUndefined(try Retrieval.chanceMeanAveragePrecision(labels: [0, 1, 2]), containing: "no query has a positive")
+        assertUndefined(try Retrieval.chanceMeanAveragePrecision(labels: [0]), containing: "at least 2")
+    }
+
     func testUndefinedCases() {
         let x = Matrix<Double>([[1, 0], [0, 1], [1, 1]])
         assertUndefined(try Retrieval.evaluate(x, labels: [0, 1, 2]), containing: "no query has a positive")
