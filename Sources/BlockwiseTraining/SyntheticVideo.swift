@@ -155,25 +155,29 @@ public enum SyntheticVideo {
     /// (zoom: from 9–11 %). Background per clip: a random grey level per channel 0.5 ± 0.1 plus three
     /// low-frequency random gratings (amplitudes 0.03–0.07, 1–5 cycles per frame side), static.
     /// `objectScale` multiplies every object radius (and the orbit's radius); the straight paths
-    /// shorten so that the object stays in the frame.
+    /// shorten so that the object stays in the frame. `deadLeaves` replaces the background by a static
+    /// dead-leaves texture (`paintDeadLeaves`: occluding discs with natural-image statistics).
     ///
     /// - Parameters: As for `gratings`.
     /// - Complexity: O(count · frames · height · width · channels).
     public static func actions(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
-                               seed: UInt64, texturedBackground: Bool = false, objectScale: Float = 1) -> VideoClipSet {
+                               seed: UInt64, texturedBackground: Bool = false, objectScale: Float = 1,
+                               deadLeaves: Bool = false) -> VideoClipSet {
         actions(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                plainBackground: false, texturedBackground: texturedBackground, objectScale: objectScale)
+                plainBackground: false, texturedBackground: texturedBackground, objectScale: objectScale, deadLeaves: deadLeaves)
     }
 
     /// `actions`, optionally over a plain 0.5 background (for tests that locate the object from pixels).
     static func actions(count: Int, frames: Int, height: Int, width: Int, channels: Int, seed: UInt64,
-                        plainBackground: Bool, texturedBackground: Bool = false, objectScale: Float = 1) -> VideoClipSet {
+                        plainBackground: Bool, texturedBackground: Bool = false, objectScale: Float = 1,
+                        deadLeaves: Bool = false) -> VideoClipSet {
         let size = ClipSize(count: count, frames: frames, height: height, width: width, channels: channels)
         let counts = ["object": 4, "motion": 6]
         return generate(name: "actions", size: size, family: Family.actions, order: ["object", "motion"],
                         classCounts: counts, seed: seed) { classes, rng, noise, clip in
             renderAction(object: classes[0], motion: classes[1], size: size, plainBackground: plainBackground,
-                         texturedBackground: texturedBackground, objectScale: objectScale, rng: &rng, noise: &noise, into: clip)
+                         texturedBackground: texturedBackground, objectScale: objectScale, deadLeaves: deadLeaves,
+                         rng: &rng, noise: &noise, into: clip)
         }
     }
 
@@ -185,13 +189,14 @@ public enum SyntheticVideo {
     ///
     /// - Complexity: O(count · frames · height · width · channels).
     public static func mixed(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
-                             seed: UInt64, texturedBackgrounds: Bool = false, objectScale: Float = 1) -> VideoClipSet {
+                             seed: UInt64, texturedBackgrounds: Bool = false, objectScale: Float = 1,
+                             deadLeaves: Bool = false) -> VideoClipSet {
         let n = max(0, count), third = (n + 2) / 3
         let parts = [gratings(count: min(third, n), frames: frames, height: height, width: width, channels: channels, seed: seed),
                      doubleGratings(count: min(third, max(0, n - third)), frames: frames, height: height, width: width,
                                     channels: channels, seed: seed),
                      actions(count: max(0, n - 2 * third), frames: frames, height: height, width: width, channels: channels,
-                             seed: seed, texturedBackground: texturedBackgrounds, objectScale: objectScale)]
+                             seed: seed, texturedBackground: texturedBackgrounds, objectScale: objectScale, deadLeaves: deadLeaves)]
         var pixels: [Float] = []
         pixels.reserveCapacity(parts.reduce(0) { $0 + $1.pixels.count })
         var family: [Int] = []
@@ -243,7 +248,8 @@ public enum SyntheticVideo {
     /// - Throws: `TrainingError` for an unknown name (listing the known ones) or for sizes out of
     ///   range (count ≥ 0, frames ≥ 1, height and width ≥ 8, channels ≥ 1).
     public static func named(_ name: String, count: Int, frames: Int, height: Int, width: Int, channels: Int = 3,
-                             seed: UInt64, texturedBackgrounds: Bool = false, objectScale: Float = 1) throws -> VideoClipSet {
+                             seed: UInt64, texturedBackgrounds: Bool = false, objectScale: Float = 1,
+                             deadLeaves: Bool = false) throws -> VideoClipSet {
         guard acceptedNames.contains(name) else {
             throw TrainingError("unknown synthetic video '\(name)'; known: \(acceptedNames.joined(separator: ", "))")
         }
@@ -256,11 +262,11 @@ public enum SyntheticVideo {
         }
         switch name {
         case "mixed": return mixed(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                                   texturedBackgrounds: texturedBackgrounds, objectScale: objectScale)
+                                   texturedBackgrounds: texturedBackgrounds, objectScale: objectScale, deadLeaves: deadLeaves)
         case "gratings": return gratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
         case "double-gratings": return doubleGratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
         default: return actions(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                                texturedBackground: texturedBackgrounds, objectScale: objectScale)
+                                texturedBackground: texturedBackgrounds, objectScale: objectScale, deadLeaves: deadLeaves)
         }
     }
 }
@@ -504,8 +510,39 @@ extension SyntheticVideo {
         }
     }
 
+    /// Overpaints `background` ([H, W, C]) with a dead-leaves texture (Matheron's model, used as an
+    /// image model with natural statistics by Lee, Mumford & Huang 2001): discs of radius r with density
+    /// ∝ r⁻³ on [m/32, m/2] (m = min(H, W)), which gives the 1/f² power spectrum of natural images, each a
+    /// random grey in [0.25, 0.75] with a per-channel tint of ±0.05, painted in turn so later discs
+    /// occlude earlier ones (`deadLeafCount` discs; pixels no disc covers keep the base colour).
+    static func paintDeadLeaves(_ background: inout [Float], height h: Int, width w: Int, channels c: Int,
+                                rng: inout SeededGenerator) {
+        let m = Float(min(h, w))
+        let (rMin, rMax) = (max(0.5, m / 32), m / 2)
+        let (a, b) = (1 / (rMin * rMin), 1 / (rMax * rMax))
+        for _ in 0..<deadLeafCount {
+            let r = 1 / (a - uniform(&rng, 0, 1) * (a - b)).squareRoot()  // inverse CDF of density ∝ r⁻³
+            let cx = uniform(&rng, -r, Float(w) + r), cy = uniform(&rng, -r, Float(h) + r)
+            let grey = uniform(&rng, 0.25, 0.75)
+            let colour = (0..<c).map { _ in grey + uniform(&rng, -0.05, 0.05) }
+            let y0 = max(0, Int((cy - r).rounded(.down))), y1 = min(h - 1, Int((cy + r).rounded(.up)))
+            let x0 = max(0, Int((cx - r).rounded(.down))), x1 = min(w - 1, Int((cx + r).rounded(.up)))
+            guard y0 <= y1, x0 <= x1 else { continue }
+            for y in y0...y1 {
+                for x in x0...x1 {
+                    let (dx, dy) = (Float(x) + 0.5 - cx, Float(y) + 0.5 - cy)
+                    guard dx * dx + dy * dy <= r * r else { continue }
+                    for ch in 0..<c { background[(y * w + x) * c + ch] = colour[ch] }
+                }
+            }
+        }
+    }
+
+    /// Discs of a dead-leaves background.
+    static let deadLeafCount = 96
+
     static func renderAction(object: Int, motion: Int, size: ClipSize, plainBackground: Bool, texturedBackground: Bool = false,
-                             objectScale: Float = 1,
+                             objectScale: Float = 1, deadLeaves: Bool = false,
                              rng: inout SeededGenerator, noise: inout Noise, into clip: UnsafeMutableBufferPointer<Float>) {
         let (h, w, c) = (size.height, size.width, size.channels)
         guard h > 0, w > 0, c > 0 else { return }
@@ -523,6 +560,7 @@ extension SyntheticVideo {
             return (k * Float.cos(theta), k * Float.sin(theta), uniform(&rng, 0, 2 * .pi), uniform(&rng, amplitudes.0, amplitudes.1))
         }
         if plainBackground { base = Array(repeating: 0.5, count: c); waves = [] }
+        if deadLeaves && !plainBackground { waves = []; base = (0..<c).map { _ in uniform(&rng, 0.4, 0.6) } }
         for y in 0..<h {
             for x in 0..<w {
                 var t: Float = 0
@@ -530,6 +568,7 @@ extension SyntheticVideo {
                 for ch in 0..<c { background[(y * w + x) * c + ch] = base[ch] + t }
             }
         }
+        if deadLeaves && !plainBackground { paintDeadLeaves(&background, height: h, width: w, channels: c, rng: &rng) }
         let frameSize = h * w * c
         for f in 0..<size.frames {
             let frame = UnsafeMutableBufferPointer(rebasing: clip[(f * frameSize)..<((f + 1) * frameSize)])

@@ -59,6 +59,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Factor on the synthetic action objects' radius (`SyntheticVideo.actions`); nil means 1, the
     /// original sizes (kept out of config.json then, so configurations written before it still read).
     public var objectScale: Double? = nil
+    /// Synthetic `actions` over dead-leaves backgrounds (occluding discs with natural-image statistics)
+    /// instead of gratings; nil means false (kept out of config.json then).
+    public var deadLeaves: Bool? = nil
     /// Base b of the fixed sin-cos positions (frequencies b^(−2i/d_axis)). The transformer default 10000
     /// leaves most channels nearly constant on a grid of 4 tokens per axis; with it, normalised-target
     /// training stayed at the trivial loss (docs/depth-study.md, runs E6, E9–E12).

@@ -38,6 +38,7 @@ public struct TrainingOverrides: Sendable {
     public var inputStd: Double?
     public var texturedBackgrounds: Bool?
     public var objectScale: Double?
+    public var deadLeaves: Bool?
     public var positionBase: Double?
     public var probeSets: [String]?
     public var occludedProbeSet: String?
@@ -75,6 +76,7 @@ public struct TrainingOverrides: Sendable {
         if let inputStd { c.inputStd = inputStd }
         if let texturedBackgrounds { c.texturedBackgrounds = texturedBackgrounds }
         if let objectScale { c.objectScale = objectScale == 1 ? nil : objectScale }
+        if let deadLeaves { c.deadLeaves = deadLeaves ? true : nil }
         if let probeSets { c.probeSets = probeSets }
         if let occludedProbeSet { c.occludedProbeSet = occludedProbeSet }
         c.run = run ?? TrainingConfig.runName(preset: preset, regime: c.regime, blocks: c.blocks, seed: seed)

@@ -394,6 +394,32 @@ final class SyntheticVideoTests: XCTestCase {
         XCTAssertThrowsError(try SyntheticVideo.named("actions", count: 1, frames: 8, height: 32, width: 32, seed: 0, objectScale: 0))
     }
 
+    func testDeadLeavesBackgroundsArePiecewiseFlatWithEdges() {
+        // Occluding discs: most neighbouring pixels lie in one disc (differences at the noise level),
+        // a tail crosses disc edges; the gratings background changes smoothly everywhere instead.
+        func adjacentDifferences(_ s: VideoClipSet) -> [Float] {
+            var out: [Float] = []
+            let (h, w, c) = (s.height, s.width, s.channels)
+            for i in 0..<s.count {
+                for f in 0..<s.frames {
+                    let base = (i * s.frames + f) * h * w * c
+                    func lum(_ y: Int, _ x: Int) -> Float { (0..<c).reduce(0) { $0 + s.pixels[base + (y * w + x) * c + $1] } / Float(c) }
+                    for y in 0..<h { for x in 1..<w { out.append(abs(lum(y, x) - lum(y, x - 1))) } }
+                }
+            }
+            return out.sorted()
+        }
+        let leaves = SyntheticVideo.actions(count: 16, frames: 4, height: 32, width: 32, channels: 3, seed: 3, texturedBackground: true,
+                                            objectScale: 2, deadLeaves: true)
+        let waves = SyntheticVideo.actions(count: 16, frames: 4, height: 32, width: 32, channels: 3, seed: 3, texturedBackground: true,
+                                           objectScale: 2)
+        XCTAssertEqual(leaves.labels, waves.labels)
+        let l = adjacentDifferences(leaves), g = adjacentDifferences(waves)
+        XCTAssertLessThan(l[l.count / 2], 0.02, "median difference inside discs: noise only")
+        XCTAssertGreaterThan(g[g.count / 2], 0.03, "median difference of the gratings background")
+        XCTAssertGreaterThan(l[l.count * 95 / 100], 0.2, "disc edges")
+    }
+
     // MARK: occlusion
 
     func testOcclusionKeepsExactlyOnePatch() {
