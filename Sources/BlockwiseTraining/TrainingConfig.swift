@@ -58,7 +58,10 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     public var texturedBackgrounds = true
     /// Factor on the synthetic action objects' radius (`SyntheticVideo.actions`); nil means 1, the
     /// original sizes (kept out of config.json then, so configurations written before it still read).
-    public var objectScale: Double? = nil
+    /// 2 by default: objects of radius 28–38 % of the frame span several patches, so a masked part of
+    /// the object is predictable from its visible parts; with radius 14–19 % (about one patch) the
+    /// action probes rose little with depth and retrieval stayed at chance (docs/depth-study.md, E17–E21).
+    public var objectScale: Double? = 2
     /// Synthetic `actions` over dead-leaves backgrounds (occluding discs with natural-image statistics)
     /// instead of gratings; nil means false (kept out of config.json then).
     public var deadLeaves: Bool? = nil

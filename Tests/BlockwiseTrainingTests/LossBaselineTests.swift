@@ -36,6 +36,7 @@ final class LossBaselineTests: XCTestCase {
         c.normalizeTargets = false
         // Fields added after the baseline was recorded, at the values the recording ran with.
         c.inputMean = 0; c.inputStd = 1; c.positionBase = 10000; c.texturedBackgrounds = false; c.trainingSet = "actions"
+        c.objectScale = nil
         c.steps = steps
         c.warmupSteps = 4
         c.learningRate = 2e-3
