@@ -157,27 +157,30 @@ public enum SyntheticVideo {
     /// `objectScale` multiplies every object radius (and the orbit's radius); the straight paths
     /// shorten so that the object stays in the frame. `deadLeaves` replaces the background by a static
     /// dead-leaves texture (`paintDeadLeaves`: occluding discs with natural-image statistics).
+    /// `distractors` static objects (random shapes and sizes as the moving one's) are painted into the
+    /// background: the labelled object is then the one that moves.
     ///
     /// - Parameters: As for `gratings`.
     /// - Complexity: O(count · frames · height · width · channels).
     public static func actions(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
                                seed: UInt64, texturedBackground: Bool = false, objectScale: Float = 1,
-                               deadLeaves: Bool = false) -> VideoClipSet {
+                               deadLeaves: Bool = false, distractors: Int = 0) -> VideoClipSet {
         actions(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                plainBackground: false, texturedBackground: texturedBackground, objectScale: objectScale, deadLeaves: deadLeaves)
+                plainBackground: false, texturedBackground: texturedBackground, objectScale: objectScale, deadLeaves: deadLeaves,
+                distractors: distractors)
     }
 
     /// `actions`, optionally over a plain 0.5 background (for tests that locate the object from pixels).
     static func actions(count: Int, frames: Int, height: Int, width: Int, channels: Int, seed: UInt64,
                         plainBackground: Bool, texturedBackground: Bool = false, objectScale: Float = 1,
-                        deadLeaves: Bool = false) -> VideoClipSet {
+                        deadLeaves: Bool = false, distractors: Int = 0) -> VideoClipSet {
         let size = ClipSize(count: count, frames: frames, height: height, width: width, channels: channels)
         let counts = ["object": 4, "motion": 6]
         return generate(name: "actions", size: size, family: Family.actions, order: ["object", "motion"],
                         classCounts: counts, seed: seed) { classes, rng, noise, clip in
             renderAction(object: classes[0], motion: classes[1], size: size, plainBackground: plainBackground,
                          texturedBackground: texturedBackground, objectScale: objectScale, deadLeaves: deadLeaves,
-                         rng: &rng, noise: &noise, into: clip)
+                         distractors: distractors, rng: &rng, noise: &noise, into: clip)
         }
     }
 
@@ -190,13 +193,14 @@ public enum SyntheticVideo {
     /// - Complexity: O(count · frames · height · width · channels).
     public static func mixed(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
                              seed: UInt64, texturedBackgrounds: Bool = false, objectScale: Float = 1,
-                             deadLeaves: Bool = false) -> VideoClipSet {
+                             deadLeaves: Bool = false, distractors: Int = 0) -> VideoClipSet {
         let n = max(0, count), third = (n + 2) / 3
         let parts = [gratings(count: min(third, n), frames: frames, height: height, width: width, channels: channels, seed: seed),
                      doubleGratings(count: min(third, max(0, n - third)), frames: frames, height: height, width: width,
                                     channels: channels, seed: seed),
                      actions(count: max(0, n - 2 * third), frames: frames, height: height, width: width, channels: channels,
-                             seed: seed, texturedBackground: texturedBackgrounds, objectScale: objectScale, deadLeaves: deadLeaves)]
+                             seed: seed, texturedBackground: texturedBackgrounds, objectScale: objectScale, deadLeaves: deadLeaves,
+                             distractors: distractors)]
         var pixels: [Float] = []
         pixels.reserveCapacity(parts.reduce(0) { $0 + $1.pixels.count })
         var family: [Int] = []
@@ -249,7 +253,7 @@ public enum SyntheticVideo {
     ///   range (count ≥ 0, frames ≥ 1, height and width ≥ 8, channels ≥ 1).
     public static func named(_ name: String, count: Int, frames: Int, height: Int, width: Int, channels: Int = 3,
                              seed: UInt64, texturedBackgrounds: Bool = false, objectScale: Float = 1,
-                             deadLeaves: Bool = false) throws -> VideoClipSet {
+                             deadLeaves: Bool = false, distractors: Int = 0) throws -> VideoClipSet {
         guard acceptedNames.contains(name) else {
             throw TrainingError("unknown synthetic video '\(name)'; known: \(acceptedNames.joined(separator: ", "))")
         }
@@ -260,13 +264,16 @@ public enum SyntheticVideo {
         guard objectScale.isFinite, objectScale > 0, objectScale <= 3 else {
             throw TrainingError("object scale must be in (0, 3], got \(objectScale)")
         }
+        guard (0...8).contains(distractors) else { throw TrainingError("distractors must be in 0...8, got \(distractors)") }
         switch name {
         case "mixed": return mixed(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                                   texturedBackgrounds: texturedBackgrounds, objectScale: objectScale, deadLeaves: deadLeaves)
+                                   texturedBackgrounds: texturedBackgrounds, objectScale: objectScale, deadLeaves: deadLeaves,
+                                   distractors: distractors)
         case "gratings": return gratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
         case "double-gratings": return doubleGratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
         default: return actions(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                                texturedBackground: texturedBackgrounds, objectScale: objectScale, deadLeaves: deadLeaves)
+                                texturedBackground: texturedBackgrounds, objectScale: objectScale, deadLeaves: deadLeaves,
+                                distractors: distractors)
         }
     }
 }
@@ -542,7 +549,7 @@ extension SyntheticVideo {
     static let deadLeafCount = 96
 
     static func renderAction(object: Int, motion: Int, size: ClipSize, plainBackground: Bool, texturedBackground: Bool = false,
-                             objectScale: Float = 1, deadLeaves: Bool = false,
+                             objectScale: Float = 1, deadLeaves: Bool = false, distractors: Int = 0,
                              rng: inout SeededGenerator, noise: inout Noise, into clip: UnsafeMutableBufferPointer<Float>) {
         let (h, w, c) = (size.height, size.width, size.channels)
         guard h > 0, w > 0, c > 0 else { return }
@@ -569,6 +576,23 @@ extension SyntheticVideo {
             }
         }
         if deadLeaves && !plainBackground { paintDeadLeaves(&background, height: h, width: w, channels: c, rng: &rng) }
+        // Static distractors: objects of any of the four shapes, with the moving object's size range,
+        // painted into the background, so only its motion tells the labelled object apart.
+        for _ in 0..<(plainBackground ? 0 : distractors) {
+            let shape = uniformInt(&rng, objectNames.count)
+            let r = objectScale * m * uniform(&rng, 0.14, 0.19)
+            let cx = uniform(&rng, r + 1, Float(w) - r - 1), cy = uniform(&rng, r + 1, Float(h) - r - 1)
+            let shade = (0..<c).map { _ in uniform(&rng, 0.7, 1) }
+            let y0 = max(0, Int((cy - r - 1).rounded(.down))), y1 = min(h - 1, Int((cy + r + 1).rounded(.up)))
+            let x0 = max(0, Int((cx - r - 1).rounded(.down))), x1 = min(w - 1, Int((cx + r + 1).rounded(.up)))
+            guard y0 <= y1, x0 <= x1 else { continue }
+            for y in y0...y1 {
+                for x in x0...x1 {
+                    guard let value = objectTexture(shape, (Float(x) + 0.5 - cx) / r, (Float(y) + 0.5 - cy) / r) else { continue }
+                    for ch in 0..<c { background[(y * w + x) * c + ch] = 0.5 + (value - 0.5) * shade[ch] }
+                }
+            }
+        }
         let frameSize = h * w * c
         for f in 0..<size.frames {
             let frame = UnsafeMutableBufferPointer(rebasing: clip[(f * frameSize)..<((f + 1) * frameSize)])

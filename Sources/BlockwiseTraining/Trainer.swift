@@ -98,7 +98,8 @@ public final class Trainer {
         }
         return try SyntheticVideo.named(c.trainingSet, count: c.trainingClips, frames: c.frames, height: c.height, width: c.width,
                                         seed: c.seed &+ 1, texturedBackgrounds: c.texturedBackgrounds,
-                                        objectScale: Float(c.objectScale ?? 1), deadLeaves: c.deadLeaves ?? false)
+                                        objectScale: Float(c.objectScale ?? 1), deadLeaves: c.deadLeaves ?? false,
+                                        distractors: c.distractors ?? 0)
     }
 
     /// Probe sets of the dumps (and the occluded variant, named `<set>-onepatch`).
@@ -108,7 +109,8 @@ public final class Trainer {
         for (i, name) in c.probeSets.enumerated() {
             let set = try SyntheticVideo.named(name, count: c.probeClips, frames: c.frames, height: c.height, width: c.width,
                                                seed: Trainer.probeSeed &+ UInt64(i), texturedBackgrounds: c.texturedBackgrounds,
-                                               objectScale: Float(c.objectScale ?? 1), deadLeaves: c.deadLeaves ?? false)
+                                               objectScale: Float(c.objectScale ?? 1), deadLeaves: c.deadLeaves ?? false,
+                                        distractors: c.distractors ?? 0)
             sets.append(set)
             if name == c.occludedProbeSet {
                 var occluded = SyntheticVideo.occludeAllButOnePatch(set, patch: c.patch, seed: Trainer.probeSeed &+ 99)

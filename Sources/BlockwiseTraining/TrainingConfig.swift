@@ -65,6 +65,9 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Synthetic `actions` over dead-leaves backgrounds (occluding discs with natural-image statistics)
     /// instead of gratings; nil means false (kept out of config.json then).
     public var deadLeaves: Bool? = nil
+    /// Static distractor objects in every synthetic `actions` clip (0...8); nil means 0 (kept out of
+    /// config.json then).
+    public var distractors: Int? = nil
     /// Base b of the fixed sin-cos positions (frequencies b^(−2i/d_axis)). The transformer default 10000
     /// leaves most channels nearly constant on a grid of 4 tokens per axis; with it, normalised-target
     /// training stayed at the trivial loss (docs/depth-study.md, runs E6, E9–E12).
@@ -138,6 +141,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         need(regime != .sequential || steps >= blocks, "the sequential regime needs at least one step per block (\(steps) steps, \(blocks) blocks)")
         need(positionBase > 1 && positionBase.isFinite, "position base \(positionBase) must be above 1")
         need(inputStd > 0 && inputStd.isFinite && inputMean.isFinite, "input standard deviation \(inputStd) must be positive and finite")
+        need(distractors.map { (0...8).contains($0) } ?? true, "distractors \(distractors ?? 0) must lie in 0...8")
         need(objectScale.map { $0 > 0 && $0 <= 3 } ?? true, "object scale \(objectScale ?? 1) must lie in (0, 3]")
         need(checkpointEvery >= 0 && logEvery > 0, "checkpoint and log intervals must be non-negative / positive")
         return p

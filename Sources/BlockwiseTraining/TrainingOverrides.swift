@@ -39,6 +39,7 @@ public struct TrainingOverrides: Sendable {
     public var texturedBackgrounds: Bool?
     public var objectScale: Double?
     public var deadLeaves: Bool?
+    public var distractors: Int?
     public var positionBase: Double?
     public var probeSets: [String]?
     public var occludedProbeSet: String?
@@ -77,6 +78,7 @@ public struct TrainingOverrides: Sendable {
         if let texturedBackgrounds { c.texturedBackgrounds = texturedBackgrounds }
         if let objectScale { c.objectScale = objectScale == 1 ? nil : objectScale }
         if let deadLeaves { c.deadLeaves = deadLeaves ? true : nil }
+        if let distractors { c.distractors = distractors == 0 ? nil : distractors }
         if let probeSets { c.probeSets = probeSets }
         if let occludedProbeSet { c.occludedProbeSet = occludedProbeSet }
         c.run = run ?? TrainingConfig.runName(preset: preset, regime: c.regime, blocks: c.blocks, seed: seed)

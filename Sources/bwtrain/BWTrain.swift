@@ -96,6 +96,7 @@ struct ModelOptions: ParsableArguments {
     @Flag(inversion: .prefixedNo, help: "Synthetic actions over textured backgrounds (default: the preset's).") var texturedBackgrounds: Bool?
     @Option(help: "Base of the sin-cos position frequencies (default: the preset's).") var positionBase: Double?
     @Flag(inversion: .prefixedNo, help: "Synthetic actions over dead-leaves backgrounds (occluding discs with natural-image statistics) instead of gratings (default: the preset's).") var deadLeaves: Bool?
+    @Option(help: "Static distractor objects in every synthetic actions clip, 0-8 (default: the preset's).") var distractors: Int?
     @Option(help: "Factor on the synthetic action objects' radius, in (0, 3] (default: the preset's; 1 = radius 14-19% of the frame).") var objectScale: Double?
     @Option(help: "Comma-separated probe sets to dump (default: the preset's).") var probeSets: NameList?
     @Option(help: "Probe set whose occluded variant is dumped for OccDrop; empty for none (default: the preset's).") var occludedProbeSet: String?
@@ -137,6 +138,7 @@ struct ModelOptions: ParsableArguments {
         o.texturedBackgrounds = texturedBackgrounds
         o.objectScale = objectScale
         o.deadLeaves = deadLeaves
+        o.distractors = distractors
         o.positionBase = positionBase
         o.probeSets = probeSets?.names
         o.occludedProbeSet = occludedProbeSet

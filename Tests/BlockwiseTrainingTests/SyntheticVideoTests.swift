@@ -420,6 +420,32 @@ final class SyntheticVideoTests: XCTestCase {
         XCTAssertGreaterThan(l[l.count * 95 / 100], 0.2, "disc edges")
     }
 
+    func testDistractorsAreStaticAndOnlyTheLabelledObjectMoves() {
+        // Same draws for the labelled object; the distractors sit still, so the pixels that change
+        // between the first and last frame are (up to noise) the moving object's, as without them.
+        let plain = SyntheticVideo.actions(count: 12, frames: 8, height: 32, width: 32, channels: 3, seed: 9, objectScale: 2)
+        let busy = SyntheticVideo.actions(count: 12, frames: 8, height: 32, width: 32, channels: 3, seed: 9, objectScale: 2,
+                                          distractors: 3)
+        XCTAssertEqual(plain.labels, busy.labels)
+        XCTAssertNotEqual(plain.pixels, busy.pixels)
+        let frame = 32 * 32 * 3
+        var differing = 0
+        for i in 0..<plain.count {
+            let first = i * 8 * frame, last = first + 7 * frame
+            for p in 0..<frame {
+                // Changed from the first to the last frame beyond noise (±0.02 per frame).
+                let movedPlain = abs(plain.pixels[last + p] - plain.pixels[first + p]) > 0.1
+                let movedBusy = abs(busy.pixels[last + p] - busy.pixels[first + p]) > 0.1
+                // Where the object neither was nor is, the busy clip changes no more than the plain one.
+                if movedBusy && !movedPlain { differing += 1 }
+            }
+        }
+        // Pixels where the object now passes over a distractor instead of the background may differ
+        // (an object colour close to the background's); anything else would be a moving distractor.
+        XCTAssertLessThan(Double(differing) / Double(plain.count * frame), 0.03)
+        XCTAssertThrowsError(try SyntheticVideo.named("actions", count: 1, frames: 8, height: 32, width: 32, seed: 0, distractors: 9))
+    }
+
     // MARK: occlusion
 
     func testOcclusionKeepsExactlyOnePatch() {
