@@ -136,7 +136,25 @@ for fixture in ["geometry.h5", "run-a.h5"]:
     path = f"{FIX}/{fixture}"
     out = bwanalyze("retrieval", path, "--depth", "layers")
     worst = 0.0
+    chance_worst, chance_se = 0.0, 0.0
     for r in out["records"]:
+        if r["metric"] == "retrieval_map_chance":
+            # Monte Carlo: every query's positives at uniformly random ranks among the other clips.
+            with h5py.File(path, "r") as f:
+                y = f[f"labels/{r['target']}"][...]
+            rng = np.random.default_rng(0)
+            m, per_query = len(y) - 1, []
+            for q in range(len(y)):
+                p = int((y == y[q]).sum()) - 1
+                if p == 0:
+                    continue
+                keys = rng.random((5000, m))
+                ranks = np.sort(np.argpartition(keys, p - 1, axis=1)[:, :p] + 1, axis=1) if p < m else np.tile(np.arange(1, m + 1), (5000, 1))
+                per_query.append((np.arange(1, p + 1) / ranks).mean(axis=1))
+            draws = np.mean(per_query, axis=0)
+            chance_worst = max(chance_worst, abs(r["value"] - draws.mean()))
+            chance_se = max(chance_se, draws.std() / np.sqrt(len(draws)))
+            continue
         x = rows(path, r["depth"])
         z = x / np.linalg.norm(x, axis=1, keepdims=True)
         sim = z @ z.T
@@ -155,6 +173,8 @@ for fixture in ["geometry.h5", "run-a.h5"]:
         ref = np.mean(aps) if r["metric"] == "retrieval_map" else np.mean(hits[int(r["metric"].removeprefix("retrieval_top"))])
         worst = max(worst, abs(r["value"] - ref))
     report(worst <= 1e-9, f"retrieval {fixture}: max difference to scikit-learn/numpy {worst:.1e}")
+    report(0 < chance_se and chance_worst <= 5 * chance_se,
+           f"retrieval chance {fixture}: max difference to 5000 random rankings per query {chance_worst:.1e} (standard error {chance_se:.1e})")
 
 # --- patch similarity and token shift -----------------------------------------------------------
 path = f"{FIX}/geometry.h5"
