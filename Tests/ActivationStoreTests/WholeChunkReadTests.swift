@@ -93,6 +93,33 @@ final class WholeChunkReadTests: XCTestCase {
         XCTAssertFalse(try contiguous.forEachStoredChunk("/x", rows: 0..<10, middle: 7, last: 12) { _ in XCTFail("visited") })
     }
 
+    /// Chunks of 512 KiB: a block of rows spans several slabs (`HDF5File.slabBytes`), read and visited
+    /// in turn; the visit is still complete and in row-major chunk order.
+    func testLargeChunksAreVisitedSlabBySlab() throws {
+        let dir = TemporaryDirectory()
+        let shape = [3, 300, 1000], chunk = [2, 128, 512]
+        XCTAssertGreaterThanOrEqual(chunk.reduce(1, *) * 4, HDF5File.slabBytes, "one chunk per slab")
+        let f = try makeFile(dir.file("big.h5"), shape: shape, chunk: chunk)
+        for rows in [0..<3, 1..<3] {
+            var rebuilt = [Float](repeating: .nan, count: rows.count * 300 * 1000)
+            var origins: [[Int]] = []
+            XCTAssertTrue(try f.forEachStoredChunk("/x", rows: rows, middle: 300, last: 1000) { c in
+                origins.append(c.origin)
+                for i in c.rows {
+                    for j in 0..<min(128, 300 - c.origin[1]) {
+                        for k in 0..<min(512, 1000 - c.origin[2]) {
+                            rebuilt[((i - rows.lowerBound) * 300 + c.origin[1] + j) * 1000 + c.origin[2] + k] =
+                                c.values[((i - c.origin[0]) * 128 + j) * 512 + k]
+                        }
+                    }
+                }
+            })
+            XCTAssertEqual(rebuilt, expected(shape, rows: rows), "rows \(rows)")
+            XCTAssertEqual(origins, origins.sorted { $0.lexicographicallyPrecedes($1) }, "row-major chunk order")
+            XCTAssertEqual(origins.count, Set(origins.map { $0[0] }).count * 3 * 2)
+        }
+    }
+
     func testDatasetsNotStoredInPlainFloatChunksFallBack() throws {
         let dir = TemporaryDirectory()
         let shape = [6, 4, 5]
