@@ -227,17 +227,29 @@ public struct CKAAnalysis {
         }
         for m in keep { clipVectors[m] = collected[m] }
         struct Packed { var upper: [Double]; var diagonal: [Double] }
-        var packed: [Int: Result<Packed, Error>] = [:]
-        for m in Set(plan.pairs.flatMap { [$0.a, $0.b] }).sorted() {
-            packed[m] = Result {
-                var x = Matrix(rows: n, cols: dims[m], storage: collected[m])
-                collected[m] = []
+        /// One representation's clip vectors, handed to the job that forms its Gram matrix and released
+        /// there (each box is touched by one job only).
+        final class Vectors: @unchecked Sendable {
+            var values: [Double]
+            init(_ values: [Double]) { self.values = values }
+        }
+        let members = Set(plan.pairs.flatMap { [$0.a, $0.b] }).sorted()
+        let boxes = members.map { m in Vectors(collected[m]) }
+        for m in members { collected[m] = [] }
+        let shapes = members.map { (n, dims[$0]) }, reps = members.map { repDepth[$0] }
+        // One Gram matrix per core (single-threaded BLAS each): the centring and packing around each
+        // syrk then run in parallel too, and OpenBLAS's idle threads do not spin beside them.
+        let grams = Parallel.map(members.count) { i -> Result<Packed, Error> in
+            Result {
+                var x = Matrix(rows: shapes[i].0, cols: shapes[i].1, storage: boxes[i].values)
+                boxes[i].values = []
                 guard x.nonFiniteCount == 0 else {
-                    throw MetricUndefined("NaN or Inf in \(repDepth[m].file) at depth \(repDepth[m].depth)")
+                    throw MetricUndefined("NaN or Inf in \(reps[i].file) at depth \(reps[i].depth)")
                 }
-                if CKA.isEffectivelyConstant(x) { throw CKAAnalysis.zeroVariance(repDepth[m]) }
+                if CKA.isEffectivelyConstant(x) { throw CKAAnalysis.zeroVariance(reps[i]) }
                 let mean = x.columnMeans()
                 x.subtractFromColumns(mean)
+                let n = shapes[i].0
                 let k = Matrix.gramOfRows(x)
                 var upper: [Double] = []
                 upper.reserveCapacity(n * (n - 1) / 2)
@@ -251,6 +263,8 @@ public struct CKAAnalysis {
                 return Packed(upper: upper, diagonal: diagonal)
             }
         }
+        var packed: [Int: Result<Packed, Error>] = [:]
+        for (i, m) in members.enumerated() { packed[m] = grams[i] }
         func inner(_ a: Packed, _ b: Packed) -> Double {
             let up = a.upper.withUnsafeBufferPointer { pa in
                 b.upper.withUnsafeBufferPointer { pb in pa.isEmpty ? 0 : Double.dot(pa.count, pa.baseAddress!, pb.baseAddress!) }
