@@ -154,33 +154,47 @@ public enum SyntheticVideo {
     /// zoom-in (fixed centre, radius growing 2.2–2.6×). Object radius 14–19 % of min(height, width)
     /// (zoom: from 9–11 %). Background per clip: a random grey level per channel 0.5 ± 0.1 plus three
     /// low-frequency random gratings (amplitudes 0.03–0.07, 1–5 cycles per frame side), static.
-    /// `objectScale` multiplies every object radius (and the orbit's radius); the straight paths
-    /// shorten so that the object stays in the frame. `deadLeaves` replaces the background by a static
-    /// dead-leaves texture (`paintDeadLeaves`: occluding discs with natural-image statistics).
-    /// `distractors` static objects (random shapes and sizes as the moving one's) are painted into the
-    /// background: the labelled object is then the one that moves.
+    /// `style` changes the background and the objects (`ActionStyle`).
     ///
     /// - Parameters: As for `gratings`.
     /// - Complexity: O(count · frames · height · width · channels).
     public static func actions(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
-                               seed: UInt64, texturedBackground: Bool = false, objectScale: Float = 1,
-                               deadLeaves: Bool = false, distractors: Int = 0) -> VideoClipSet {
+                               seed: UInt64, style: ActionStyle = .init()) -> VideoClipSet {
         actions(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                plainBackground: false, texturedBackground: texturedBackground, objectScale: objectScale, deadLeaves: deadLeaves,
-                distractors: distractors)
+                plainBackground: false, style: style)
+    }
+
+    /// How synthetic action clips are drawn beyond their labels.
+    public struct ActionStyle: Sendable, Equatable {
+        /// Eight random gratings (1–8 cycles per frame side) as the background instead of three faint ones.
+        public var texturedBackground: Bool
+        /// Multiplies every object radius (and the orbit's radius); the straight paths shorten so that
+        /// the object stays in the frame. In (0, 3].
+        public var objectScale: Float
+        /// A static dead-leaves background (`paintDeadLeaves`: occluding discs with natural-image
+        /// statistics) instead of gratings.
+        public var deadLeaves: Bool
+        /// Static objects (random shapes, the moving object's size range) painted into the background:
+        /// the labelled object is then the one that moves. In 0...8.
+        public var distractors: Int
+
+        public init(texturedBackground: Bool = false, objectScale: Float = 1, deadLeaves: Bool = false, distractors: Int = 0) {
+            self.texturedBackground = texturedBackground
+            self.objectScale = objectScale
+            self.deadLeaves = deadLeaves
+            self.distractors = distractors
+        }
     }
 
     /// `actions`, optionally over a plain 0.5 background (for tests that locate the object from pixels).
     static func actions(count: Int, frames: Int, height: Int, width: Int, channels: Int, seed: UInt64,
-                        plainBackground: Bool, texturedBackground: Bool = false, objectScale: Float = 1,
-                        deadLeaves: Bool = false, distractors: Int = 0) -> VideoClipSet {
+                        plainBackground: Bool, style: ActionStyle = .init()) -> VideoClipSet {
         let size = ClipSize(count: count, frames: frames, height: height, width: width, channels: channels)
         let counts = ["object": 4, "motion": 6]
         return generate(name: "actions", size: size, family: Family.actions, order: ["object", "motion"],
                         classCounts: counts, seed: seed) { classes, rng, noise, clip in
-            renderAction(object: classes[0], motion: classes[1], size: size, plainBackground: plainBackground,
-                         texturedBackground: texturedBackground, objectScale: objectScale, deadLeaves: deadLeaves,
-                         distractors: distractors, rng: &rng, noise: &noise, into: clip)
+            renderAction(object: classes[0], motion: classes[1], size: size, plainBackground: plainBackground, style: style,
+                         rng: &rng, noise: &noise, into: clip)
         }
     }
 
@@ -192,15 +206,13 @@ public enum SyntheticVideo {
     ///
     /// - Complexity: O(count · frames · height · width · channels).
     public static func mixed(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
-                             seed: UInt64, texturedBackgrounds: Bool = false, objectScale: Float = 1,
-                             deadLeaves: Bool = false, distractors: Int = 0) -> VideoClipSet {
+                             seed: UInt64, style: ActionStyle = .init()) -> VideoClipSet {
         let n = max(0, count), third = (n + 2) / 3
         let parts = [gratings(count: min(third, n), frames: frames, height: height, width: width, channels: channels, seed: seed),
                      doubleGratings(count: min(third, max(0, n - third)), frames: frames, height: height, width: width,
                                     channels: channels, seed: seed),
                      actions(count: max(0, n - 2 * third), frames: frames, height: height, width: width, channels: channels,
-                             seed: seed, texturedBackground: texturedBackgrounds, objectScale: objectScale, deadLeaves: deadLeaves,
-                             distractors: distractors)]
+                             seed: seed, style: style)]
         var pixels: [Float] = []
         pixels.reserveCapacity(parts.reduce(0) { $0 + $1.pixels.count })
         var family: [Int] = []
@@ -252,8 +264,7 @@ public enum SyntheticVideo {
     /// - Throws: `TrainingError` for an unknown name (listing the known ones) or for sizes out of
     ///   range (count ≥ 0, frames ≥ 1, height and width ≥ 8, channels ≥ 1).
     public static func named(_ name: String, count: Int, frames: Int, height: Int, width: Int, channels: Int = 3,
-                             seed: UInt64, texturedBackgrounds: Bool = false, objectScale: Float = 1,
-                             deadLeaves: Bool = false, distractors: Int = 0) throws -> VideoClipSet {
+                             seed: UInt64, style: ActionStyle = .init()) throws -> VideoClipSet {
         guard acceptedNames.contains(name) else {
             throw TrainingError("unknown synthetic video '\(name)'; known: \(acceptedNames.joined(separator: ", "))")
         }
@@ -261,19 +272,17 @@ public enum SyntheticVideo {
         guard frames >= 1 else { throw TrainingError("frames must be ≥ 1, got \(frames)") }
         guard height >= 8, width >= 8 else { throw TrainingError("frames must be at least 8×8 pixels, got \(height)×\(width)") }
         guard channels >= 1 else { throw TrainingError("channels must be ≥ 1, got \(channels)") }
-        guard objectScale.isFinite, objectScale > 0, objectScale <= 3 else {
-            throw TrainingError("object scale must be in (0, 3], got \(objectScale)")
+        guard style.objectScale.isFinite, style.objectScale > 0, style.objectScale <= 3 else {
+            throw TrainingError("object scale must be in (0, 3], got \(style.objectScale)")
         }
-        guard (0...8).contains(distractors) else { throw TrainingError("distractors must be in 0...8, got \(distractors)") }
+        guard (0...8).contains(style.distractors) else { throw TrainingError("distractors must be in 0...8, got \(style.distractors)") }
         switch name {
         case "mixed": return mixed(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                                   texturedBackgrounds: texturedBackgrounds, objectScale: objectScale, deadLeaves: deadLeaves,
-                                   distractors: distractors)
+                                   style: style)
         case "gratings": return gratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
         case "double-gratings": return doubleGratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
         default: return actions(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
-                                texturedBackground: texturedBackgrounds, objectScale: objectScale, deadLeaves: deadLeaves,
-                                distractors: distractors)
+                                style: style)
         }
     }
 }
@@ -548,26 +557,40 @@ extension SyntheticVideo {
     /// Discs of a dead-leaves background.
     static let deadLeafCount = 96
 
-    static func renderAction(object: Int, motion: Int, size: ClipSize, plainBackground: Bool, texturedBackground: Bool = false,
-                             objectScale: Float = 1, deadLeaves: Bool = false, distractors: Int = 0,
+    /// Paints object `shape` (`objectTexture`) centred at (cx, cy) with radius r into `image` ([H, W, C]),
+    /// each channel 0.5 + (texture − 0.5) · tint.
+    static func paintObject(_ shape: Int, cx: Float, cy: Float, r: Float, tint: [Float], into image: UnsafeMutableBufferPointer<Float>,
+                            height h: Int, width w: Int, channels c: Int) {
+        let y0 = max(0, Int((cy - r - 1).rounded(.down))), y1 = min(h - 1, Int((cy + r + 1).rounded(.up)))
+        let x0 = max(0, Int((cx - r - 1).rounded(.down))), x1 = min(w - 1, Int((cx + r + 1).rounded(.up)))
+        guard y0 <= y1, x0 <= x1 else { return }
+        for y in y0...y1 {
+            for x in x0...x1 {
+                guard let value = objectTexture(shape, (Float(x) + 0.5 - cx) / r, (Float(y) + 0.5 - cy) / r) else { continue }
+                for ch in 0..<c { image[(y * w + x) * c + ch] = 0.5 + (value - 0.5) * tint[ch] }
+            }
+        }
+    }
+
+    static func renderAction(object: Int, motion: Int, size: ClipSize, plainBackground: Bool, style: ActionStyle = .init(),
                              rng: inout SeededGenerator, noise: inout Noise, into clip: UnsafeMutableBufferPointer<Float>) {
         let (h, w, c) = (size.height, size.width, size.channels)
         guard h > 0, w > 0, c > 0 else { return }
-        let path = trajectory(motion: motion, size: size, scale: objectScale, rng: &rng)
+        let path = trajectory(motion: motion, size: size, scale: style.objectScale, rng: &rng)
         let tint = (0..<c).map { _ in uniform(&rng, 0.7, 1) }
         // Static background, [H, W, C].
         var background = [Float](repeating: 0.5, count: h * w * c)
         let m = Float(min(h, w))
         var base = (0..<c).map { _ in uniform(&rng, 0.4, 0.6) }
         let (waveCount, cycles, amplitudes): (Int, (Float, Float), (Float, Float)) =
-            texturedBackground ? (8, (1, 8), (0.04, 0.1)) : (3, (1, 5), (0.03, 0.07))
+            style.texturedBackground ? (8, (1, 8), (0.04, 0.1)) : (3, (1, 5), (0.03, 0.07))
         var waves: [(kx: Float, ky: Float, phase: Float, amplitude: Float)] = (0..<waveCount).map { _ in
             let k = 2 * Float.pi * uniform(&rng, cycles.0, cycles.1) / m
             let theta = uniform(&rng, 0, .pi)
             return (k * Float.cos(theta), k * Float.sin(theta), uniform(&rng, 0, 2 * .pi), uniform(&rng, amplitudes.0, amplitudes.1))
         }
         if plainBackground { base = Array(repeating: 0.5, count: c); waves = [] }
-        if deadLeaves && !plainBackground { waves = []; base = (0..<c).map { _ in uniform(&rng, 0.4, 0.6) } }
+        if style.deadLeaves && !plainBackground { waves = []; base = (0..<c).map { _ in uniform(&rng, 0.4, 0.6) } }
         for y in 0..<h {
             for x in 0..<w {
                 var t: Float = 0
@@ -575,22 +598,16 @@ extension SyntheticVideo {
                 for ch in 0..<c { background[(y * w + x) * c + ch] = base[ch] + t }
             }
         }
-        if deadLeaves && !plainBackground { paintDeadLeaves(&background, height: h, width: w, channels: c, rng: &rng) }
+        if style.deadLeaves && !plainBackground { paintDeadLeaves(&background, height: h, width: w, channels: c, rng: &rng) }
         // Static distractors: objects of any of the four shapes, with the moving object's size range,
         // painted into the background, so only its motion tells the labelled object apart.
-        for _ in 0..<(plainBackground ? 0 : distractors) {
+        for _ in 0..<(plainBackground ? 0 : style.distractors) {
             let shape = uniformInt(&rng, objectNames.count)
-            let r = objectScale * m * uniform(&rng, 0.14, 0.19)
+            let r = style.objectScale * m * uniform(&rng, 0.14, 0.19)
             let cx = uniform(&rng, r + 1, Float(w) - r - 1), cy = uniform(&rng, r + 1, Float(h) - r - 1)
             let shade = (0..<c).map { _ in uniform(&rng, 0.7, 1) }
-            let y0 = max(0, Int((cy - r - 1).rounded(.down))), y1 = min(h - 1, Int((cy + r + 1).rounded(.up)))
-            let x0 = max(0, Int((cx - r - 1).rounded(.down))), x1 = min(w - 1, Int((cx + r + 1).rounded(.up)))
-            guard y0 <= y1, x0 <= x1 else { continue }
-            for y in y0...y1 {
-                for x in x0...x1 {
-                    guard let value = objectTexture(shape, (Float(x) + 0.5 - cx) / r, (Float(y) + 0.5 - cy) / r) else { continue }
-                    for ch in 0..<c { background[(y * w + x) * c + ch] = 0.5 + (value - 0.5) * shade[ch] }
-                }
+            background.withUnsafeMutableBufferPointer {
+                paintObject(shape, cx: cx, cy: cy, r: r, tint: shade, into: $0, height: h, width: w, channels: c)
             }
         }
         let frameSize = h * w * c
@@ -599,17 +616,7 @@ extension SyntheticVideo {
             _ = frame.update(fromContentsOf: background)
             let tau: Float = size.frames > 1 ? Float(f) / Float(size.frames - 1) : 0
             let (cx, cy, r) = path.at(tau)
-            let y0 = max(0, Int((cy - r - 1).rounded(.down))), y1 = min(h - 1, Int((cy + r + 1).rounded(.up)))
-            let x0 = max(0, Int((cx - r - 1).rounded(.down))), x1 = min(w - 1, Int((cx + r + 1).rounded(.up)))
-            if y0 <= y1, x0 <= x1 {
-                for y in y0...y1 {
-                    for x in x0...x1 {
-                        let u = (Float(x) + 0.5 - cx) / r, v = (Float(y) + 0.5 - cy) / r
-                        guard let value = objectTexture(object, u, v) else { continue }
-                        for ch in 0..<c { frame[(y * w + x) * c + ch] = 0.5 + (value - 0.5) * tint[ch] }
-                    }
-                }
-            }
+            paintObject(object, cx: cx, cy: cy, r: r, tint: tint, into: frame, height: h, width: w, channels: c)
             for i in 0..<frameSize { frame[i] = clamp01(frame[i] + noise.next()) }
         }
     }

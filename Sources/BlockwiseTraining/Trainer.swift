@@ -97,9 +97,7 @@ public final class Trainer {
             return set
         }
         return try SyntheticVideo.named(c.trainingSet, count: c.trainingClips, frames: c.frames, height: c.height, width: c.width,
-                                        seed: c.seed &+ 1, texturedBackgrounds: c.texturedBackgrounds,
-                                        objectScale: Float(c.objectScale ?? 1), deadLeaves: c.deadLeaves ?? false,
-                                        distractors: c.distractors ?? 0)
+                                        seed: c.seed &+ 1, style: c.actionStyle)
     }
 
     /// Probe sets of the dumps (and the occluded variant, named `<set>-onepatch`).
@@ -108,9 +106,7 @@ public final class Trainer {
         var sets: [VideoClipSet] = []
         for (i, name) in c.probeSets.enumerated() {
             let set = try SyntheticVideo.named(name, count: c.probeClips, frames: c.frames, height: c.height, width: c.width,
-                                               seed: Trainer.probeSeed &+ UInt64(i), texturedBackgrounds: c.texturedBackgrounds,
-                                               objectScale: Float(c.objectScale ?? 1), deadLeaves: c.deadLeaves ?? false,
-                                        distractors: c.distractors ?? 0)
+                                               seed: Trainer.probeSeed &+ UInt64(i), style: c.actionStyle)
             sets.append(set)
             if name == c.occludedProbeSet {
                 var occluded = SyntheticVideo.occludeAllButOnePatch(set, patch: c.patch, seed: Trainer.probeSeed &+ 99)

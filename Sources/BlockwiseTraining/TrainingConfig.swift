@@ -68,6 +68,12 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
     /// Static distractor objects in every synthetic `actions` clip (0...8); nil means 0 (kept out of
     /// config.json then).
     public var distractors: Int? = nil
+
+    /// How the synthetic action clips of the training and probe sets are drawn.
+    public var actionStyle: SyntheticVideo.ActionStyle {
+        .init(texturedBackground: texturedBackgrounds, objectScale: Float(objectScale ?? 1), deadLeaves: deadLeaves ?? false,
+              distractors: distractors ?? 0)
+    }
     /// Base b of the fixed sin-cos positions (frequencies b^(−2i/d_axis)). The transformer default 10000
     /// leaves most channels nearly constant on a grid of 4 tokens per axis; with it, normalised-target
     /// training stayed at the trivial loss (docs/depth-study.md, runs E6, E9–E12).

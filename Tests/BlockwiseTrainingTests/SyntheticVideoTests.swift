@@ -173,12 +173,13 @@ final class SyntheticVideoTests: XCTestCase {
 
     /// The mixed training set is a third of each family, clip for clip the family's own clips.
     func testMixedIsAThirdOfEachFamily() throws {
-        let m = try SyntheticVideo.named("mixed", count: 10, frames: 8, height: 32, width: 32, seed: 5, texturedBackgrounds: true)
+        let m = try SyntheticVideo.named("mixed", count: 10, frames: 8, height: 32, width: 32, seed: 5,
+                                       style: .init(texturedBackground: true))
         XCTAssertEqual(m.count, 10)
         XCTAssertEqual(m.labels["family"], [0, 0, 0, 0, 1, 1, 1, 1, 2, 2])
         let g = SyntheticVideo.gratings(count: 4, seed: 5)
         let d = SyntheticVideo.doubleGratings(count: 4, seed: 5)
-        let a = SyntheticVideo.actions(count: 2, seed: 5, texturedBackground: true)
+        let a = SyntheticVideo.actions(count: 2, seed: 5, style: .init(texturedBackground: true))
         XCTAssertEqual(m.pixels, g.pixels + d.pixels + a.pixels)
         XCTAssertNotEqual(a.pixels, SyntheticVideo.actions(count: 2, seed: 5).pixels)
     }
@@ -377,7 +378,7 @@ final class SyntheticVideoTests: XCTestCase {
         let scale: Float = 1.5
         let small = SyntheticVideo.actions(count: 48, frames: 8, height: 32, width: 32, channels: 3, seed: 25, plainBackground: true)
         let large = SyntheticVideo.actions(count: 48, frames: 8, height: 32, width: 32, channels: 3, seed: 25, plainBackground: true,
-                                           objectScale: scale)
+                                           style: .init(objectScale: scale))
         XCTAssertEqual(small.labels, large.labels)
         var ratios: [Double] = []
         for i in 0..<small.count where small.labels["motion"]![i] < 4 {
@@ -391,7 +392,7 @@ final class SyntheticVideoTests: XCTestCase {
         XCTAssertGreaterThan(ratios.count, 20)
         let mean = ratios.reduce(0, +) / Double(ratios.count)
         XCTAssertEqual(mean, Double(scale * scale), accuracy: 0.15, "area ratios \(ratios)")
-        XCTAssertThrowsError(try SyntheticVideo.named("actions", count: 1, frames: 8, height: 32, width: 32, seed: 0, objectScale: 0))
+        XCTAssertThrowsError(try SyntheticVideo.named("actions", count: 1, frames: 8, height: 32, width: 32, seed: 0, style: .init(objectScale: 0)))
     }
 
     func testDeadLeavesBackgroundsArePiecewiseFlatWithEdges() {
@@ -409,10 +410,10 @@ final class SyntheticVideoTests: XCTestCase {
             }
             return out.sorted()
         }
-        let leaves = SyntheticVideo.actions(count: 16, frames: 4, height: 32, width: 32, channels: 3, seed: 3, texturedBackground: true,
-                                            objectScale: 2, deadLeaves: true)
-        let waves = SyntheticVideo.actions(count: 16, frames: 4, height: 32, width: 32, channels: 3, seed: 3, texturedBackground: true,
-                                           objectScale: 2)
+        let leaves = SyntheticVideo.actions(count: 16, frames: 4, height: 32, width: 32, channels: 3, seed: 3,
+                                            style: .init(texturedBackground: true, objectScale: 2, deadLeaves: true))
+        let waves = SyntheticVideo.actions(count: 16, frames: 4, height: 32, width: 32, channels: 3, seed: 3,
+                                           style: .init(texturedBackground: true, objectScale: 2))
         XCTAssertEqual(leaves.labels, waves.labels)
         let l = adjacentDifferences(leaves), g = adjacentDifferences(waves)
         XCTAssertLessThan(l[l.count / 2], 0.02, "median difference inside discs: noise only")
@@ -423,9 +424,9 @@ final class SyntheticVideoTests: XCTestCase {
     func testDistractorsAreStaticAndOnlyTheLabelledObjectMoves() {
         // Same draws for the labelled object; the distractors sit still, so the pixels that change
         // between the first and last frame are (up to noise) the moving object's, as without them.
-        let plain = SyntheticVideo.actions(count: 12, frames: 8, height: 32, width: 32, channels: 3, seed: 9, objectScale: 2)
-        let busy = SyntheticVideo.actions(count: 12, frames: 8, height: 32, width: 32, channels: 3, seed: 9, objectScale: 2,
-                                          distractors: 3)
+        let plain = SyntheticVideo.actions(count: 12, frames: 8, height: 32, width: 32, channels: 3, seed: 9, style: .init(objectScale: 2))
+        let busy = SyntheticVideo.actions(count: 12, frames: 8, height: 32, width: 32, channels: 3, seed: 9,
+                                          style: .init(objectScale: 2, distractors: 3))
         XCTAssertEqual(plain.labels, busy.labels)
         XCTAssertNotEqual(plain.pixels, busy.pixels)
         let frame = 32 * 32 * 3
@@ -443,7 +444,7 @@ final class SyntheticVideoTests: XCTestCase {
         // Pixels where the object now passes over a distractor instead of the background may differ
         // (an object colour close to the background's); anything else would be a moving distractor.
         XCTAssertLessThan(Double(differing) / Double(plain.count * frame), 0.03)
-        XCTAssertThrowsError(try SyntheticVideo.named("actions", count: 1, frames: 8, height: 32, width: 32, seed: 0, distractors: 9))
+        XCTAssertThrowsError(try SyntheticVideo.named("actions", count: 1, frames: 8, height: 32, width: 32, seed: 0, style: .init(distractors: 9)))
     }
 
     // MARK: occlusion
