@@ -21,9 +21,9 @@ extension HDF5File {
     /// Visits the stored chunks of rows `rows` of the 3-D dataset at `path` ([rows, middle, last]) when
     /// it is float32 in unfiltered chunks (see `readWholeChunks`); false when it is not stored that way,
     /// or a chunk turns out to be missing, in which case `body` may have seen some chunks and the caller
-    /// discards what it made of them. The chunks of one block of rows are read under the library's lock and
-    /// handed to `body` after it is released, in row-major chunk order, so several threads can read and
-    /// use different datasets at once.
+    /// discards what it made of them. The chunks are read a slab (`slabBytes`) at a time under the library's
+    /// lock and handed to `body` after it is released, in row-major chunk order, so several threads can
+    /// read and use different datasets at once.
     func forEachStoredChunk(_ path: String, rows: Range<Int>, middle: Int, last: Int, _ body: (StoredChunk) -> Void) throws -> Bool {
         guard !rows.isEmpty else { return true }
         let start = [rows.lowerBound, 0, 0], count = [rows.count, middle, last]
@@ -34,16 +34,8 @@ extension HDF5File {
         }), layout.rank == 3, layout.shape[1] == middle, layout.shape[2] == last else { return false }
         let c = layout.chunk, d = layout.shape
         let across = (d[1] + c[1] - 1) / c[1], down = (d[2] + c[2] - 1) / c[2]
-        let blockElements = across * down * layout.elements
-        // A block of rows larger than 64 MiB is read and visited chunk by chunk under the lock instead.
-        guard blockElements <= 16 << 20 else {
-            return try HDF5Library.sync {
-                forEachWholeChunk(try openDataset(path), start: start, count: count) { chunk, origin, c, d, chunkRows in
-                    body(StoredChunk(values: chunk, origin: origin, chunk: c, shape: d, rows: chunkRows))
-                }
-            }
-        }
-        // Fresh buffers of this size come from mmap and are zeroed page by page; reuse them.
+        // Slab buffers (one chunk when a chunk exceeds `slabBytes`) come from mmap and are zeroed page by
+        // page when fresh; reuse them.
         var block = HDF5File.blockBuffers.withLock { $0.popLast() } ?? []
         defer {
             let kept = block
@@ -88,7 +80,7 @@ extension HDF5File {
     /// 1 MiB L2 cache per core of the project's machine.
     static let slabBytes = 512 << 10
 
-    /// Row-block buffers of `forEachStoredChunk`, kept between calls (at most four).
+    /// Slab buffers of `forEachStoredChunk`, kept between calls (at most four).
     static let blockBuffers = Mutex<[[Float]]>([])
 
     /// Reads the rows `start[0] ..< start[0] + count[0]` of a float32 dataset whose other dimensions are
