@@ -6,17 +6,18 @@
 /// sₖ = xₖ₊₁ − xₖ, yₖ = gₖ₊₁ − gₖ, initial Hessian scaling γ = sᵀy / yᵀy of the newest pair (the first step
 /// is steepest descent with length 1/‖g‖₂). A pair enters the memory only when sᵀy > 0 (curvature condition).
 ///
-/// Stopping (reported as `converged`):
-/// - gradient: max |gᵢ| ≤ `gradientTolerance` · max(1, |f|), or
-/// - stalled decrease: (fₖ − fₖ₊₁) ≤ `functionTolerance` · max(1, |fₖ|, |fₖ₊₁|) — the objective no longer
-///   changes above rounding level (the same kind of test as L-BFGS-B's `factr`).
+/// Stopping (reported as `converged`), the two tests of L-BFGS-B (Byrd, Lu, Nocedal & Zhu 1995) as SciPy
+/// runs them:
+/// - gradient: max |gᵢ| ≤ `gradientTolerance` (absolute; SciPy's `gtol`), or
+/// - small decrease: (fₖ − fₖ₊₁) ≤ `functionTolerance` · max(1, |fₖ|, |fₖ₊₁|) (SciPy's `ftol`, which is
+///   L-BFGS-B's `factr` · ε).
 /// Running out of iterations, or a line search that finds no decrease even along −g, stops without
 /// convergence.
 struct LBFGS {
     var memory = 10
     var maxIterations = 1000
-    var gradientTolerance = 1e-9
-    var functionTolerance = 64 * Double.ulpOfOne
+    var gradientTolerance = 1e-4
+    var functionTolerance = 1e7 * Double.ulpOfOne
     /// Function evaluations allowed per line search.
     var maxLineSearchEvaluations = 50
     /// Sufficient-decrease (Armijo) and curvature constants of the strong Wolfe conditions.
@@ -47,7 +48,7 @@ struct LBFGS {
         var sList: [[Double]] = [], yList: [[Double]] = [], rhoList: [Double] = []
 
         func gradientSmall(_ f: Double, _ g: [Double]) -> Bool {
-            maxAbs(g) <= gradientTolerance * max(1, abs(f))
+            maxAbs(g) <= gradientTolerance
         }
         guard f.isFinite else {
             return Result(x: x, value: f, gradient: g, iterations: 0, converged: false, evaluations: evaluations)

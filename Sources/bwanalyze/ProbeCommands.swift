@@ -30,14 +30,18 @@ struct ProbeArguments: ParsableArguments {
     @Option(help: "L-BFGS iteration limit.")
     var maxIterations = 1000
 
+    @Option(help: "L-BFGS stops when the largest gradient component is at most this (scikit-learn's tol).")
+    var tolerance = 1e-4
+
     func validate() throws {
         guard c > 0, c.isFinite else { throw ValidationError("--c must be positive") }
         guard folds >= 2 else { throw ValidationError("--folds must be at least 2") }
         guard maxIterations >= 1 else { throw ValidationError("--max-iterations must be at least 1") }
+        guard tolerance > 0, tolerance.isFinite else { throw ValidationError("--tolerance must be positive") }
         if allTargets && !targets.isEmpty { throw ValidationError("give --target or --all-targets, not both") }
     }
 
-    var options: ProbeOptions { ProbeOptions(c: c, maxIterations: maxIterations, folds: folds, seed: seed) }
+    var options: ProbeOptions { ProbeOptions(c: c, maxIterations: maxIterations, folds: folds, seed: seed, tolerance: tolerance) }
     var chosenTargets: [String]? { targets.isEmpty ? nil : targets }
 }
 
