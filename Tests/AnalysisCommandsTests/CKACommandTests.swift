@@ -129,7 +129,7 @@ final class CKAClipGramTests: XCTestCase {
     /// 40 clips of 3 tokens, width 24 (D < N, so the RBF/wide Gram path does not apply), 6 depths:
     /// depth 1 is depth 0 times an orthogonal map and a scale (CKA 1 with depth 0), depth 2 is depth 0
     /// with the last 12 features zeroed, depths 3–5 independent draws.
-    func writeFile(_ path: String) throws {
+    func writeFile(_ path: String, damaged: Bool = false) throws {
         var rng = SeededGenerator(seed: 20261127)
         let n = 40, t = 3, d = 24
         func draw() -> [Float] { (0..<(n * t * d)).map { _ in Float.random(in: -1..<1, using: &rng) } }
@@ -145,7 +145,12 @@ final class CKAClipGramTests: XCTestCase {
         }
         let w = try ActivationWriter(path: path, metadata: ActivationMetadata(run: "g", regime: "e2e", blockEnds: [5], probeSet: "p",
                                                                              step: 1, seed: 1, config: "{}"))
-        for (depth, v) in [base, rotated, truncated, draw(), draw(), draw()].enumerated() {
+        var depths = [base, rotated, truncated, draw(), draw(), draw()]
+        if damaged {
+            depths[3][17] = .nan
+            depths[4] = [Float](repeating: 0.25, count: n * t * d)
+        }
+        for (depth, v) in depths.enumerated() {
             try w.writeTokens(depth: depth, values: v, clips: n, tokens: t, features: d)
         }
         try w.commit()
@@ -171,6 +176,31 @@ final class CKAClipGramTests: XCTestCase {
         let half = try XCTUnwrap(gram.value(0, 2))
         XCTAssertGreaterThan(half, 0.5)
         XCTAssertLessThan(half, 0.95)
+    }
+
+    /// A depth with a NaN and a constant depth leave their pairs undefined, with the reason, and every
+    /// other pair as the feature-space sums give it.
+    func testGramPathFlagsDamagedDepthsOnly() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("g.h5")
+        try writeFile(path, damaged: true)
+        let gram = try analyze("cka", path, "--depth", "layers", "--pairs", "all")
+        let feature = try analyze("cka", path, "--depth", "layers", "--pairs", "all", "--batch-mib", "0.001")
+        XCTAssertEqual(gram.parameters["form"], "gram")
+        XCTAssertEqual(gram.records.count, 15)
+        for (a, b) in zip(gram.records, feature.records) {
+            let pair = [a.depth!, a.depthB!]
+            if pair.contains(3) {
+                XCTAssertNil(a.value)
+                XCTAssertEqual(a.undefined, "NaN or Inf in \(path) at depth 3", "depths \(pair)")
+            } else if pair.contains(4) {
+                XCTAssertNil(a.value)
+                XCTAssertTrue(a.undefined?.contains("zero variance at depth 4") ?? false, a.undefined ?? "nil")
+            } else {
+                XCTAssertEqual(try XCTUnwrap(a.value), try XCTUnwrap(b.value), accuracy: 1e-12, "depths \(pair)")
+            }
+        }
+        XCTAssertEqual(try XCTUnwrap(gram.value(0, 1)), 1, accuracy: 1e-12)
     }
 }
 
