@@ -22,6 +22,7 @@ public struct TrainingOverrides: Sendable {
     public var steps: Int?
     public var batchSize: Int?
     public var learningRate: Double?
+    public var weightDecay: Double?
     public var frames: Int?
     /// Frame height and width.
     public var size: Int?
@@ -63,6 +64,7 @@ public struct TrainingOverrides: Sendable {
         if let steps { c = c.withSteps(steps, rescalingDumps: dumpSteps == nil) }
         if let batchSize { c.batchSize = batchSize }
         if let learningRate { c.learningRate = learningRate }
+        if let weightDecay { c.weightDecay = weightDecay }
         if let frames { c.frames = frames }
         if let size { c.height = size; c.width = size }
         if let tubeletFrames { c.tubeletFrames = tubeletFrames }

@@ -66,7 +66,7 @@ final class TrainingOverridesTests: XCTestCase {
         o.preset = .quick
         o.layers = 6; o.blocks = 3; o.dim = 64; o.heads = 4
         o.decoderDepth = 2; o.decoderDim = 48; o.decoderHeads = 3; o.maskRatio = 0.5
-        o.batchSize = 4; o.learningRate = 1e-3; o.frames = 4; o.size = 16; o.tubeletFrames = 1; o.patch = 4
+        o.batchSize = 4; o.learningRate = 1e-3; o.weightDecay = 0.3; o.frames = 4; o.size = 16; o.tubeletFrames = 1; o.patch = 4
         o.trainingSet = "gratings"; o.trainingClips = 32; o.probeClips = 5
         o.normalizeTargets = false; o.inputMean = 0.5; o.inputStd = 0.25; o.texturedBackgrounds = false
         o.positionBase = 100; o.probeSets = ["gratings", "actions"]; o.occludedProbeSet = ""
@@ -76,6 +76,7 @@ final class TrainingOverridesTests: XCTestCase {
                        [4, 4, 16, 16, 1, 4, 32, 5])
         XCTAssertEqual(c.attentionClips, 5, "capped at the probe clips")
         XCTAssertEqual([c.maskRatio, c.learningRate, c.inputMean, c.inputStd, c.positionBase], [0.5, 1e-3, 0.5, 0.25, 100])
+        XCTAssertEqual(c.weightDecay, 0.3)
         XCTAssertEqual(c.trainingSet, "gratings")
         XCTAssertFalse(c.normalizeTargets)
         XCTAssertFalse(c.texturedBackgrounds)
