@@ -18,6 +18,10 @@ enum HDF5Library {
         lock.lock()
         defer { lock.unlock() }
         if !initialised {
+            // No clean-up at exit: HDF5's would close every identifier still open, and a file whose close
+            // already failed (a full disk) makes it crash. Writers close or abandon their files
+            // themselves, and nothing read needs flushing.
+            H5dont_atexit()
             H5open()
             initialised = true
         }
@@ -31,6 +35,20 @@ enum HDF5Library {
     /// whose address space is limited: the parent, unlimited, would allocate that memory).
     nonisolated(unsafe) static var allocationFailed = false
 
+    /// An HDF5 error description as one short line: the low-level file driver's (`file write failed: time =
+    /// …, filename = …, errno = 28, error message = 'No space left on device', …`, with a line break in
+    /// it) becomes `file write failed: No space left on device`; other line breaks become spaces.
+    static func oneLine(_ message: String) -> String {
+        if let tag = message.range(of: "error message = '"),
+           let end = message[tag.upperBound...].firstIndex(of: "'") {
+            let head = message[..<tag.lowerBound].split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
+            let reason = String(message[tag.upperBound..<end])
+            return head.isEmpty || head.contains("=") ? reason : "\(head.trimmingCharacters(in: .whitespaces)): \(reason)"
+        }
+        return message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.joined(separator: " ")
+    }
+
     /// The innermost message on HDF5's error stack, if any (e.g. "unable to open file").
     static func lastErrorMessage() -> String? {
         final class Box { var message: String? }
@@ -39,7 +57,7 @@ enum HDF5Library {
             guard let desc, let data else { return 0 }
             let box = Unmanaged<Box>.fromOpaque(data).takeUnretainedValue()
             if let m = desc.pointee.desc {
-                box.message = String(cString: m)
+                box.message = HDF5Library.oneLine(String(cString: m))
                 if box.message!.contains("allocat") { HDF5Library.allocationFailed = true }
             }
             return 0

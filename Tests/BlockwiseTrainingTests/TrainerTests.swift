@@ -135,6 +135,21 @@ final class TrainerTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("run")), "nothing is written")
         }
     }
+
+    /// A disk that fills up while a dump is written (simulated by a file-size limit, with SIGXFSZ ignored
+    /// so that writes fail with EFBIG as they would with ENOSPC) gives one line naming the file and the
+    /// reason, exit status 1 and no partial dump. HDF5's clean-up at exit used to crash on the file whose
+    /// close had failed (status 139).
+    func testAFullDiskGivesOneLineAndNoCrash() throws {
+        let dir = TemporaryDirectory()
+        let bwtrain = productsDirectory.appendingPathComponent("bwtrain").path
+        let script = "trap '' XFSZ; ulimit -f 200; exec \"$0\" --preset quick --regime e2e --threads 1 --quiet --out \"$1\""
+        let r = try runProcess("/bin/bash", ["-c", script, bwtrain, dir.file("run")])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(r.stderr, "bwtrain: error: \(dir.file("run"))/gratings-step000000.h5: /layers/00/tokens: cannot write (file write failed: File too large)\n")
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir.file("run"))
+        XCTAssertEqual(left, ["config.json"], "no dump and no temporary file is left")
+    }
 }
 
 /// Users' clips (`/clips` uint8 [N,F,H,W,C], `/labels/<target>`) replace the synthetic training set.
