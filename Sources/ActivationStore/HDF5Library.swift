@@ -43,7 +43,7 @@ enum HDF5Library {
            let end = message[tag.upperBound...].firstIndex(of: "'") {
             let head = message[..<tag.lowerBound].split(separator: ":", maxSplits: 1).first.map(String.init) ?? ""
             let reason = String(message[tag.upperBound..<end])
-            return head.isEmpty || head.contains("=") ? reason : "\(head.trimmingCharacters(in: .whitespaces)): \(reason)"
+            return head.isEmpty || head.contains("=") ? reason : "\(head.trimmingCharacters(in: .whitespacesAndNewlines)): \(reason)"
         }
         return message.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty }.joined(separator: " ")

@@ -32,7 +32,7 @@ public struct ProbeAnalysis: Sendable {
 
     func parameters(_ split: String) -> [String: String] {
         var p = ["c": cGrid == nil ? "\(options.c)" : "selected by inner CV from \(cGrid!.map { "\($0)" }.joined(separator: ","))",
-                 "max_iterations": "\(options.maxIterations)", "tolerance": "\(options.tolerance)", "split": split, "seed": "\(options.seed)",
+                 "max_iterations": "\(options.maxIterations)", "tolerance": "\(options.tolerance)", "function_tolerance": "\(options.functionTolerance)", "split": split, "seed": "\(options.seed)",
                  "features": "clip vectors (mean over tokens)", "precision": "float64"]
         if split == "cv" { p["folds"] = "\(options.folds)" }
         return p

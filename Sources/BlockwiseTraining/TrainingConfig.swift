@@ -145,6 +145,7 @@ public struct TrainingConfig: Codable, Sendable, Equatable {
         need(decoderDepth >= 0, "decoder depth must be non-negative")
         need(steps >= 0 && batchSize > 0, "steps must be non-negative and the batch size positive")
         need(learningRate > 0 && minLearningRate >= 0 && weightDecay >= 0, "learning rates must be positive and weight decay non-negative")
+        need(learningRate.isFinite && minLearningRate.isFinite && weightDecay.isFinite, "learning rates and weight decay must be finite")
         need(warmupSteps >= 0, "warmup steps must be non-negative")
         need(trainingClips >= batchSize || trainingSet.hasSuffix(".h5"), "training clips \(trainingClips) must be at least the batch size \(batchSize)")
         need(probeClips > 0 && attentionClips >= 0 && attentionClips <= probeClips, "probe clips must be positive and attention clips at most the probe clips")

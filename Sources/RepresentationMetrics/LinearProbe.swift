@@ -11,8 +11,8 @@ public struct ProbeOptions: Sendable, Codable, Equatable {
     public var folds = 3
     /// Seed of the fold shuffle.
     public var seed: UInt64 = 0
-    /// L-BFGS stops when max |∂L/∂θ| ≤ `tolerance` (absolute): scikit-learn's `tol`, whose default 1e-4
-    /// it shares. Must be finite and > 0.
+    /// L-BFGS stops when max |∂L/∂θ| ≤ `tolerance` (absolute, on the summed loss): scikit-learn 1.2's `tol`
+    /// for its `lbfgs` solver, whose default 1e-4 it shares. Must be finite and > 0.
     public var tolerance = 1e-4
     /// L-BFGS also stops when a step lowers L by at most `functionTolerance` · max(1, |L|): SciPy's
     /// L-BFGS-B default (`factr` 1e7 times ε), which scikit-learn 1.2 leaves in place. Must be finite and ≥ 0.
@@ -113,7 +113,7 @@ public struct ProbeResult: Sendable, Codable, Equatable {
 ///
 /// exactly the function scikit-learn 1.2's `LogisticRegression(C=C, multi_class='multinomial', solver='lbfgs')`
 /// minimises (versions that divide both terms by N have the same minimiser). W and b start at 0.
-/// L-BFGS (memory 10, strong Wolfe line search) stops as scikit-learn's `lbfgs` solver does: when max |∇L| ≤
+/// L-BFGS (memory 10, strong Wolfe line search) stops as scikit-learn 1.2's `lbfgs` solver does: when max |∇L| ≤
 /// `options.tolerance` (1e-4) or when a step lowers L by at most `options.functionTolerance` (2.2e-9) relative, at
 /// most `maxIterations` iterations. Near the optimum the predictions no longer move at that point: on the
 /// reference problems of LinearProbeTests the weights are within 2e-4 of the exact optimum, and on a paper-scale
@@ -141,7 +141,7 @@ public enum LinearProbe {
     ///   - x: N×D features, one clip per row.
     ///   - labels: class index per row, in 0..<classes.
     ///   - classes: number of classes C ≥ 2 (columns of W).
-    ///   - options: `c` and `maxIterations` are used.
+    ///   - options: `c`, `maxIterations` and the tolerances are used.
     /// - Complexity: O(N·D) for the statistics plus, per L-BFGS evaluation, two gemms of O(N·D·C).
     public static func fit(_ x: Matrix<Double>, labels: [Int], classes: Int, options: ProbeOptions = .init()) throws -> ProbeFit {
         try validate(options, needsFolds: false)
@@ -272,7 +272,7 @@ public enum LinearProbe {
     /// - Parameters:
     ///   - train, trainLabels: training features and labels.
     ///   - test, testLabels: test features and labels (same D).
-    ///   - options: `c` and `maxIterations` are used.
+    ///   - options: `c`, `maxIterations` and the tolerances are used.
     /// - Complexity: one fit, O(iterations · N·D·C).
     public static func trainTest(train: Matrix<Double>, trainLabels: [Int], test: Matrix<Double>, testLabels: [Int],
                                  options: ProbeOptions = .init()) throws -> ProbeResult {

@@ -45,7 +45,7 @@ public enum OccDrop {
     ///   - onePatch: N×D clip vectors of the same clips, in the same order, with one patch visible.
     ///   - labels: class per clip (any non-negative integers; made dense here).
     ///   - kind: the protocol.
-    ///   - options: C, iterations, folds and seed of the probes.
+    ///   - options: C, iteration limit, tolerances, folds and seed of the probes.
     /// - Throws: `MetricUndefined` as `LinearProbe.stratifiedFolds` and `LinearProbe.fit` do (too few clips
     ///   of a class for the folds, fewer than 2 classes, NaN/Inf), or when the shapes differ.
     /// - Complexity: `folds` fits (2·`folds` with `.retrain`).

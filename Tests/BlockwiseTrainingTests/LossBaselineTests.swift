@@ -58,8 +58,8 @@ final class LossBaselineTests: XCTestCase {
             c.decoderDepth = 2; c.decoderDim = 20; c.decoderHeads = 2
             c.batchSize = 3
         default:
-            // The default preset's clip geometry and widths (T = 64, 16 visible; D = 96, 3 heads; decoder
-            // 1 × 64, 2 heads), 4 layers and a small batch to keep the debug-build test short.
+            // The default preset's clip geometry and its widths until 2026-11-27 (T = 64, 16 visible; D = 96,
+            // 3 heads; decoder 1 × 64, 2 heads), 4 layers and a small batch to keep the debug-build test short.
             c.frames = 8; c.height = 32; c.width = 32; c.tubeletFrames = 2; c.patch = 8
             c.dim = 96; c.heads = 3; c.layers = 4; c.blocks = 2
             c.decoderDepth = 1; c.decoderDim = 64; c.decoderHeads = 2

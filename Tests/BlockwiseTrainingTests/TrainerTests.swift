@@ -125,6 +125,7 @@ final class TrainerTests: XCTestCase {
         let dir = TemporaryDirectory()
         for (args, message) in [(["--blocks", "5"], "--blocks 5 does not divide 12 layers"),
                                 (["--mask-ratio", "0"], "mask ratio 0.0 must lie in (0, 1)"),
+                                (["--weight-decay", "inf"], "learning rates and weight decay must be finite"),
                                 (["--patch", "5"], "patch 5 must divide the frame size 32x32"),
                                 (["--data", dir.file("missing.h5")], "\(dir.file("missing.h5")): no such data file"),
                                 (["--preset", "huge"], "unknown preset 'huge'")] {
