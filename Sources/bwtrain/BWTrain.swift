@@ -82,7 +82,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Training steps.") var steps: Int?
     @Option(help: "Clips per batch.") var batchSize: Int?
     @Option(help: "Peak learning rate (AdamW).") var lr: Double?
-    @Option(help: "AdamW's decoupled weight decay on the weight matrices (not biases, norms or the mask token).") var weightDecay: Double?
+    @Option(help: "AdamW's decoupled weight decay on the weight matrices, not biases, norms or the mask token (default: the preset's).") var weightDecay: Double?
     @Option(help: "Frames per clip.") var frames: Int?
     @Option(help: "Frame height and width in pixels.") var size: Int?
     @Option(help: "Tubelet frames.") var tubelet: Int?
