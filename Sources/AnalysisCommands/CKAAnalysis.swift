@@ -238,7 +238,7 @@ public struct CKAAnalysis {
         let members = Set(plan.pairs.flatMap { [$0.a, $0.b] }).sorted()
         let boxes = members.map { m in Vectors(collected[m]) }
         for m in members { collected[m] = [] }
-        let shapes = members.map { (n, dims[$0]) }, reps = members.map { repDepth[$0] }
+        let widths = members.map { dims[$0] }, reps = members.map { repDepth[$0] }
         let upperCount = n * (n - 1) / 2
         // Row i: the strict upper triangle (row-major) and the diagonal of member i's Gram matrix. The
         // triangles' storage is left uninitialised until each job writes its row, so its pages become
@@ -253,7 +253,7 @@ public struct CKAAnalysis {
                 formed = Parallel.map(members.count) { i -> Result<Void, Error> in
                     let row = rows.upper.map { $0 + i * upperCount }
                     let result = Result<Void, Error> {
-                        var x = Matrix(rows: shapes[i].0, cols: shapes[i].1, storage: boxes[i].values)
+                        var x = Matrix(rows: n, cols: widths[i], storage: boxes[i].values)
                         boxes[i].values = []
                         guard x.nonFiniteCount == 0 else {
                             throw MetricUndefined("NaN or Inf in \(reps[i].file) at depth \(reps[i].depth)")
@@ -261,7 +261,6 @@ public struct CKAAnalysis {
                         if CKA.isEffectivelyConstant(x) { throw CKAAnalysis.zeroVariance(reps[i]) }
                         let mean = x.columnMeans()
                         x.subtractFromColumns(mean)
-                        let n = shapes[i].0
                         let k = Matrix.gramOfRows(x)
                         k.storage.withUnsafeBufferPointer { g in
                             for r in 0..<n { rows.diagonal[i * n + r] = g[r * n + r] }

@@ -70,9 +70,8 @@ public struct OccDropAnalysis {
             }
         }
         return MetricReport(command: MetricFamily.occDrop.command,
-                            parameters: ["protocol": protocolKind.rawValue, "folds": "\(options.folds)", "c": "\(options.c)", "seed": "\(options.seed)",
-                                         "max_iterations": "\(options.maxIterations)", "tolerance": "\(options.tolerance)",
-                                         "function_tolerance": "\(options.functionTolerance)"],
+                            parameters: ["protocol": protocolKind.rawValue, "folds": "\(options.folds)", "c": "\(options.c)", "seed": "\(options.seed)"]
+                                .merging(options.stoppingParameters) { a, _ in a },
                             conventions: OccDropAnalysis.conventions(protocolKind),
                             inputs: [InputDescription(full), InputDescription(onePatch)], records: records)
     }

@@ -32,8 +32,8 @@ public struct ProbeAnalysis: Sendable {
 
     func parameters(_ split: String) -> [String: String] {
         var p = ["c": cGrid == nil ? "\(options.c)" : "selected by inner CV from \(cGrid!.map { "\($0)" }.joined(separator: ","))",
-                 "max_iterations": "\(options.maxIterations)", "tolerance": "\(options.tolerance)", "function_tolerance": "\(options.functionTolerance)", "split": split, "seed": "\(options.seed)",
-                 "features": "clip vectors (mean over tokens)", "precision": "float64"]
+                 "split": split, "seed": "\(options.seed)",
+                 "features": "clip vectors (mean over tokens)", "precision": "float64"].merging(options.stoppingParameters) { a, _ in a }
         if split == "cv" { p["folds"] = "\(options.folds)" }
         return p
     }
@@ -252,5 +252,12 @@ public struct ProbeAnalysis: Sendable {
         }
         for w in report.warnings { out += "warning: \(w)\n" }
         return out
+    }
+}
+
+extension ProbeOptions {
+    /// How the probes' L-BFGS stops, as recorded in the parameters of every report that fits probes.
+    var stoppingParameters: [String: String] {
+        ["max_iterations": "\(maxIterations)", "tolerance": "\(tolerance)", "function_tolerance": "\(functionTolerance)"]
     }
 }

@@ -16,8 +16,8 @@
 struct LBFGS {
     var memory = 10
     var maxIterations = 1000
-    var gradientTolerance = 1e-4
-    var functionTolerance = 1e7 * Double.ulpOfOne
+    var gradientTolerance = ProbeOptions.scikitLearnTolerance
+    var functionTolerance = ProbeOptions.scipyFunctionTolerance
     /// Function evaluations allowed per line search.
     var maxLineSearchEvaluations = 50
     /// Sufficient-decrease (Armijo) and curvature constants of the strong Wolfe conditions.

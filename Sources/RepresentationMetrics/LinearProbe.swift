@@ -13,13 +13,18 @@ public struct ProbeOptions: Sendable, Codable, Equatable {
     public var seed: UInt64 = 0
     /// L-BFGS stops when max |∂L/∂θ| ≤ `tolerance` (absolute, on the summed loss): scikit-learn 1.2's `tol`
     /// for its `lbfgs` solver, whose default 1e-4 it shares. Must be finite and > 0.
-    public var tolerance = 1e-4
+    public var tolerance = ProbeOptions.scikitLearnTolerance
     /// L-BFGS also stops when a step lowers L by at most `functionTolerance` · max(1, |L|): SciPy's
     /// L-BFGS-B default (`factr` 1e7 times ε), which scikit-learn 1.2 leaves in place. Must be finite and ≥ 0.
-    public var functionTolerance = 1e7 * Double.ulpOfOne
+    public var functionTolerance = ProbeOptions.scipyFunctionTolerance
+
+    /// scikit-learn's default `tol`.
+    public static let scikitLearnTolerance = 1e-4
+    /// SciPy's L-BFGS-B default relative decrease, `factr` 1e7 times ε (2.2e-9).
+    public static let scipyFunctionTolerance = 1e7 * Double.ulpOfOne
 
     public init(c: Double = 1, maxIterations: Int = 1000, folds: Int = 3, seed: UInt64 = 0,
-                tolerance: Double = 1e-4, functionTolerance: Double = 1e7 * Double.ulpOfOne) {
+                tolerance: Double = scikitLearnTolerance, functionTolerance: Double = scipyFunctionTolerance) {
         self.c = c
         self.maxIterations = maxIterations
         self.folds = folds
@@ -37,8 +42,8 @@ public struct ProbeOptions: Sendable, Codable, Equatable {
         let k = try decoder.container(keyedBy: CodingKeys.self)
         self.init(c: try k.decode(Double.self, forKey: .c), maxIterations: try k.decode(Int.self, forKey: .maxIterations),
                   folds: try k.decode(Int.self, forKey: .folds), seed: try k.decode(UInt64.self, forKey: .seed),
-                  tolerance: try k.decodeIfPresent(Double.self, forKey: .tolerance) ?? 1e-4,
-                  functionTolerance: try k.decodeIfPresent(Double.self, forKey: .functionTolerance) ?? 1e7 * Double.ulpOfOne)
+                  tolerance: try k.decodeIfPresent(Double.self, forKey: .tolerance) ?? Self.scikitLearnTolerance,
+                  functionTolerance: try k.decodeIfPresent(Double.self, forKey: .functionTolerance) ?? Self.scipyFunctionTolerance)
     }
 }
 

@@ -31,7 +31,7 @@ struct ProbeArguments: ParsableArguments {
     var maxIterations = 1000
 
     @Option(help: "L-BFGS stops when the largest gradient component is at most this (scikit-learn's tol).")
-    var tolerance = 1e-4
+    var tolerance = ProbeOptions.scikitLearnTolerance
 
     func validate() throws {
         guard c > 0, c.isFinite else { throw ValidationError("--c must be positive") }
