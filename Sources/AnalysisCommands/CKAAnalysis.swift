@@ -210,34 +210,46 @@ public struct CKAAnalysis {
     func clipGramValues(_ plan: Plan, stream: DepthStream, dims: [Int], rows n: Int, keep: Set<Int>, clipVectors: inout [Int: [Double]],
                         parameters: inout [String: String], progress: ((Int, Int) -> Void)?) throws -> [Result<Double, Error>] {
         let repDepth = representations(plan)
-        var collected: [[Double]] = dims.map { d in
-            var v: [Double] = []
-            v.reserveCapacity(n * d)
-            return v
+        let members = Set(plan.pairs.flatMap { [$0.a, $0.b] }).sorted()
+        /// One representation's clip vectors, handed to the job that forms its Gram matrix and released
+        /// there, or read by that job (each box is touched by one job only).
+        final class Vectors: @unchecked Sendable {
+            var values: [Double]
+            var readError: Error?
+            init(_ values: [Double]) { self.values = values }
         }
-        try communicator.jointly {
-            try stream.forEach(progress: progress) { _, batch in
-                for (m, x) in batch.enumerated() { collected[m] += x.storage }
-            }
-        }
+        let boxes: [Vectors]
+        // One process: each job reads its representation (every clip) and forms its Gram matrix at once,
+        // so one core's products fill the time the other spends waiting for HDF5's lock while reading;
+        // reading every representation before any product left a core idle for most of the read.
+        // Several ranks read shares of the clips together, then every rank forms every Gram matrix.
+        let reads: [(file: ActivationFile, depth: Int)]?
         if communicator.size > 1 {
+            var collected: [[Double]] = dims.map { d in
+                var v: [Double] = []
+                v.reserveCapacity(n * d)
+                return v
+            }
+            try communicator.jointly {
+                try stream.forEach(progress: progress) { _, batch in
+                    for (m, x) in batch.enumerated() { collected[m] += x.storage }
+                }
+            }
             // Every rank forms the Gram matrices of all clips: gather the clip vectors in clip order.
             for m in collected.indices {
                 collected[m] = communicator.gatherRows(Matrix(rows: collected[m].count / dims[m], cols: dims[m], storage: collected[m])).storage
             }
+            for m in keep { clipVectors[m] = collected[m] }
+            boxes = members.map { m in Vectors(collected[m]) }
+            reads = nil
+        } else {
+            let all = stream.sources.flatMap { s in s.depths.map { (file: s.file, depth: $0) } }
+            boxes = members.map { _ in Vectors([]) }
+            reads = members.map { all[$0] }
         }
-        for m in keep { clipVectors[m] = collected[m] }
-        /// One representation's clip vectors, handed to the job that forms its Gram matrix and released
-        /// there (each box is touched by one job only).
-        final class Vectors: @unchecked Sendable {
-            var values: [Double]
-            init(_ values: [Double]) { self.values = values }
-        }
+        let kept = members.map { keep.contains($0) }
         /// Rows of `uppers` and `diagonals`, each written by the one job of its representation.
         struct Rows: @unchecked Sendable { let upper: UnsafeMutablePointer<Double>?; let diagonal: UnsafeMutablePointer<Double> }
-        let members = Set(plan.pairs.flatMap { [$0.a, $0.b] }).sorted()
-        let boxes = members.map { m in Vectors(collected[m]) }
-        for m in members { collected[m] = [] }
         let widths = members.map { dims[$0] }, reps = members.map { repDepth[$0] }
         let upperCount = n * (n - 1) / 2
         // Row i: the strict upper triangle (row-major) and the diagonal of member i's Gram matrix. The
@@ -250,11 +262,23 @@ public struct CKAAnalysis {
                 let rows = Rows(upper: u.baseAddress, diagonal: dg.baseAddress!)
                 // One Gram matrix per core (single-threaded BLAS each): the centring and packing around each
                 // syrk then run in parallel too, and OpenBLAS's idle threads do not spin beside them.
-                formed = Parallel.map(members.count) { i -> Result<Void, Error> in
+                formed = Parallel.map(members.count, { i -> Result<Void, Error> in
                     let row = rows.upper.map { $0 + i * upperCount }
                     let result = Result<Void, Error> {
-                        var x = Matrix(rows: n, cols: widths[i], storage: boxes[i].values)
-                        boxes[i].values = []
+                        var values: [Double]
+                        if let reads {
+                            do {
+                                values = try DepthStream.load(reads[i].file, depth: reads[i].depth, clips: 0..<n, pooling: .mean).storage
+                            } catch {
+                                boxes[i].readError = error
+                                throw error
+                            }
+                            if kept[i] { boxes[i].values = values }
+                        } else {
+                            values = boxes[i].values
+                            boxes[i].values = []
+                        }
+                        var x = Matrix(rows: n, cols: widths[i], storage: values)
                         guard x.nonFiniteCount == 0 else {
                             throw MetricUndefined("NaN or Inf in \(reps[i].file) at depth \(reps[i].depth)")
                         }
@@ -274,9 +298,14 @@ public struct CKAAnalysis {
                     // A representation that failed its checks (before writing anything) gets a zero row.
                     if case .failure = result { row?.initialize(repeating: 0, count: upperCount) }
                     return result
-                }
+                }, finished: reads == nil ? nil : { _, _, done in progress?(done, members.count) })
             }
             initialized = members.count * upperCount
+        }
+        // A representation that could not be read fails the command, as the stream's reads do.
+        if let error = boxes.lazy.compactMap(\.readError).first { throw error }
+        if reads != nil {
+            for (i, m) in members.enumerated() where kept[i] { clipVectors[m] = boxes[i].values }
         }
         let uppers = Matrix(rows: members.count, cols: upperCount, storage: upperStorage)
         // ⟨K_a, K_b⟩_F = 2·⟨upper_a, upper_b⟩ + ⟨diagonal_a, diagonal_b⟩ for every pair at once: a syrk over

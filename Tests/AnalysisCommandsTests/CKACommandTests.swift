@@ -2,6 +2,7 @@
 import ActivationStore
 import Foundation
 import LinearAlgebra
+import RepresentationMetrics
 import TestSupport
 import XCTest
 
@@ -201,6 +202,41 @@ final class CKAClipGramTests: XCTestCase {
             }
         }
         XCTAssertEqual(try XCTUnwrap(gram.value(0, 1)), 1, accuracy: 1e-12)
+    }
+
+    /// The Gram path reads each representation in the job that forms its Gram matrix: the clip vectors it
+    /// keeps for bootstrap intervals are those of the file, so every interval equals percentiles of CKA
+    /// recomputed on explicit resamples, as on the feature path.
+    func testGramPathKeepsTheClipVectorsOfItsIntervals() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("g.h5")
+        try writeFile(path)
+        let f = try ActivationFile(path: path)
+        let bootstrap = Bootstrap(resamples: 100, seed: 7)
+        var cka = CKAAnalysis()
+        cka.depthSelection = .layers
+        cka.pairs = .all
+        cka.bootstrap = bootstrap
+        let report = try cka.run(f)
+        XCTAssertEqual(report.parameters["form"], "gram")
+        let vectors = try collectClipVectors(f, depths: Array(0...5), maxBatchBytes: 1 << 20)
+        let resamples = bootstrap.indices(clips: f.clipCount)
+        var checked = 0
+        for r in report.records {
+            guard let low = r.ciLow, let high = r.ciHigh, let a = r.depth, let b = r.depthB, a != b else { continue }
+            let values = try resamples.map { try CKA.linear(vectors[a].rows(at: $0), vectors[b].rows(at: $0)) }.sorted()
+            func percentile(_ q: Double) -> Double {
+                let pos = q * Double(values.count - 1)
+                let i = Int(pos)
+                let w = pos - Double(i)
+                let next: Double = values[min(i + 1, values.count - 1)]
+                return values[i] * (1 - w) + next * w
+            }
+            XCTAssertEqual(low, percentile(0.025), accuracy: 1e-10, "depths \(a), \(b)")
+            XCTAssertEqual(high, percentile(0.975), accuracy: 1e-10, "depths \(a), \(b)")
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, 0, "some pair has an interval")
     }
 }
 
