@@ -43,21 +43,27 @@ public struct ProbeAnalysis: Sendable {
         let depths = try depthSelection.depths(in: f)
         let chosen = try resolveTargets(f)
         let labels = try chosen.map { try f.labels($0) }
-        let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: maxBatchBytes, communicator: communicator)
+        let fits: [Result<Fitted, Error>]
+        let lastVectors: Matrix<Double>?
+        if communicator.size == 1 {
+            (fits, lastVectors) = try readAndCrossValidate(f, depths: depths, labels: labels, grid: cGrid, progress: progress)
+        } else {
+            let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: maxBatchBytes, communicator: communicator)
+            fits = try crossValidateEach(vectors, labels: labels, grid: cGrid, progress: progress)
+            lastVectors = vectors.last
+        }
         var warnings: [String] = []
         var extra: [String: String] = [:]
-        let fits = try crossValidateEach(vectors, labels: labels, grid: cGrid, progress: progress)
         let results = evaluate(fits, depths: depths, targets: chosen, warnings: &warnings, chosenC: &extra)
         var params = parameters("cv")
         params.merge(extra) { $1 }
         var out = try report(f, depths: depths, targets: chosen, results: results, parameters: params, warnings: warnings,
                              inputs: [f], labels: labels, scored: f)
-        if shuffledChance, let last = depths.last {
-            let index = depths.count - 1
+        if shuffledChance, let last = depths.last, let lastVectors {
             let shuffled = labels.map { LinearProbe.permuted($0, seed: shuffleSeed) }
             var chanceWarnings: [String] = []
             var ignored: [String: String] = [:]
-            let chanceFits = try crossValidateEach([vectors[index]], labels: shuffled, grid: nil, progress: nil)
+            let chanceFits = try crossValidateEach([lastVectors], labels: shuffled, grid: nil, progress: nil)
             let chance = evaluate(chanceFits, depths: [last], targets: chosen, warnings: &chanceWarnings, chosenC: &ignored)
             let extraReport = try report(f, depths: [last], targets: chosen, results: chance, parameters: [:], warnings: [],
                                          inputs: [f], labels: shuffled, scored: f, metric: .probeAccuracyShuffled)
@@ -138,6 +144,35 @@ public struct ProbeAnalysis: Sendable {
                 return Fitted(result: result, c: c)
             }
         }
+    }
+
+    /// `crossValidateEach` of every depth's clip vectors on one process, with the reading inside the jobs:
+    /// each job reads one depth (every clip) and runs the folds of all its probes, so the fits of depths
+    /// already read fill the time a core waits for HDF5's lock while reading (reading every depth before
+    /// any fit left a core idle for most of the read). Same vectors, same folds, same results, in
+    /// (depth, target) order; also returns the last depth's vectors. A depth that cannot be read fails the
+    /// call with the reader's error.
+    func readAndCrossValidate(_ f: ActivationFile, depths: [Int], labels: [[Int]], grid: [Double]?,
+                              progress: ((Int, Int) -> Void)?) throws -> (fits: [Result<Fitted, Error>], last: Matrix<Double>?) {
+        let options = self.options
+        /// A depth's outcome: its probes' fits in target order, or the error that stopped its read.
+        typealias Outcome = (read: Result<Matrix<Double>, Error>, fits: [Result<Fitted, Error>])
+        let outcomes = Parallel.map(depths.count, { i -> Outcome in
+            let read = Result { try DepthStream.load(f, depth: depths[i], clips: 0..<f.clipCount, pooling: .mean) }
+            guard case .success(let x) = read else { return (read, []) }
+            let fits = labels.map { y in
+                Result { () throws -> Fitted in
+                    let cv = try LinearProbe.crossValidation(x, labels: y, options: options, grid: grid)
+                    let folds = try cv.folds.indices.map { try LinearProbe.fold($0, of: cv, x: x) }
+                    let (c, result) = LinearProbe.combine(folds, of: cv)
+                    return Fitted(result: result, c: c)
+                }
+            }
+            // Only the last depth's vectors are kept (for the shuffled-label chance).
+            return (i == depths.count - 1 ? read : .success(Matrix(rows: 0, cols: 0)), fits)
+        }, finished: { _, _, done in progress?(done, depths.count) })
+        for o in outcomes { _ = try o.read.get() }
+        return (outcomes.flatMap(\.fits), try outcomes.last.map { try $0.read.get() })
     }
 
     /// Runs `body` for every (depth, target) as one job, spread over the ranks and each rank's cores;

@@ -1,4 +1,7 @@
+import ActivationStore
+import AnalysisCommands
 import Foundation
+import RepresentationMetrics
 import SyntheticFixtures
 import TestSupport
 import XCTest
@@ -108,5 +111,36 @@ final class CrossCheckTests: XCTestCase {
                                     repositoryRoot.appendingPathComponent("Fixtures").path])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         XCTAssertTrue(r.stdout.contains("crosscheck: 14 passed, 0 failed"), r.stdout)
+    }
+}
+
+/// `ProbeAnalysis.run` on one process reads each depth inside the job that fits its probes; its
+/// accuracies are exactly those of `LinearProbe.crossValidate` on the clip vectors read beforehand, at
+/// every depth and target, and so is the shuffled-label chance at the last depth.
+final class ProbeReadWhileFittingTests: XCTestCase {
+    func testEveryDepthAndTheShuffledChanceEqualExplicitCrossValidation() throws {
+        let f = try ActivationFile(path: fixturePath("run-a.h5"))
+        let depths = Array(f.depths)
+        let targets = f.targets.sorted()
+        var probe = ProbeAnalysis()
+        probe.depthSelection = .layers
+        probe.targets = targets
+        probe.shuffledChance = true
+        let records = try probe.run(f).records
+        let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: 1 << 20)
+        for (i, depth) in depths.enumerated() {
+            for t in targets {
+                let want = try LinearProbe.crossValidate(vectors[i], labels: f.labels(t)).mean
+                let got = records.first { $0.metric == "probe_accuracy" && $0.depth == depth && $0.target == t }
+                XCTAssertEqual(got?.value, want, "depth \(depth), \(t)")
+            }
+        }
+        for t in targets {
+            let shuffled = LinearProbe.permuted(try f.labels(t), seed: probe.shuffleSeed)
+            let want = try LinearProbe.crossValidate(vectors[depths.count - 1], labels: shuffled).mean
+            let got = records.first { $0.metric == "probe_accuracy_shuffled" && $0.target == t }
+            XCTAssertEqual(got?.depth, depths.last)
+            XCTAssertEqual(got?.value, want, "shuffled \(t)")
+        }
     }
 }
