@@ -3,6 +3,7 @@ import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
+import Synchronization
 
 /// `bwanalyze cka`: CKA between depths of one file, or between the depths of two files of the same clips.
 public struct CKAAnalysis {
@@ -248,6 +249,8 @@ public struct CKAAnalysis {
             reads = members.map { all[$0] }
         }
         let kept = members.map { keep.contains($0) }
+        // Once a read fails the command fails: later jobs skip their work.
+        let readFailed = Mutex(false)
         /// Rows of `uppers` and `diagonals`, each written by the one job of its representation.
         struct Rows: @unchecked Sendable { let upper: UnsafeMutablePointer<Double>?; let diagonal: UnsafeMutablePointer<Double> }
         let widths = members.map { dims[$0] }, reps = members.map { repDepth[$0] }
@@ -265,20 +268,21 @@ public struct CKAAnalysis {
                 formed = Parallel.map(members.count, { i -> Result<Void, Error> in
                     let row = rows.upper.map { $0 + i * upperCount }
                     let result = Result<Void, Error> {
-                        var values: [Double]
+                        var x: Matrix<Double>
                         if let reads {
+                            guard !readFailed.withLock({ $0 }) else { throw CancellationError() }
                             do {
-                                values = try DepthStream.load(reads[i].file, depth: reads[i].depth, clips: 0..<n, pooling: .mean).storage
+                                x = try DepthStream.load(reads[i].file, depth: reads[i].depth, clips: 0..<n, pooling: .mean)
                             } catch {
                                 boxes[i].readError = error
+                                readFailed.withLock { $0 = true }
                                 throw error
                             }
-                            if kept[i] { boxes[i].values = values }
+                            if kept[i] { boxes[i].values = x.storage }
                         } else {
-                            values = boxes[i].values
+                            x = Matrix(rows: n, cols: widths[i], storage: boxes[i].values)
                             boxes[i].values = []
                         }
-                        var x = Matrix(rows: n, cols: widths[i], storage: values)
                         guard x.nonFiniteCount == 0 else {
                             throw MetricUndefined("NaN or Inf in \(reps[i].file) at depth \(reps[i].depth)")
                         }
@@ -306,6 +310,8 @@ public struct CKAAnalysis {
         if let error = boxes.lazy.compactMap(\.readError).first { throw error }
         if reads != nil {
             for (i, m) in members.enumerated() where kept[i] { clipVectors[m] = boxes[i].values }
+            // Each representation was read whole, as one batch of every clip.
+            parameters["batches"] = "1"
         }
         let uppers = Matrix(rows: members.count, cols: upperCount, storage: upperStorage)
         // ⟨K_a, K_b⟩_F = 2·⟨upper_a, upper_b⟩ + ⟨diagonal_a, diagonal_b⟩ for every pair at once: a syrk over

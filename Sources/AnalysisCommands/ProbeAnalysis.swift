@@ -3,6 +3,7 @@ import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
+import Synchronization
 
 /// `bwanalyze probe`: linear-probe accuracy of clip vectors per depth and target.
 public struct ProbeAnalysis: Sendable {
@@ -45,7 +46,9 @@ public struct ProbeAnalysis: Sendable {
         let labels = try chosen.map { try f.labels($0) }
         let fits: [Result<Fitted, Error>]
         let lastVectors: Matrix<Double>?
-        if communicator.size == 1 {
+        // Reading inside the fitting jobs needs enough depths to keep every core busy; with few, the
+        // (depth, target, fold) jobs of crossValidateEach spread better.
+        if communicator.size == 1 && depths.count >= 4 * Parallel.threads {
             (fits, lastVectors) = try readAndCrossValidate(f, depths: depths, labels: labels, grid: cGrid, progress: progress)
         } else {
             let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: maxBatchBytes, communicator: communicator)
@@ -157,9 +160,15 @@ public struct ProbeAnalysis: Sendable {
         let options = self.options
         /// A depth's outcome: its probes' fits in target order, or the error that stopped its read.
         typealias Outcome = (read: Result<Matrix<Double>, Error>, fits: [Result<Fitted, Error>])
+        // Once a read fails the call fails: later jobs skip their work.
+        let readFailed = Mutex(false)
         let outcomes = Parallel.map(depths.count, { i -> Outcome in
+            guard !readFailed.withLock({ $0 }) else { return (.failure(CancellationError()), []) }
             let read = Result { try DepthStream.load(f, depth: depths[i], clips: 0..<f.clipCount, pooling: .mean) }
-            guard case .success(let x) = read else { return (read, []) }
+            guard case .success(let x) = read else {
+                readFailed.withLock { $0 = true }
+                return (read, [])
+            }
             let fits = labels.map { y in
                 Result { () throws -> Fitted in
                     let cv = try LinearProbe.crossValidation(x, labels: y, options: options, grid: grid)
@@ -171,7 +180,10 @@ public struct ProbeAnalysis: Sendable {
             // Only the last depth's vectors are kept (for the shuffled-label chance).
             return (i == depths.count - 1 ? read : .success(Matrix(rows: 0, cols: 0)), fits)
         }, finished: { _, _, done in progress?(done, depths.count) })
-        for o in outcomes { _ = try o.read.get() }
+        // The first depth whose read failed (skipped depths come after it in time, not necessarily in order).
+        if let failed = outcomes.first(where: { if case .failure(let e) = $0.read { return !(e is CancellationError) } else { return false } }) {
+            _ = try failed.read.get()
+        }
         return (outcomes.flatMap(\.fits), try outcomes.last.map { try $0.read.get() })
     }
 

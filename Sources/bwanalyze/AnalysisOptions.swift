@@ -79,7 +79,7 @@ struct OutputOptions: ParsableArguments {
     func progress(_ label: String, job: any Communicator) -> ((Int, Int) -> Void)? {
         guard !quiet, job.isRoot, isatty(STDERR_FILENO) != 0 else { return nil }
         return { done, total in
-            let text = done == total ? "\r\u{1B}[K" : "\r\(label): batch \(done)/\(total)"
+            let text = done == total ? "\r\u{1B}[K" : "\r\(label): \(done)/\(total)"
             FileHandle.standardError.write(Data(text.utf8))
         }
     }

@@ -1,6 +1,7 @@
 import ActivationStore
 import AnalysisCommands
 import Foundation
+import LinearAlgebra
 import RepresentationMetrics
 import SyntheticFixtures
 import TestSupport
@@ -114,33 +115,73 @@ final class CrossCheckTests: XCTestCase {
     }
 }
 
-/// `ProbeAnalysis.run` on one process reads each depth inside the job that fits its probes; its
-/// accuracies are exactly those of `LinearProbe.crossValidate` on the clip vectors read beforehand, at
-/// every depth and target, and so is the shuffled-label chance at the last depth.
+/// `ProbeAnalysis.run` on one process reads each depth inside the job that fits its probes when there
+/// are depths enough for every core (13 here), and reads first and spreads the folds otherwise (one
+/// depth); either way its accuracies are exactly those of `LinearProbe.crossValidate` on clip vectors
+/// read beforehand, the shuffled-label chance included, with and without a C grid.
 final class ProbeReadWhileFittingTests: XCTestCase {
-    func testEveryDepthAndTheShuffledChanceEqualExplicitCrossValidation() throws {
-        let f = try ActivationFile(path: fixturePath("run-a.h5"))
-        let depths = Array(f.depths)
-        let targets = f.targets.sorted()
-        var probe = ProbeAnalysis()
-        probe.depthSelection = .layers
-        probe.targets = targets
-        probe.shuffledChance = true
-        let records = try probe.run(f).records
-        let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: 1 << 20)
-        for (i, depth) in depths.enumerated() {
-            for t in targets {
-                let want = try LinearProbe.crossValidate(vectors[i], labels: f.labels(t)).mean
-                let got = records.first { $0.metric == "probe_accuracy" && $0.depth == depth && $0.target == t }
-                XCTAssertEqual(got?.value, want, "depth \(depth), \(t)")
+    /// 60 clips of 4 tokens, width 6, depths 0...12; a 3-class target the tokens carry more plainly
+    /// with depth, under noise, and a 2-class one they do not carry.
+    func writeFile(_ path: String) throws {
+        var rng = SeededGenerator(seed: 20261127)
+        let n = 60, t = 4, d = 6
+        let classes = (0..<n).map { $0 % 3 }
+        let w = try ActivationWriter(path: path, metadata: ActivationMetadata(run: "p", regime: "e2e", blockEnds: [3, 6, 9, 12],
+                                                                             probeSet: "p", step: 1, seed: 1, config: "{}"))
+        for depth in 0...12 {
+            var v: [Float] = []
+            for i in 0..<n {
+                for _ in 0..<t {
+                    for k in 0..<d {
+                        let signal: Float = k == classes[i] ? Float(depth) / 12 : 0
+                        v.append(signal + Float.random(in: -1..<1, using: &rng))
+                    }
+                }
             }
+            try w.writeTokens(depth: depth, values: v, clips: n, tokens: t, features: d)
         }
-        for t in targets {
-            let shuffled = LinearProbe.permuted(try f.labels(t), seed: probe.shuffleSeed)
-            let want = try LinearProbe.crossValidate(vectors[depths.count - 1], labels: shuffled).mean
-            let got = records.first { $0.metric == "probe_accuracy_shuffled" && $0.target == t }
-            XCTAssertEqual(got?.depth, depths.last)
-            XCTAssertEqual(got?.value, want, "shuffled \(t)")
+        try w.writeLabels("signal", classes)
+        try w.writeLabels("noise", (0..<n).map { _ in Int.random(in: 0..<2, using: &rng) })
+        try w.commit()
+    }
+
+    func testEveryDepthAndTheShuffledChanceEqualExplicitCrossValidation() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("p.h5")
+        try writeFile(path)
+        let f = try ActivationFile(path: path)
+        let targets = f.targets.sorted()
+        for (selection, grid) in [(DepthSelection.layers, nil), (.layers, [0.1, 1.0]), (.list([7]), nil), (.list([7]), [0.1, 1.0])] as [(DepthSelection, [Double]?)] {
+            let depths = try selection.depths(in: f)
+            var probe = ProbeAnalysis()
+            probe.depthSelection = selection
+            probe.targets = targets
+            probe.shuffledChance = true
+            probe.cGrid = grid
+            let records = try probe.run(f).records
+            let vectors = try collectClipVectors(f, depths: depths, maxBatchBytes: 1 << 20)
+            func accuracy(_ x: Matrix<Double>, _ labels: [Int]) throws -> Double {
+                let cv = try LinearProbe.crossValidation(x, labels: labels, options: probe.options, grid: grid)
+                let folds = try cv.folds.indices.map { try LinearProbe.fold($0, of: cv, x: x) }
+                return LinearProbe.combine(folds, of: cv).result.mean
+            }
+            let what = "\(depths.count) depths, grid \(grid ?? [])"
+            for (i, depth) in depths.enumerated() {
+                for t in targets {
+                    if grid == nil {
+                        let plain = try LinearProbe.crossValidate(vectors[i], labels: f.labels(t)).mean
+                        XCTAssertEqual(try accuracy(vectors[i], f.labels(t)), plain, "the two references agree")
+                    }
+                    let got = records.first { $0.metric == "probe_accuracy" && $0.depth == depth && $0.target == t }
+                    XCTAssertEqual(got?.value, try accuracy(vectors[i], f.labels(t)), "\(what): depth \(depth), \(t)")
+                }
+            }
+            for t in targets {
+                let shuffled = LinearProbe.permuted(try f.labels(t), seed: probe.shuffleSeed)
+                let got = records.first { $0.metric == "probe_accuracy_shuffled" && $0.target == t }
+                XCTAssertEqual(got?.depth, depths.last)
+                XCTAssertEqual(got?.value, try LinearProbe.crossValidate(vectors[depths.count - 1], labels: shuffled).mean, "\(what): shuffled \(t)")
+            }
         }
     }
 }
