@@ -238,6 +238,31 @@ final class CKAClipGramTests: XCTestCase {
         }
         XCTAssertGreaterThan(checked, 0, "some pair has an interval")
     }
+
+    /// A second file that is a reordered view of the first (`reordered`, as clip alignment makes) is read
+    /// through its clip order by the Gram path's jobs: every pair equals CKA of the first file's clip
+    /// vectors against the same vectors with their rows permuted.
+    func testGramPathReadsAReorderedViewInItsOrder() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("g.h5")
+        try writeFile(path)
+        let f = try ActivationFile(path: path)
+        var g = SeededGenerator(seed: 3)
+        var order = Array(0..<f.clipCount)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(g.next(below: UInt64(i + 1)))) }
+        var cka = CKAAnalysis()
+        cka.depthSelection = .layers
+        cka.pairs = .all
+        let report = try cka.run(f, try f.reordered(order))
+        XCTAssertEqual(report.parameters["form"], "gram")
+        let vectors = try collectClipVectors(f, depths: Array(0...5), maxBatchBytes: 1 << 20)
+        XCTAssertEqual(report.records.count, 36)
+        for r in report.records {
+            let a = try XCTUnwrap(r.depth), b = try XCTUnwrap(r.depthB)
+            let want = try CKA.linear(vectors[a], vectors[b].rows(at: order))
+            XCTAssertEqual(try XCTUnwrap(r.value), want, accuracy: 1e-12, "depths \(a), \(b)")
+        }
+    }
 }
 
 /// Clip means summed straight from the stored chunks are the means of the tokens read and summed in
