@@ -3,7 +3,6 @@ import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
-import Synchronization
 
 /// `bwanalyze cka`: CKA between depths of one file, or between the depths of two files of the same clips.
 public struct CKAAnalysis {
@@ -213,17 +212,15 @@ public struct CKAAnalysis {
         let repDepth = representations(plan)
         let members = Set(plan.pairs.flatMap { [$0.a, $0.b] }).sorted()
         /// One representation's clip vectors, handed to the job that forms its Gram matrix and released
-        /// there, or read by that job (each box is touched by one job only).
+        /// there, or kept by the job that read them (each box is touched by one job only).
         final class Vectors: @unchecked Sendable {
             var values: [Double]
-            var readError: Error?
             init(_ values: [Double]) { self.values = values }
         }
         let boxes: [Vectors]
-        // One process: each job reads its representation (every clip) and forms its Gram matrix at once,
-        // so one core's products fill the time the other spends waiting for HDF5's lock while reading;
-        // reading every representation before any product left a core idle for most of the read.
-        // Several ranks read shares of the clips together, then every rank forms every Gram matrix.
+        // One process: each job reads its representation and forms its Gram matrix at once
+        // (`DepthStream.readEach`). Several ranks read shares of the clips together, then every rank
+        // forms every Gram matrix.
         let reads: [(file: ActivationFile, depth: Int)]?
         if communicator.size > 1 {
             var collected: [[Double]] = dims.map { d in
@@ -249,8 +246,6 @@ public struct CKAAnalysis {
             reads = members.map { all[$0] }
         }
         let kept = members.map { keep.contains($0) }
-        // Once a read fails the command fails: later jobs skip their work.
-        let readFailed = Mutex(false)
         /// Rows of `uppers` and `diagonals`, each written by the one job of its representation.
         struct Rows: @unchecked Sendable { let upper: UnsafeMutablePointer<Double>?; let diagonal: UnsafeMutablePointer<Double> }
         let widths = members.map { dims[$0] }, reps = members.map { repDepth[$0] }
@@ -260,29 +255,14 @@ public struct CKAAnalysis {
         // resident as the clip vectors they replace are released, not all at once beside them.
         var diagonals = Matrix<Double>(rows: members.count, cols: n)
         var formed: [Result<Void, Error>] = []
-        let upperStorage = [Double](unsafeUninitializedCapacity: members.count * upperCount) { u, initialized in
-            diagonals.storage.withUnsafeMutableBufferPointer { dg in
+        let upperStorage = try [Double](unsafeUninitializedCapacity: members.count * upperCount) { u, initialized in
+            try diagonals.storage.withUnsafeMutableBufferPointer { dg in
                 let rows = Rows(upper: u.baseAddress, diagonal: dg.baseAddress!)
-                // One Gram matrix per core (single-threaded BLAS each): the centring and packing around each
-                // syrk then run in parallel too, and OpenBLAS's idle threads do not spin beside them.
-                formed = Parallel.map(members.count, { i -> Result<Void, Error> in
+                // Centres member i's clip vectors, forms its Gram matrix and writes its row; a representation
+                // that fails its checks (before writing anything) gets a zero row.
+                let form: @Sendable (Int, inout Matrix<Double>) -> Result<Void, Error> = { i, x in
                     let row = rows.upper.map { $0 + i * upperCount }
                     let result = Result<Void, Error> {
-                        var x: Matrix<Double>
-                        if let reads {
-                            guard !readFailed.withLock({ $0 }) else { throw CancellationError() }
-                            do {
-                                x = try DepthStream.load(reads[i].file, depth: reads[i].depth, clips: 0..<n, pooling: .mean)
-                            } catch {
-                                boxes[i].readError = error
-                                readFailed.withLock { $0 = true }
-                                throw error
-                            }
-                            if kept[i] { boxes[i].values = x.storage }
-                        } else {
-                            x = Matrix(rows: n, cols: widths[i], storage: boxes[i].values)
-                            boxes[i].values = []
-                        }
                         guard x.nonFiniteCount == 0 else {
                             throw MetricUndefined("NaN or Inf in \(reps[i].file) at depth \(reps[i].depth)")
                         }
@@ -299,15 +279,27 @@ public struct CKAAnalysis {
                             }
                         }
                     }
-                    // A representation that failed its checks (before writing anything) gets a zero row.
                     if case .failure = result { row?.initialize(repeating: 0, count: upperCount) }
                     return result
-                }, finished: reads == nil ? nil : { _, _, done in progress?(done, members.count) })
+                }
+                // One Gram matrix per core (single-threaded BLAS each): the centring and packing around each
+                // syrk then run in parallel too, and OpenBLAS's idle threads do not spin beside them. A read
+                // that fails throws out of here before `initialized` is set, so no row is taken as written.
+                if let reads {
+                    formed = try DepthStream.readEach(reads, progress: progress) { i, x in
+                        if kept[i] { boxes[i].values = x.storage }
+                        return form(i, &x)
+                    }
+                } else {
+                    formed = Parallel.map(members.count) { i in
+                        var x = Matrix(rows: n, cols: widths[i], storage: boxes[i].values)
+                        boxes[i].values = []
+                        return form(i, &x)
+                    }
+                }
             }
             initialized = members.count * upperCount
         }
-        // A representation that could not be read fails the command, as the stream's reads do.
-        if let error = boxes.lazy.compactMap(\.readError).first { throw error }
         if reads != nil {
             for (i, m) in members.enumerated() where kept[i] { clipVectors[m] = boxes[i].values }
             // Each representation was read whole, as one batch of every clip.

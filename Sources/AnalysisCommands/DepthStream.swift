@@ -1,6 +1,7 @@
 import ActivationStore
 import Foundation
 import LinearAlgebra
+import Synchronization
 
 /// How a clip's tokens become rows of a representation matrix.
 public enum Pooling: String, Sendable, Codable, CaseIterable {
@@ -249,6 +250,35 @@ public struct DepthStream {
         // Pooled clip vectors make small products: one core computes while the other reads the next
         // batch. Token rows make large ones, worth OpenBLAS's threads.
         if pooling == .mean { try ThreadSetting.withSingleThreadedBLAS(run) } else { try run() }
+    }
+}
+
+extension DepthStream {
+    /// Reads each representation `reps[i]` whole (every clip, mean-pooled as the stream pools) in a job of
+    /// its own and hands it to `body(i, &x)` there, one job per core: one core's work on a representation
+    /// fills the time the other waits for HDF5's lock while reading, where reading every representation
+    /// first left a core idle for most of the read. For one process; `x` is the job's own copy. Once a
+    /// read fails, jobs not yet started skip their work, and the first failed read in `reps` order is
+    /// thrown after every job has ended; otherwise the results in `reps` order.
+    /// - Parameter progress: called with (representations done, total).
+    static func readEach<T>(_ reps: [(file: ActivationFile, depth: Int)], progress: ((Int, Int) -> Void)?,
+                            _ body: @escaping @Sendable (Int, inout Matrix<Double>) -> T) throws -> [T] {
+        let failed = Mutex(false)
+        let outcomes = Parallel.map(reps.count, { i -> Result<T, Error>? in
+            if failed.withLock({ $0 }) { return nil }
+            do {
+                var x = try load(reps[i].file, depth: reps[i].depth, clips: 0..<reps[i].file.clipCount, pooling: .mean)
+                return .success(body(i, &x))
+            } catch {
+                failed.withLock { $0 = true }
+                return .failure(error)
+            }
+        }, finished: { _, _, done in progress?(done, reps.count) })
+        for case .failure(let error)? in outcomes { throw error }
+        return outcomes.map { outcome in
+            guard case .success(let value)? = outcome else { preconditionFailure("a job was skipped without a failed read") }
+            return value
+        }
     }
 }
 

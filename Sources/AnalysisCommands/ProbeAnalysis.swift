@@ -3,7 +3,6 @@ import Collective
 import Foundation
 import LinearAlgebra
 import RepresentationMetrics
-import Synchronization
 
 /// `bwanalyze probe`: linear-probe accuracy of clip vectors per depth and target.
 public struct ProbeAnalysis: Sendable {
@@ -117,6 +116,16 @@ public struct ProbeAnalysis: Sendable {
     struct Fitted: Codable {
         var result: ProbeResult
         var c: Double?
+
+        init(result: ProbeResult, c: Double?) {
+            self.result = result
+            self.c = c
+        }
+
+        /// A probe's outer folds combined (`LinearProbe.combine`).
+        init(_ folds: [LinearProbe.FoldOutcome], of cv: LinearProbe.CrossValidation) {
+            (c, result) = LinearProbe.combine(folds, of: cv)
+        }
     }
 
     /// Cross-validated probes of `vectors[i]` against `labels[t]` for every (i, t), in that order: one job
@@ -142,49 +151,29 @@ public struct ProbeAnalysis: Sendable {
                 let cv = try plan.get()
                 defer { first += cv.folds.count }
                 // The first failing fold's error, as one call would throw it.
-                let folds = try (first..<(first + cv.folds.count)).map { try outcomes[$0].get() }
-                let (c, result) = LinearProbe.combine(folds, of: cv)
-                return Fitted(result: result, c: c)
+                return Fitted(try (first..<(first + cv.folds.count)).map { try outcomes[$0].get() }, of: cv)
             }
         }
     }
 
-    /// `crossValidateEach` of every depth's clip vectors on one process, with the reading inside the jobs:
-    /// each job reads one depth (every clip) and runs the folds of all its probes, so the fits of depths
-    /// already read fill the time a core waits for HDF5's lock while reading (reading every depth before
-    /// any fit left a core idle for most of the read). Same vectors, same folds, same results, in
-    /// (depth, target) order; also returns the last depth's vectors. A depth that cannot be read fails the
-    /// call with the reader's error.
+    /// `crossValidateEach` of every depth's clip vectors on one process, each depth read inside the job
+    /// that runs the folds of all its probes (`DepthStream.readEach`). Same vectors, same folds, same
+    /// results, in (depth, target) order; also returns the last depth's vectors. A depth that cannot be
+    /// read fails the call with the reader's error.
     func readAndCrossValidate(_ f: ActivationFile, depths: [Int], labels: [[Int]], grid: [Double]?,
                               progress: ((Int, Int) -> Void)?) throws -> (fits: [Result<Fitted, Error>], last: Matrix<Double>?) {
         let options = self.options
-        /// A depth's outcome: its probes' fits in target order, or the error that stopped its read.
-        typealias Outcome = (read: Result<Matrix<Double>, Error>, fits: [Result<Fitted, Error>])
-        // Once a read fails the call fails: later jobs skip their work.
-        let readFailed = Mutex(false)
-        let outcomes = Parallel.map(depths.count, { i -> Outcome in
-            guard !readFailed.withLock({ $0 }) else { return (.failure(CancellationError()), []) }
-            let read = Result { try DepthStream.load(f, depth: depths[i], clips: 0..<f.clipCount, pooling: .mean) }
-            guard case .success(let x) = read else {
-                readFailed.withLock { $0 = true }
-                return (read, [])
-            }
+        let outcomes = try DepthStream.readEach(depths.map { (file: f, depth: $0) }, progress: progress) { i, x in
             let fits = labels.map { y in
                 Result { () throws -> Fitted in
                     let cv = try LinearProbe.crossValidation(x, labels: y, options: options, grid: grid)
-                    let folds = try cv.folds.indices.map { try LinearProbe.fold($0, of: cv, x: x) }
-                    let (c, result) = LinearProbe.combine(folds, of: cv)
-                    return Fitted(result: result, c: c)
+                    return Fitted(try cv.folds.indices.map { try LinearProbe.fold($0, of: cv, x: x) }, of: cv)
                 }
             }
             // Only the last depth's vectors are kept (for the shuffled-label chance).
-            return (i == depths.count - 1 ? read : .success(Matrix(rows: 0, cols: 0)), fits)
-        }, finished: { _, _, done in progress?(done, depths.count) })
-        // The first depth whose read failed (skipped depths come after it in time, not necessarily in order).
-        if let failed = outcomes.first(where: { if case .failure(let e) = $0.read { return !(e is CancellationError) } else { return false } }) {
-            _ = try failed.read.get()
+            return (fits: fits, vectors: i == depths.count - 1 ? x : nil)
         }
-        return (outcomes.flatMap(\.fits), try outcomes.last.map { try $0.read.get() })
+        return (outcomes.flatMap(\.fits), outcomes.last?.vectors)
     }
 
     /// Runs `body` for every (depth, target) as one job, spread over the ranks and each rank's cores;
