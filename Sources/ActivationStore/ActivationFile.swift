@@ -34,6 +34,9 @@ public final class ActivationFile: @unchecked Sendable {
     /// When set, logical clip i is stored clip `clipOrder[i]` (a file aligned to another by clip ids;
     /// see `reordered(_:)`).
     public internal(set) var clipOrder: [Int]? = nil
+    /// Clip vectors of some depths already computed from this file's tokens (see `sharingClipVectors`),
+    /// by depth: row-major [N, D] float64 means over tokens, in this view's clip order.
+    public private(set) var knownClipVectors: [Int: [Double]] = [:]
 
     public var depths: ClosedRange<Int> { 0...layerCount }
     /// Size of the file in bytes.
@@ -92,6 +95,35 @@ public final class ActivationFile: @unchecked Sendable {
         self.hasTrainingCurve = inspection.trainingSteps != nil
         self.warnings = inspection.violations
         self.chunkClips = inspection.chunkClips
+    }
+
+    /// The same file, sharing its open handle, that also carries the clip vectors `vectors` (by depth,
+    /// each row-major [N, D]: the float64 means over tokens in this file's clip order, as computed from
+    /// its tokens). Analyses that pool tokens to clip vectors take them from here instead of reading the
+    /// tokens again, so a report that has already read every token pools each depth once.
+    public func sharingClipVectors(_ vectors: [Int: [Double]]) -> ActivationFile {
+        precondition(vectors.allSatisfy { depths.contains($0.key) && $0.value.count == clipCount * featureCount },
+                     "clip vectors must be [N, D] at depths of the file")
+        return ActivationFile(viewOf: self, clipVectors: vectors)
+    }
+
+    private init(viewOf other: ActivationFile, clipVectors: [Int: [Double]]) {
+        path = other.path
+        file = other.file
+        metadata = other.metadata
+        layerCount = other.layerCount
+        clipCount = other.clipCount
+        tokenCount = other.tokenCount
+        featureCount = other.featureCount
+        tokenTypes = other.tokenTypes
+        attentionShapes = other.attentionShapes
+        targets = other.targets
+        hasPositions = other.hasPositions
+        hasTrainingCurve = other.hasTrainingCurve
+        warnings = other.warnings
+        chunkClips = other.chunkClips
+        clipOrder = other.clipOrder
+        knownClipVectors = clipVectors
     }
 
     /// Opens the HDF5 container, turning every way that can fail into a one-line error.

@@ -62,15 +62,22 @@ public final class ActivationWriter {
     }
 
     /// Creates the token dataset of one depth, chunked by clips, to be filled by `writeTokens(depth:firstClip:values:)`.
-    public func createTokens(depth: Int, clips: Int, tokens: Int, features: Int, type: ElementType = .float32) throws {
+    /// - Parameter chunk: the storage chunk shape [clips, tokens, features]; by default whole clips,
+    ///   about 1 MiB a chunk (h5py's own default splits every dimension instead).
+    public func createTokens(depth: Int, clips: Int, tokens: Int, features: Int, type: ElementType = .float32,
+                             chunk: [Int]? = nil) throws {
         let f = try open()
         guard [.float16, .float32, .float64].contains(type) else {
             throw ActivationStoreError(.invalidArgument, file: path, object: ActivationPaths.tokens(depth),
                                        "tokens must be float16, float32 or float64")
         }
         let c = min(clips, ActivationWriter.chunkClips(tokens: tokens, features: features, type: type))
+        if let chunk, chunk.count != 3 || chunk.contains(where: { $0 < 1 }) {
+            throw ActivationStoreError(.invalidArgument, file: path, object: ActivationPaths.tokens(depth),
+                                       "a token chunk shape is three positive sizes [clips, tokens, features]")
+        }
         try f.createDataset(ActivationPaths.tokens(depth), shape: [clips, tokens, features], type: type,
-                            chunk: [max(1, c), tokens, features])
+                            chunk: chunk ?? [max(1, c), tokens, features])
         tokenShapes[depth] = (clips, tokens, features)
     }
 

@@ -113,6 +113,9 @@ public struct DepthStream {
         let rows = r.count * file.tokenCount, d = file.featureCount
         switch pooling {
         case .mean:
+            if let known = file.knownClipVectors[depth] {
+                return Matrix(rows: r.count, cols: d, storage: Array(known[(r.lowerBound * d)..<(r.upperBound * d)]))
+            }
             return Matrix(rows: r.count, cols: d, storage: try tokenMeans(file, depth: depth, clips: r))
         case .tokens:
             // float64 files are read as they are; float16/32 are read as float32 (HDF5's own conversion

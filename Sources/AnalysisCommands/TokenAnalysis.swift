@@ -20,9 +20,40 @@ public struct TokenAnalysis {
 
     public func run(_ f: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> MetricReport {
         let depths = try depthSelection.depths(in: f)
+        return try report(f, depths: depths, try measure(f, depths: depths, keepingClipVectors: false, progress: progress))
+    }
+
+    /// `run`, also returning the file carrying the clip vectors of the selected depths
+    /// (`ActivationFile.sharingClipVectors`), pooled in the same pass over the tokens, so the analyses of
+    /// clip vectors that follow need not read the tokens again. On several ranks the clip vectors are
+    /// not collected and the file is returned as it is.
+    public func runSharingClipVectors(_ f: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> (report: MetricReport, file: ActivationFile) {
+        let depths = try depthSelection.depths(in: f)
+        let measured = try measure(f, depths: depths, keepingClipVectors: true, progress: progress)
+        let shared = measured.clipVectors.isEmpty ? f : f.sharingClipVectors(Dictionary(uniqueKeysWithValues: zip(depths, measured.clipVectors)))
+        return (try report(f, depths: depths, measured), shared)
+    }
+
+    /// The accumulated sums of every selected depth (patch similarity) and consecutive pair (token shift),
+    /// the first error of each in clip order, and, when asked for on one process, the clip vectors.
+    struct Measured {
+        var patch: [PatchSimilarityAccumulator]
+        var shifts: [TokenShiftAccumulator]
+        var patchErrors: [String?]
+        var shiftErrors: [String?]
+        /// Per depth, every clip's patch similarity in clip order (for the bootstrap), gathered over ranks.
+        var clipValues: [[Double]]
+        var clipVectors: [[Double]] = []
+    }
+
+    func measure(_ f: ActivationFile, depths: [Int], keepingClipVectors: Bool, progress: ((Int, Int) -> Void)?) throws -> Measured {
+        if communicator.size == 1 {
+            return try TokenPass(file: f, depths: depths, keepsClipValues: bootstrap != nil, keepsClipVectors: keepingClipVectors)
+                .run(progress: progress)
+        }
         let comm = communicator
         var stream = DepthStream(sources: [.init(file: f, depths: depths)], pooling: .tokens, maxBatchBytes: maxBatchBytes)
-        if comm.size > 1 { stream.clips = comm.share(of: f.clipCount) }
+        stream.clips = comm.share(of: f.clipCount)
         let t = f.tokenCount, d = f.featureCount
         var patch = depths.map { _ in PatchSimilarityAccumulator(keepsClipValues: bootstrap != nil) }
         var shifts = depths.dropLast().map { _ in TokenShiftAccumulator() }
@@ -41,15 +72,19 @@ public struct TokenAnalysis {
                 }
             }
         } }
-        if comm.size > 1 {
-            patchErrors = try comm.firstMessage(patchErrors)
-            shiftErrors = try comm.firstMessage(shiftErrors)
-            for i in patch.indices {
-                patch[i].combineSums(comm.sumOverRanks)
-                if bootstrap != nil { clipValues[i] = comm.allGather(patch[i].clipValues) }
-            }
-            for i in shifts.indices { shifts[i].combineSums(comm.sumOverRanks) }
+        patchErrors = try comm.firstMessage(patchErrors)
+        shiftErrors = try comm.firstMessage(shiftErrors)
+        for i in patch.indices {
+            patch[i].combineSums(comm.sumOverRanks)
+            if bootstrap != nil { clipValues[i] = comm.allGather(patch[i].clipValues) }
         }
+        for i in shifts.indices { shifts[i].combineSums(comm.sumOverRanks) }
+        return Measured(patch: patch, shifts: shifts, patchErrors: patchErrors, shiftErrors: shiftErrors, clipValues: clipValues)
+    }
+
+    func report(_ f: ActivationFile, depths: [Int], _ m: Measured) throws -> MetricReport {
+        let (patch, shifts, patchErrors, shiftErrors) = (m.patch, m.shifts, m.patchErrors, m.shiftErrors)
+        let t = f.tokenCount
         var records: [MetricRecord] = []
         var warnings: [String] = []
         let base = MetricRecord(metric: "", run: f.metadata.run, file: f.path, probeSet: f.metadata.probeSet, step: f.metadata.step)
@@ -60,7 +95,7 @@ public struct TokenAnalysis {
             r.depth = depth
             if let e = patchErrors[i] { r.undefined = e } else {
                 r.measure { try patch[i].value() }
-                let values = comm.size > 1 ? clipValues[i] : patch[i].clipValues
+                let values = communicator.size > 1 ? m.clipValues[i] : patch[i].clipValues
                 if let bootstrap, let weights, values.count == f.clipCount {
                     let v = Matrix(rows: 1, cols: f.clipCount, storage: values)
                     let reps = Bootstrap.replicateMeans(v, weights: weights.weights)

@@ -41,23 +41,44 @@ public struct ReportAnalyzer: Sendable {
 
     struct Job: @unchecked Sendable {
         var label: String
-        var work: () -> ([MetricReport], [String])
+        var work: () -> JobResult
+    }
+
+    /// What one job produced: its reports, its notes, and the seconds of each analysis it ran (for the log).
+    struct JobResult: @unchecked Sendable {
+        var reports: [MetricReport] = []
+        var notes: [String] = []
+        var timings: [(name: String, seconds: Double)] = []
+
+        init(_ reports: [MetricReport], _ notes: [String]) {
+            self.reports = reports
+            self.notes = notes
+        }
+
+        init(timing name: String, _ body: () -> ([MetricReport], [String])) {
+            var r: ([MetricReport], [String]) = ([], [])
+            let took = ContinuousClock().measure { r = body() }
+            self.init(r.0, r.1)
+            timings = [(name, took.seconds)]
+        }
     }
 
     /// Runs every job; `log` receives one line per finished job.
     public func run(_ inputs: ReportInputs, log: (@Sendable (String) -> Void)? = nil) -> Outcome {
         let jobs = makeJobs(inputs)
-        let timed = { (j: Int) -> (([MetricReport], [String]), Duration) in
-            var result: ([MetricReport], [String]) = ([], [])
+        let timed = { @Sendable (j: Int) -> (JobResult, Duration) in
+            var result = JobResult([], [])
             let took = ContinuousClock().measure { result = jobs[j].work() }
             return (result, took)
         }
-        let finished = { (j: Int, timed: (([MetricReport], [String]), Duration), done: Int) in
+        let finished = { (j: Int, timed: (JobResult, Duration), done: Int) in
             let (result, took) = timed
-            let failed = result.1.isEmpty ? "" : " (\(result.1.count) note\(result.1.count == 1 ? "" : "s"))"
-            log?("[\(done)/\(jobs.count)] \(jobs[j].label): done in \(String(format: "%.1f", took.seconds)) s\(failed)")
+            let failed = result.notes.isEmpty ? "" : " (\(result.notes.count) note\(result.notes.count == 1 ? "" : "s"))"
+            let parts = result.timings.count > 1
+                ? " (" + result.timings.map { "\($0.name) \(String(format: "%.1f", $0.seconds))" }.joined(separator: ", ") + ")" : ""
+            log?("[\(done)/\(jobs.count)] \(jobs[j].label): done in \(String(format: "%.1f", took.seconds)) s\(parts)\(failed)")
         }
-        let results: [(([MetricReport], [String]), Duration)]
+        let results: [(JobResult, Duration)]
         if communicator.size > 1 {
             // MPI is called from this thread only, and every rank must enter the analyses in the same order.
             results = jobs.indices.map { j in
@@ -66,17 +87,13 @@ public struct ReportAnalyzer: Sendable {
                 return r
             }
         } else {
-            results = Parallel.map(jobs.count, { j in
-                var result: ([MetricReport], [String]) = ([], [])
-                let took = ContinuousClock().measure { result = jobs[j].work() }
-                return (result, took)
-            }, finished: finished)
+            results = Parallel.map(jobs.count, { j in timed(j) }, finished: finished)
         }
         var reports: [MetricReport] = []
         var notes: [String] = []
         for (r, _) in results {
-            reports += r.0
-            notes += r.1
+            reports += r.reports
+            notes += r.notes
         }
         return Outcome(reports: reports, notes: notes)
     }
@@ -99,14 +116,14 @@ public struct ReportAnalyzer: Sendable {
         let me = self
         for (i, a) in latestGroups.enumerated() {
             for b in latestGroups[(i + 1)...] where a.probeSet == b.probeSet && a.step == b.step && a.run != b.run {
-                jobs.append(Job(label: "cross-run CKA \(a.run) x \(b.run) / \(a.probeSet) / step \(a.step)") {
+                jobs.append(Job(label: "cross-run CKA \(a.run) x \(b.run) / \(a.probeSet) / step \(a.step)") { JobResult(timing: "CKA") {
                     var ab = CKAAnalysis()
                     ab.communicator = me.communicator
                     ab.depthSelection = .layers
                     ab.pairs = .matching
                     ab.bootstrap = me.bootstrap
                     return ReportAnalyzer.attempt("cross-run CKA \(a.run) x \(b.run) [\(a.probeSet)]") { try ab.run(a.file, b.file) }
-                })
+                } })
             }
         }
         return jobs
@@ -126,20 +143,53 @@ public struct ReportAnalyzer: Sendable {
         let place: String
         var reports: [MetricReport] = []
         var notes: [String] = []
+        var timings: [(name: String, seconds: Double)] = []
 
-        /// Runs one analysis; a failure becomes a note naming it and the place.
+        /// Runs one analysis, timing it; a failure becomes a note naming it and the place.
         mutating func add(_ name: String, _ body: () throws -> MetricReport) {
-            let (r, n) = ReportAnalyzer.attempt("\(name) of \(place)", body)
-            reports += r
-            notes += n
+            var outcome: ([MetricReport], [String]) = ([], [])
+            let took = ContinuousClock().measure { outcome = ReportAnalyzer.attempt("\(name) of \(place)", body) }
+            reports += outcome.0
+            notes += outcome.1
+            timings.append((name, took.seconds))
         }
 
-        var result: ([MetricReport], [String]) { (reports, notes) }
+        /// Appends another collection's reports, notes and timings (analyses run earlier, reported here).
+        mutating func append(_ other: Collected) {
+            reports += other.reports
+            notes += other.notes
+            timings += other.timings
+        }
+
+        /// Runs the token metrics first, in one pass over the tokens that also pools every selected depth
+        /// (`TokenAnalysis.runSharingClipVectors`): returns them, still to be appended, and the file carrying
+        /// the clip vectors, from which the analyses of clip vectors that follow take them instead of reading
+        /// the tokens again (the same vectors, so the same numbers).
+        func tokenMetricsFirst(_ f: ActivationFile, _ analysis: TokenAnalysis) -> (Collected, ActivationFile) {
+            var first = Collected(place: place)
+            var shared = f
+            first.add("token metrics") {
+                let (report, file) = try analysis.runSharingClipVectors(f)
+                shared = file
+                return report
+            }
+            return (first, shared)
+        }
+
+        var result: JobResult {
+            var r = JobResult(reports, notes)
+            r.timings = timings
+            return r
+        }
     }
 
-    func fullAnalyses(_ g: ReportInputs.Group, onePatch: ActivationFile?) -> ([MetricReport], [String]) {
-        let f = g.file
+    func fullAnalyses(_ g: ReportInputs.Group, onePatch: ActivationFile?) -> JobResult {
         var out = Collected(place: "\(g.run) [\(g.probeSet), step \(g.step)]")
+        var tokens = TokenAnalysis()
+        tokens.communicator = communicator
+        tokens.depthSelection = .layers
+        tokens.bootstrap = bootstrap
+        let (tokenMetrics, f) = out.tokenMetricsFirst(g.file, tokens)
         if f.targets.isEmpty {
             out.notes.append("\(out.place): no labels; probes and retrieval skipped")
         } else {
@@ -185,7 +235,7 @@ public struct ReportAnalyzer: Sendable {
             }
         }
         out.add("spectrum") { var a = SpectrumAnalysis(); a.communicator = communicator; a.depthSelection = .layers; return try a.run(f) }
-        out.add("token metrics") { var a = TokenAnalysis(); a.communicator = communicator; a.depthSelection = .layers; a.bootstrap = bootstrap; return try a.run(f) }
+        out.append(tokenMetrics)
         if !f.attentionShapes.isEmpty {
             out.add("attention") { var a = AttentionAnalysis(); a.communicator = communicator; return try a.run(f) }
         }
@@ -195,13 +245,15 @@ public struct ReportAnalyzer: Sendable {
         return out.result
     }
 
-    func dynamicsAnalyses(_ g: ReportInputs.Group) -> ([MetricReport], [String]) {
-        let f = g.file
+    func dynamicsAnalyses(_ g: ReportInputs.Group) -> JobResult {
         var out = Collected(place: "\(g.run) [\(g.probeSet), step \(g.step)]")
+        var tokens = TokenAnalysis()
+        tokens.communicator = communicator
+        let (tokenMetrics, f) = out.tokenMetricsFirst(g.file, tokens)
         if !f.targets.isEmpty { out.add("probe") { var a = ProbeAnalysis(); a.communicator = communicator; return try a.run(f) } }
         out.add("consecutive CKA over blocks") { var a = CKAAnalysis(); a.communicator = communicator; a.pairs = .consecutive; return try a.run(f) }
         out.add("spectrum") { var a = SpectrumAnalysis(); a.communicator = communicator; return try a.run(f) }
-        out.add("token metrics") { var a = TokenAnalysis(); a.communicator = communicator; return try a.run(f) }
+        out.append(tokenMetrics)
         return out.result
     }
 }

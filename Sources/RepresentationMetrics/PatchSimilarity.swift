@@ -108,13 +108,46 @@ public struct PatchSimilarityAccumulator: Sendable {
         return PatchSimilarity(value: sum / Double(clips), clips: clips, degenerateTokens: degenerateTokens)
     }
 
+    /// The clip values of a chunk, in clip order, and the chunk's zero-variance tokens, without adding
+    /// them (`add(clipValues:degenerateTokens:)` adds them as `add` would): a chunk's values can be
+    /// computed on any thread and added in clip order, giving the sum one accumulator fed every chunk in
+    /// order gives, to the bit.
+    ///
+    /// - Throws: as `add(_:clips:tokens:features:)`.
+    public static func clipValues(_ activations: UnsafeBufferPointer<Float>, clips: Int, tokens: Int,
+                                  features: Int) throws -> (values: [Double], degenerateTokens: Int) {
+        try terms(activations, clips: clips, tokens: tokens, features: features)
+    }
+
+    /// `clipValues` of a chunk given in float64.
+    public static func clipValues(_ activations: UnsafeBufferPointer<Double>, clips: Int, tokens: Int,
+                                  features: Int) throws -> (values: [Double], degenerateTokens: Int) {
+        try terms(activations, clips: clips, tokens: tokens, features: features)
+    }
+
+    /// Adds clip values computed by `clipValues`, in order.
+    public mutating func add(clipValues values: [Double], degenerateTokens: Int) {
+        for v in values { sum += v }
+        if keepsClipValues { clipValues += values }
+        clips += values.count
+        self.degenerateTokens += degenerateTokens
+    }
+
     private mutating func addChunk<S: BLASScalar>(_ x: UnsafeBufferPointer<S>, clips n: Int, tokens t: Int,
                                                   features d: Int) throws {
+        let (values, degenerate) = try PatchSimilarityAccumulator.terms(x, clips: n, tokens: t, features: d)
+        add(clipValues: values, degenerateTokens: degenerate)
+    }
+
+    private static func terms<S: BLASScalar>(_ x: UnsafeBufferPointer<S>, clips n: Int, tokens t: Int,
+                                             features d: Int) throws -> (values: [Double], degenerateTokens: Int) {
         try checkTokenShape(metric: "patch similarity", count: x.count, clips: n, tokens: t, features: d)
         guard t >= 2 else {
             throw MetricUndefined("patch similarity needs at least 2 tokens per clip, got \(t)")
         }
-        var next = self                     // committed only if the whole chunk is valid
+        var values: [Double] = []
+        values.reserveCapacity(n)
+        var degenerate = 0
         var centred = [Double](repeating: 0, count: d)
         var total = [Double](repeating: 0, count: d)   // Σᵢ zᵢ of the current clip
         for c in 0..<n {
@@ -133,7 +166,7 @@ public struct PatchSimilarityAccumulator: Sendable {
                     if v != first { constant = false }
                     s += Double(v)
                 }
-                if constant { next.degenerateTokens += 1; continue }
+                if constant { degenerate += 1; continue }
                 let mean = s / Double(d)
                 var ss = 0.0
                 for k in 0..<d {
@@ -147,12 +180,9 @@ public struct PatchSimilarityAccumulator: Sendable {
             }
             var norm2 = 0.0
             for k in 0..<d { norm2 += total[k] * total[k] }
-            let clipValue = (norm2 - Double(unitTokens)) / Double(t * (t - 1))
-            next.sum += clipValue
-            if keepsClipValues { next.clipValues.append(clipValue) }
-            next.clips += 1
+            values.append((norm2 - Double(unitTokens)) / Double(t * (t - 1)))
         }
-        self = next
+        return (values, degenerate)
     }
 }
 

@@ -104,11 +104,51 @@ public struct TokenShiftAccumulator: Sendable {
                           tokens: tokens, zeroNormTokens: zeroNormTokens)
     }
 
+    /// The per-token terms of a chunk, in token order, without adding them
+    /// (`add(terms:)` adds them as `add` would): a chunk's terms can be computed on any thread and added
+    /// in clip order, giving the sums one accumulator fed every chunk in order gives, to the bit.
+    ///
+    /// - Throws: as `add(from:to:clips:tokens:features:)`.
+    public static func terms(from a: UnsafeBufferPointer<Float>, to b: UnsafeBufferPointer<Float>, clips: Int, tokens: Int,
+                             features: Int) throws -> Terms {
+        try chunkTerms(a, b, clips: clips, tokens: tokens, features: features)
+    }
+
+    /// `terms` of a chunk given in float64.
+    public static func terms(from a: UnsafeBufferPointer<Double>, to b: UnsafeBufferPointer<Double>, clips: Int, tokens: Int,
+                             features: Int) throws -> Terms {
+        try chunkTerms(a, b, clips: clips, tokens: tokens, features: features)
+    }
+
+    /// A chunk's contributions: 1 − cos and the relative change of every compared token, in token order,
+    /// and the counts.
+    public struct Terms: Sendable {
+        public var cosine: [Double] = []
+        public var relative: [Double] = []
+        public var tokens = 0
+        public var zeroNormTokens = 0
+    }
+
+    /// Adds the terms of a chunk computed by `terms`.
+    public mutating func add(terms: Terms) {
+        for v in terms.cosine { cosineSum += v }
+        for v in terms.relative { relativeSum += v }
+        tokens += terms.tokens
+        zeroNormTokens += terms.zeroNormTokens
+    }
+
     private mutating func addChunk<S: BLASScalar>(_ a: UnsafeBufferPointer<S>, _ b: UnsafeBufferPointer<S>,
                                                   clips n: Int, tokens t: Int, features d: Int) throws {
+        add(terms: try TokenShiftAccumulator.chunkTerms(a, b, clips: n, tokens: t, features: d))
+    }
+
+    private static func chunkTerms<S: BLASScalar>(_ a: UnsafeBufferPointer<S>, _ b: UnsafeBufferPointer<S>,
+                                                  clips n: Int, tokens t: Int, features d: Int) throws -> Terms {
         try checkTokenShape(metric: "token shift (from)", count: a.count, clips: n, tokens: t, features: d)
         try checkTokenShape(metric: "token shift (to)", count: b.count, clips: n, tokens: t, features: d)
-        var next = self
+        var out = Terms()
+        out.cosine.reserveCapacity(n * t)
+        out.relative.reserveCapacity(n * t)
         for c in 0..<n {
             for i in 0..<t {
                 let base = (c * t + i) * d
@@ -123,19 +163,19 @@ public struct TokenShiftAccumulator: Sendable {
                     bb += y * y
                     diff += (y - x) * (y - x)
                 }
-                next.tokens += 1
-                guard aa > 0, bb > 0 else { next.zeroNormTokens += 1; continue }
+                out.tokens += 1
+                guard aa > 0, bb > 0 else { out.zeroNormTokens += 1; continue }
                 let na = aa.squareRoot(), nb = bb.squareRoot()
                 var chord = 0.0
                 for k in 0..<d {
                     let e = Double(a[base + k]) / na - Double(b[base + k]) / nb
                     chord += e * e
                 }
-                next.cosineSum += chord / 2
-                next.relativeSum += diff.squareRoot() / na
+                out.cosine.append(chord / 2)
+                out.relative.append(diff.squareRoot() / na)
             }
         }
-        self = next
+        return out
     }
 }
 

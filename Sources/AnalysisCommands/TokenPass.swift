@@ -1,0 +1,204 @@
+import ActivationStore
+import Foundation
+import LinearAlgebra
+import RepresentationMetrics
+import Synchronization
+
+/// One pass over the tokens of chosen depths on one process: the patch similarity of every depth, the
+/// token shift of every consecutive pair, and optionally the clip vectors (means over tokens) of every
+/// depth, so a report reads each token once.
+///
+/// The clips go in slabs (whole storage chunks of clips, about `slabBytes` of float32 tokens per depth),
+/// one slab per core. A slab's job reads its depths in turn, keeping the previous depth for the token
+/// shift; float32 tokens in unfiltered chunks are read chunk by chunk under HDF5's lock and put in
+/// place after it is released, so one core arranges and measures while the other reads. The slabs'
+/// per-clip and per-token terms are added to the accumulators in clip order, so every number is the one
+/// a single accumulator fed every clip in order gives, to the bit; the clip vectors are summed in token
+/// order in float64, as `DepthStream` pools them.
+struct TokenPass {
+    var file: ActivationFile
+    var depths: [Int]
+    var keepsClipValues: Bool
+    var keepsClipVectors: Bool
+    /// Float32 bytes of one depth of a slab, before rounding to whole chunks of clips.
+    var slabBytes = 16 << 20
+
+    /// The clip ranges of the slabs: whole chunks of clips when the file is chunked.
+    func slabs() -> [Range<Int>] {
+        let perClip = max(1, file.tokenCount * file.featureCount * 4)
+        var size = max(1, slabBytes / perClip)
+        if let c = file.chunkClips, c > 0 { size = max(1, size / c) * c }
+        return stride(from: 0, to: file.clipCount, by: size).map { $0..<min($0 + size, file.clipCount) }
+    }
+
+    /// What one slab gave: per depth its clip values (or the error), per pair its token-shift terms.
+    struct SlabResult: @unchecked Sendable {
+        var clips: Range<Int>
+        var patch: [Result<(values: [Double], degenerateTokens: Int), Error>]
+        var shifts: [Result<TokenShiftAccumulator.Terms, Error>]
+    }
+
+    /// The accumulators, fed the slabs' results in slab order as they arrive.
+    struct Merger {
+        var measured: TokenAnalysis.Measured
+        var pending: [Int: SlabResult] = [:]
+        var next = 0
+
+        mutating func receive(_ slab: Int, _ result: SlabResult) {
+            pending[slab] = result
+            while let r = pending.removeValue(forKey: next) {
+                let place = "in clips \(r.clips.lowerBound)..<\(r.clips.upperBound): "
+                for i in r.patch.indices where measured.patchErrors[i] == nil {
+                    switch r.patch[i] {
+                    case .success(let v): measured.patch[i].add(clipValues: v.values, degenerateTokens: v.degenerateTokens)
+                    case .failure(let e): measured.patchErrors[i] = place + "\(e)"
+                    }
+                }
+                for i in r.shifts.indices where measured.shiftErrors[i] == nil {
+                    switch r.shifts[i] {
+                    case .success(let terms): measured.shifts[i].add(terms: terms)
+                    case .failure(let e): measured.shiftErrors[i] = place + "\(e)"
+                    }
+                }
+                next += 1
+            }
+        }
+    }
+
+    /// Runs the pass; `progress` gets (slabs done, total). A read that fails fails the call (the first
+    /// failing slab's error, after the running slabs end; slabs not yet started are skipped).
+    func run(progress: ((Int, Int) -> Void)?) throws -> TokenAnalysis.Measured {
+        let n = file.clipCount, d = file.featureCount
+        let empty = TokenAnalysis.Measured(
+            patch: depths.map { _ in PatchSimilarityAccumulator(keepsClipValues: keepsClipValues) },
+            shifts: depths.dropLast().map { _ in TokenShiftAccumulator() },
+            patchErrors: depths.map { _ in nil }, shiftErrors: depths.dropLast().map { _ in nil },
+            clipValues: depths.map { _ in [] })
+        let merger = Mutex(Merger(measured: empty))
+        let failed = Mutex(false)
+        // Clip vectors: each slab writes its own rows.
+        let vectors: [UnsafeMutableBufferPointer<Double>] = keepsClipVectors
+            ? depths.map { _ in UnsafeMutableBufferPointer<Double>.allocate(capacity: n * d) } : []
+        defer { for v in vectors { v.deallocate() } }
+        let rows = UncheckedBox(vectors)
+        let ranges = slabs()
+        let wide = depths.contains { file.tokenTypes[$0] == .float64 }
+        let pass = self
+        let outcomes = Parallel.map(ranges.count, { s -> Error? in
+            if failed.withLock({ $0 }) { return nil }
+            do {
+                let result = wide ? try pass.slab(ranges[s], as: Double.self, vectors: rows.value)
+                                  : try pass.slab(ranges[s], as: Float.self, vectors: rows.value)
+                merger.withLock { $0.receive(s, result) }
+                return nil
+            } catch {
+                failed.withLock { $0 = true }
+                return error
+            }
+        }, finished: { _, _, done in progress?(done, ranges.count) })
+        if let error = outcomes.compactMap({ $0 }).first { throw error }
+        var measured = merger.withLock { $0.measured }
+        measured.clipVectors = vectors.map { Array($0) }
+        return measured
+    }
+
+    /// One slab: each depth read in turn, pooled into `vectors`, measured, and compared with the previous.
+    func slab<S: TokenScalar>(_ r: Range<Int>, as: S.Type, vectors: [UnsafeMutableBufferPointer<Double>]) throws -> SlabResult {
+        let t = file.tokenCount, d = file.featureCount
+        var result = SlabResult(clips: r, patch: [], shifts: [])
+        var previous: [S] = []
+        var current = [S](repeating: 0, count: r.count * t * d)
+        for (i, depth) in depths.enumerated() {
+            try S.read(file, depth: depth, clips: r, into: &current)
+            if !vectors.isEmpty {
+                current.withUnsafeBufferPointer { x in
+                    TokenPass.addMeans(x, clips: r.count, tokens: t, features: d, into: vectors[i].baseAddress! + r.lowerBound * d)
+                }
+            }
+            result.patch.append(Result { try current.withUnsafeBufferPointer {
+                try S.patchValues($0, clips: r.count, tokens: t, features: d)
+            } })
+            if i > 0 {
+                result.shifts.append(Result { try previous.withUnsafeBufferPointer { a in
+                    try current.withUnsafeBufferPointer { b in try S.shiftTerms(a, b, clips: r.count, tokens: t, features: d) }
+                } })
+            }
+            swap(&previous, &current)
+            if current.count != previous.count { current = [S](repeating: 0, count: previous.count) }
+        }
+        return result
+    }
+
+    /// Writes the means over tokens of row-major [clips, t, d] values into `out` ([clips, d]): summed in
+    /// token order in float64, then times 1/t, the bits of `DepthStream.tokenMeans`.
+    static func addMeans<S: BinaryFloatingPoint>(_ x: UnsafeBufferPointer<S>, clips: Int, tokens t: Int, features d: Int,
+                                                 into out: UnsafeMutablePointer<Double>) {
+        let inv = 1 / Double(t)
+        for c in 0..<clips {
+            let o = out + c * d
+            o.initialize(repeating: 0, count: d)
+            for j in 0..<t {
+                let p = x.baseAddress! + (c * t + j) * d
+                for k in 0..<d { o[k] += Double(p[k]) }
+            }
+            for k in 0..<d { o[k] *= inv }
+        }
+    }
+}
+
+/// A value shared with worker threads that touch disjoint parts of it.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// The element types a token pass reads: float32 (float16 and float32 files) or float64.
+protocol TokenScalar: BinaryFloatingPoint {
+    static func read(_ f: ActivationFile, depth: Int, clips: Range<Int>, into out: inout [Self]) throws
+    static func patchValues(_ x: UnsafeBufferPointer<Self>, clips: Int, tokens: Int, features: Int) throws -> (values: [Double], degenerateTokens: Int)
+    static func shiftTerms(_ a: UnsafeBufferPointer<Self>, _ b: UnsafeBufferPointer<Self>, clips: Int, tokens: Int, features: Int) throws -> TokenShiftAccumulator.Terms
+}
+
+extension Float: TokenScalar {
+    /// Float32 tokens in unfiltered chunks are read chunk by chunk and put in place outside HDF5's lock;
+    /// others through `ActivationFile.tokens` (float16 converted to float32 by HDF5, exactly).
+    static func read(_ f: ActivationFile, depth: Int, clips r: Range<Int>, into out: inout [Float]) throws {
+        let t = f.tokenCount, d = f.featureCount
+        let direct = try out.withUnsafeMutableBufferPointer { o in
+            try f.forEachTokenChunk(depth: depth, clips: r) { chunk in
+                let c = chunk.chunk, origin = chunk.origin
+                let width = min(c[2], d - origin[2]), height = min(c[1], t - origin[1])
+                for i in chunk.rows {
+                    for j in 0..<height {
+                        let from = ((i - origin[0]) * c[1] + j) * c[2]
+                        let to = ((i - r.lowerBound) * t + origin[1] + j) * d + origin[2]
+                        (o.baseAddress! + to).update(from: chunk.values.baseAddress! + from, count: width)
+                    }
+                }
+            }
+        }
+        if !direct { out = try f.tokens(depth: depth, clips: r, as: Float.self) }
+    }
+
+    static func patchValues(_ x: UnsafeBufferPointer<Float>, clips: Int, tokens: Int, features: Int) throws -> (values: [Double], degenerateTokens: Int) {
+        try PatchSimilarityAccumulator.clipValues(x, clips: clips, tokens: tokens, features: features)
+    }
+
+    static func shiftTerms(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, clips: Int, tokens: Int, features: Int) throws -> TokenShiftAccumulator.Terms {
+        try TokenShiftAccumulator.terms(from: a, to: b, clips: clips, tokens: tokens, features: features)
+    }
+}
+
+extension Double: TokenScalar {
+    static func read(_ f: ActivationFile, depth: Int, clips r: Range<Int>, into out: inout [Double]) throws {
+        out = try f.tokens(depth: depth, clips: r, as: Double.self)
+    }
+
+    static func patchValues(_ x: UnsafeBufferPointer<Double>, clips: Int, tokens: Int, features: Int) throws -> (values: [Double], degenerateTokens: Int) {
+        try PatchSimilarityAccumulator.clipValues(x, clips: clips, tokens: tokens, features: features)
+    }
+
+    static func shiftTerms(_ a: UnsafeBufferPointer<Double>, _ b: UnsafeBufferPointer<Double>, clips: Int, tokens: Int, features: Int) throws -> TokenShiftAccumulator.Terms {
+        try TokenShiftAccumulator.terms(from: a, to: b, clips: clips, tokens: tokens, features: features)
+    }
+}

@@ -1,0 +1,123 @@
+import ActivationStore
+@testable import AnalysisCommands
+import Foundation
+import LinearAlgebra
+import RepresentationMetrics
+import TestSupport
+import XCTest
+
+/// The one-process token pass (`TokenPass`): its numbers are those of single accumulators fed every clip
+/// in order, to the bit, and its clip vectors those `DepthStream` pools, whatever the slabs and chunks.
+final class TokenPassTests: XCTestCase {
+    let n = 23, t = 6, d = 10, depths = 5
+
+    /// Random tokens at depths 0...4, float32 in chunks of [4, 4, 3] (h5py-like: every dimension split,
+    /// partial chunks at every edge); depth `nanDepth` gets a NaN in clip `nanClip`.
+    func writeFile(_ path: String, nanDepth: Int? = nil, nanClip: Int = 10) throws -> [[Float]] {
+        var rng = SeededGenerator(seed: 11)
+        let w = try ActivationWriter(path: path, metadata: ActivationMetadata(run: "tp", regime: "e2e", blockEnds: [2, 4],
+                                                                             probeSet: "p", step: 1, seed: 1, config: "{}"))
+        var all: [[Float]] = []
+        for depth in 0..<depths {
+            var v = (0..<(n * t * d)).map { _ in Float.random(in: -1..<1, using: &rng) + (depth == 2 ? 0.5 : 0) }
+            if depth == nanDepth { v[nanClip * t * d + 7] = .nan }
+            try w.createTokens(depth: depth, clips: n, tokens: t, features: d, chunk: [4, 4, 3])
+            try w.writeTokens(depth: depth, firstClip: 0, values: v)
+            all.append(v)
+        }
+        try w.writeLabels("c", (0..<n).map { $0 % 3 })
+        try w.commit()
+        return all
+    }
+
+    func testSlabsGiveTheNumbersOfOneAccumulatorFedEveryClipInOrder() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("tp.h5")
+        let tokens = try writeFile(path)
+        let f = try ActivationFile(path: path)
+        XCTAssertEqual(f.chunkClips, 4)
+        // 1 KB slabs: 4 clips each (one chunk of clips), so 6 slabs, the last partial.
+        var pass = TokenPass(file: f, depths: Array(0..<depths), keepsClipValues: true, keepsClipVectors: true)
+        pass.slabBytes = 1000
+        XCTAssertEqual(pass.slabs().count, 6)
+        let m = try pass.run(progress: nil)
+        for i in 0..<depths {
+            var one = PatchSimilarityAccumulator(keepsClipValues: true)
+            try one.add(tokens[i], clips: n, tokens: t, features: d)
+            XCTAssertEqual(try m.patch[i].value(), try one.value(), "depth \(i)")
+            XCTAssertEqual(m.patch[i].clipValues, one.clipValues)
+            XCTAssertNil(m.patchErrors[i])
+            // The clip vectors are DepthStream's, bit for bit.
+            XCTAssertEqual(m.clipVectors[i], try DepthStream.tokenMeans(f, depth: i, clips: 0..<n), "depth \(i)")
+            XCTAssertEqual(m.clipVectors[i], DepthStream.tokenMeans(tokens[i], clips: n, tokens: t, features: d))
+        }
+        for i in 0..<(depths - 1) {
+            var one = TokenShiftAccumulator()
+            try one.add(from: tokens[i], to: tokens[i + 1], clips: n, tokens: t, features: d)
+            XCTAssertEqual(try m.shifts[i].result(), try one.result(), "pair \(i)")
+        }
+        // The patch similarity of depth 0 against the definition evaluated directly (float64, by pairs).
+        var total = 0.0
+        for c in 0..<n {
+            var z: [[Double]] = []
+            for j in 0..<t {
+                let x = (0..<d).map { Double(tokens[0][(c * t + j) * d + $0]) }
+                let mean = x.reduce(0, +) / Double(d)
+                let y = x.map { $0 - mean }
+                let norm = y.map { $0 * $0 }.reduce(0, +).squareRoot()
+                z.append(y.map { $0 / norm })
+            }
+            var s = 0.0
+            for a in 0..<t { for b in 0..<t where a != b { s += zip(z[a], z[b]).map(*).reduce(0, +) } }
+            total += s / Double(t * (t - 1))
+        }
+        XCTAssertEqual(try m.patch[0].value(), total / Double(n), accuracy: 1e-13)
+    }
+
+    func testTheSharedClipVectorsReplaceReadingTheTokens() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("tp.h5")
+        _ = try writeFile(path)
+        let f = try ActivationFile(path: path)
+        var tokens = TokenAnalysis()
+        tokens.depthSelection = .layers
+        let (report, shared) = try tokens.runSharingClipVectors(f)
+        XCTAssertEqual(report.records, try tokens.run(f).records)
+        XCTAssertEqual(Set(shared.knownClipVectors.keys), Set(0..<depths))
+        XCTAssertTrue(f.knownClipVectors.isEmpty, "the original file is left as it was")
+        let part = try DepthStream.load(shared, depth: 3, clips: 5..<9, pooling: .mean)
+        XCTAssertEqual(part.storage, try DepthStream.tokenMeans(f, depth: 3, clips: 5..<9))
+        // Analyses of clip vectors give the same records from the shared vectors as from the tokens.
+        var spectrum = SpectrumAnalysis()
+        spectrum.depthSelection = .layers
+        XCTAssertEqual(try spectrum.run(shared).records, try spectrum.run(f).records)
+        var probe = ProbeAnalysis()
+        probe.depthSelection = .layers
+        XCTAssertEqual(try probe.run(shared).records, try probe.run(f).records)
+        var cka = CKAAnalysis()
+        cka.depthSelection = .layers
+        cka.pairs = .all
+        XCTAssertEqual(try cka.run(shared).records, try cka.run(f).records)
+        // That the shared vectors are the ones used: vectors that differ change the answer.
+        let zeroed = f.sharingClipVectors([3: [Double](repeating: 0, count: n * d)])
+        XCTAssertEqual(try DepthStream.load(zeroed, depth: 3, clips: 0..<n, pooling: .mean).storage, [Double](repeating: 0, count: n * d))
+    }
+
+    func testANonFiniteValueUndefinesItsDepthAndPairsOnlyNamingItsSlab() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("nan.h5")
+        let tokens = try writeFile(path, nanDepth: 2, nanClip: 10)
+        let f = try ActivationFile(path: path)
+        var pass = TokenPass(file: f, depths: Array(0..<depths), keepsClipValues: false, keepsClipVectors: false)
+        pass.slabBytes = 1000
+        let m = try pass.run(progress: nil)
+        XCTAssertEqual(m.patchErrors.map { $0 != nil }, [false, false, true, false, false])
+        XCTAssertTrue(m.patchErrors[2]!.hasPrefix("in clips 8..<12: "), m.patchErrors[2]!)
+        XCTAssertTrue(m.patchErrors[2]!.contains("clip 2 of the chunk, token 0, feature 7"), m.patchErrors[2]!)
+        XCTAssertEqual(m.shiftErrors.map { $0 != nil }, [false, true, true, false])
+        var one = PatchSimilarityAccumulator()
+        try one.add(tokens[4], clips: n, tokens: t, features: d)
+        XCTAssertEqual(try m.patch[4].value(), try one.value())
+        XCTAssertTrue(m.clipVectors.isEmpty)
+    }
+}
