@@ -27,3 +27,22 @@ public enum Checksum {
         digest.map { String(format: "%02x", $0) }.joined()
     }
 }
+
+/// SHA-256 checksums of several files, computed in order on a background thread from creation on.
+final class Checksums: @unchecked Sendable {
+    private var results: [Result<String, Error>] = []
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ paths: [String]) {
+        Thread.detachNewThread { [self] in
+            results = paths.map { p in Result { try Checksum.sha256(fileAt: p) } }
+            done.signal()
+        }
+    }
+
+    /// The checksums in the order given, once all are computed; the first failure is thrown.
+    func wait() throws -> [String] {
+        done.wait()
+        return try results.map { try $0.get() }
+    }
+}

@@ -63,11 +63,15 @@ public struct ReportGenerator: Sendable {
         analyzer.maxRBFClips = 2048
         analyzer.bootstrap = options.resamples > 0 ? Bootstrap(resamples: options.resamples, seed: 0, level: 0.95) : nil
         analyzer.communicator = communicator
+        // The inputs' checksums (provenance) are read on a thread of their own while the analyses run:
+        // hashing waits on the disk and the page cache as much as on a core.
+        let checksums = communicator.isRoot ? Checksums(inputs.groups.map(\.file.path)) : nil
         let outcome = analyzer.run(inputs, log: log)
+        let sums = try checksums?.wait()
         if let failure = outcome.readFailures.first {
             throw ReportError(failure)
         }
-        guard communicator.isRoot else { return nil }
+        guard communicator.isRoot, let sums else { return nil }
         let table = ReportTable(records: outcome.reports.flatMap(\.records), runs: runs)
         // Finding 0 (the e2e baseline develops depth-wise structure) first: findings 1-4 rest on it.
         let findings = [Findings.baseline(records: table.records, runs: runs)] + Findings.evaluate(records: table.records, runs: runs)
@@ -83,9 +87,9 @@ public struct ReportGenerator: Sendable {
             for w in r.warnings { notes.append("\(r.command) of \(who): \(w)") }
         }
         var described: [ReportSummary.Input] = []
-        for g in inputs.groups {
+        for (g, sum) in zip(inputs.groups, sums) {
             let m = g.file.metadata
-            described.append(.init(path: g.file.path, bytes: g.file.fileSize, sha256: try Checksum.sha256(fileAt: g.file.path),
+            described.append(.init(path: g.file.path, bytes: g.file.fileSize, sha256: sum,
                                    run: m.run, regime: m.regime, probeSet: m.probeSet, step: m.step))
         }
         let summary = ReportSummary(
