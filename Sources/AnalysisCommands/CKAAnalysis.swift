@@ -156,28 +156,52 @@ public struct CKAAnalysis {
         }
         let reps = dims.indices.map { communicator.gatherRows(Matrix(rows: collected[$0].count / dims[$0], cols: dims[$0], storage: collected[$0])) }
         for m in keep { clipVectors[m] = reps[m].storage }
-        var grams: [Int: Result<Matrix<Double>, Error>] = [:]
-        var gammas: [String] = []
-        for m in Set(plan.pairs.flatMap { [$0.a, $0.b] }).sorted() {
-            grams[m] = Result {
-                if CKA.isEffectivelyConstant(reps[m]) { throw CKAAnalysis.zeroVariance(repDepth[m]) }
-                if kernel == .linear {
-                    guard reps[m].nonFiniteCount == 0 else { throw MetricUndefined("NaN or Inf in the data") }
-                    return CKA.linearGram(reps[m])
+        // The Gram matrices are formed a few at a time (one per core, single-threaded BLAS each), in
+        // representation order, and each is released once every pair using it has its value: for
+        // consecutive pairs at most three N×N matrices are held, not one per representation.
+        let members = Set(plan.pairs.flatMap { [$0.a, $0.b] }).sorted()
+        var uses: [Int: Int] = [:]
+        for p in plan.pairs { uses[p.a, default: 0] += 1; uses[p.b, default: 0] += 1 }
+        var grams: [Int: Result<(Matrix<Double>, Double?), Error>] = [:]
+        var values = [Result<Double, Error>?](repeating: nil, count: plan.pairs.count)
+        var gammas: [Int: Double] = [:]
+        let (kernel, bandwidth, estimator) = (self.kernel, self.bandwidth, self.estimator)
+        let window = max(1, Parallel.threads)
+        for first in stride(from: 0, to: members.count, by: window) {
+            let part = Array(members[first..<min(first + window, members.count)])
+            let formed = ThreadSetting.withSingleThreadedBLAS {
+                Parallel.map(part.count) { i -> Result<(Matrix<Double>, Double?), Error> in
+                    let m = part[i]
+                    return Result {
+                        if CKA.isEffectivelyConstant(reps[m]) { throw CKAAnalysis.zeroVariance(repDepth[m]) }
+                        if kernel == .linear {
+                            guard reps[m].nonFiniteCount == 0 else { throw MetricUndefined("NaN or Inf in the data") }
+                            return (CKA.linearGram(reps[m]), nil)
+                        }
+                        let (k, gamma) = try CKA.rbfGram(reps[m], bandwidth: bandwidth)
+                        return (k, gamma)
+                    }
                 }
-                let (k, gamma) = try CKA.rbfGram(reps[m], bandwidth: bandwidth)
-                gammas.append(String(format: "%.6g", gamma))
-                return k
+            }
+            for (m, g) in zip(part, formed) {
+                grams[m] = g
+                if case .success((_, let gamma?)) = g { gammas[m] = gamma }
+            }
+            for (k, p) in plan.pairs.enumerated() where values[k] == nil {
+                guard let ga = grams[p.a], let gb = grams[p.b] else { continue }
+                values[k] = Result { try CKA.fromGrams(ga.get().0, gb.get().0, estimator: estimator) }
+                for m in [p.a, p.b] {
+                    uses[m]! -= 1
+                    if uses[m] == 0 { grams[m] = nil }
+                }
             }
         }
         if kernel == .rbf {
             parameters["bandwidth"] = bandwidth.description
-            parameters["gamma_per_representation"] = gammas.joined(separator: ",")
+            parameters["gamma_per_representation"] = members.compactMap { gammas[$0] }.map { String(format: "%.6g", $0) }.joined(separator: ",")
         }
         parameters["form"] = "gram"
-        return plan.pairs.map { p in
-            Result { try CKA.fromGrams(grams[p.a]!.get(), grams[p.b]!.get(), estimator: estimator) }
-        }
+        return values.map { $0! }
     }
 
     /// Multiply-adds of linear CKA in feature space (a syrk per representation, a gemm per pair) and

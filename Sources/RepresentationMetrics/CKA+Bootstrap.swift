@@ -19,16 +19,21 @@ extension CKA {
     ///   - weights: N×B multiplicities (`Bootstrap.weights(clips:)`).
     /// - Returns: per pair, B replicate values; nil where a resampled representation has no variance.
     /// - Complexity: O(N²·D) per representation for its Gram matrix and O(N²·B) per representation and
-    ///   per pair; memory O(N²) per representation used.
+    ///   per pair; memory O(N²) per representation held (formed at its first pair, released after its last).
     public static func linearBootstrap(_ representations: [Matrix<Double>], pairs: [CKAPair],
                                        weights: Matrix<Double>) -> [[Double?]] {
         let n = weights.rows, b = weights.cols
-        let used = Set(pairs.flatMap { [$0.a, $0.b] }).sorted()
+        // Each representation's Gram matrix K and KW are formed when a pair first needs them and released
+        // after the last pair using them (pairs in the order given): for consecutive pairs a few N×N
+        // matrices are held at a time, not every representation's.
+        var remaining: [Int: Int] = [:]
+        for p in pairs { remaining[p.a, default: 0] += 1; remaining[p.b, default: 0] += 1 }
         var grams: [Int: Matrix<Double>] = [:]
         var kw: [Int: Matrix<Double>] = [:]        // K W, N×B
         var selfHSIC: [Int: [Double]] = [:]       // tr(K'HK'H) per resample
         var sums: [Int: [Double]] = [:]           // wᵀKw per resample
-        for m in used {
+        func form(_ m: Int) {
+            guard grams[m] == nil else { return }
             var x = representations[m]
             precondition(x.rows == n, "representation \(m) has \(x.rows) rows, weights have \(n)")
             let mean = x.columnMeans()
@@ -40,12 +45,24 @@ extension CKA {
             sums[m] = columnDots(weights, kwm)
             selfHSIC[m] = hsicReplicates(k, k, kwm, kwm, sums[m]!, sums[m]!, weights)
         }
+        func release(_ m: Int) {
+            remaining[m]! -= 1
+            if remaining[m] == 0 {
+                grams[m] = nil
+                kw[m] = nil
+            }
+        }
         return pairs.map { p in
+            form(p.a)
+            form(p.b)
             let h = hsicReplicates(grams[p.a]!, grams[p.b]!, kw[p.a]!, kw[p.b]!, sums[p.a]!, sums[p.b]!, weights)
+            let (sa, sb) = (selfHSIC[p.a]!, selfHSIC[p.b]!)
+            release(p.a)
+            release(p.b)
             return (0..<b).map { r -> Double? in
-                let d = selfHSIC[p.a]![r] * selfHSIC[p.b]![r]
+                let d = sa[r] * sb[r]
                 // A resampled representation without variance (e.g. all draws of one clip): undefined.
-                guard selfHSIC[p.a]![r] > 0, selfHSIC[p.b]![r] > 0, d > 0 else { return nil }
+                guard sa[r] > 0, sb[r] > 0, d > 0 else { return nil }
                 return h[r] / d.squareRoot()
             }
         }

@@ -54,10 +54,34 @@ public enum CKA {
     }
 
     /// Median as numpy computes it (mean of the two middle values for an even count).
+    /// The middle order statistics are found by selection (expected O(n)) rather than a full sort:
+    /// the same values, so the same median. Values must not be NaN.
     static func median(_ values: [Double]) -> Double {
-        let s = values.sorted()
+        var s = values
         let n = s.count
-        return n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
+        let upper = select(&s, n / 2)
+        guard n % 2 == 0 else { return upper }
+        // After selection every value before n/2 is at most s[n/2]: the lower middle is their maximum.
+        let lower = s[0..<(n / 2)].max()!
+        return (lower + upper) / 2
+    }
+
+    /// Rearranges `a` so that `a[k]` is the value a sort would put there, every value before it is at
+    /// most it and every value after it at least it (quickselect with a three-way partition, so runs of
+    /// equal values cost no more than distinct ones; pivots from a fixed-seed generator).
+    static func select(_ a: inout [Double], _ k: Int) -> Double {
+        var lo = 0, hi = a.count - 1
+        var rng = SeededGenerator(seed: 0x5e1ec7)
+        while lo < hi {
+            let pivot = a[lo + Int(rng.next(below: UInt64(hi - lo + 1)))]
+            // [lo, lt) < pivot, [lt, i) == pivot, (gt, hi] > pivot.
+            var lt = lo, i = lo, gt = hi
+            while i <= gt {
+                if a[i] < pivot { a.swapAt(lt, i); lt += 1; i += 1 } else if a[i] > pivot { a.swapAt(i, gt); gt -= 1 } else { i += 1 }
+            }
+            if k < lt { hi = lt - 1 } else if k > gt { lo = gt + 1 } else { return a[k] }
+        }
+        return a[k]
     }
 
     /// The Gaussian kernel K = exp(−γ‖xᵢ − xⱼ‖²) with γ from `bandwidth`.

@@ -1,5 +1,5 @@
 import LinearAlgebra
-import RepresentationMetrics
+@testable import RepresentationMetrics
 import TestSupport
 import XCTest
 
@@ -245,5 +245,29 @@ final class CKATests: XCTestCase {
         let k = try CKA.rbfGram(xs, bandwidth: .kornblith(threshold: 0.5)).gram
         let l = try CKA.rbfGram(ys, bandwidth: .kornblith(threshold: 0.5)).gram
         XCTAssertEqual(try CKA.fromGrams(k, l, estimator: .biased), 0.65483, accuracy: 5e-6)
+    }
+}
+
+/// The median by selection against numpy's definition on a full sort.
+final class MedianSelectionTests: XCTestCase {
+    func testSelectionGivesTheMedianOfTheSortedValues() {
+        var rng = SeededGenerator(seed: 7)
+        for n in [1, 2, 3, 4, 5, 10, 11, 100, 101, 1000, 1001] {
+            for duplicates in [false, true] {
+                // With duplicates: values from a handful of levels, so long runs of equal values.
+                let values = (0..<n).map { _ in duplicates ? Double(Int.random(in: 0..<4, using: &rng)) : Double.random(in: -5..<5, using: &rng) }
+                let s = values.sorted()
+                let want = n % 2 == 1 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2
+                XCTAssertEqual(CKA.median(values), want, "n \(n), duplicates \(duplicates)")
+                for k in [0, n / 3, n - 1] {
+                    var a = values
+                    XCTAssertEqual(CKA.select(&a, k), s[k])
+                    XCTAssertTrue(a[..<k].allSatisfy { $0 <= s[k] } && a[(k + 1)...].allSatisfy { $0 >= s[k] })
+                    XCTAssertEqual(a.sorted(), s, "a permutation of the values")
+                }
+            }
+        }
+        XCTAssertEqual(CKA.median([3, 1, 2, 2]), 2)
+        XCTAssertEqual(CKA.median([4, 1, 3, 2]), 2.5)
     }
 }
