@@ -149,40 +149,114 @@ public struct PatchSimilarityAccumulator: Sendable {
         values.reserveCapacity(n)
         var degenerate = 0
         var centred = [Double](repeating: 0, count: d)
+        var centred4 = [SIMD4<Double>](repeating: .zero, count: d)
         var total = [Double](repeating: 0, count: d)   // Σᵢ zᵢ of the current clip
-        for c in 0..<n {
-            for k in 0..<d { total[k] = 0 }
-            var unitTokens = 0
-            for i in 0..<t {
-                let base = (c * t + i) * d
-                var s = 0.0
-                var constant = true
-                let first = x[base]
-                for k in 0..<d {
-                    let v = x[base + k]
-                    guard v.isFinite else {
-                        throw MetricUndefined("patch similarity: non-finite value at clip \(c) of the chunk, token \(i), feature \(k)")
+        try centred.withUnsafeMutableBufferPointer { centred in
+            try centred4.withUnsafeMutableBufferPointer { centred4 in
+                try total.withUnsafeMutableBufferPointer { total in
+                    for c in 0..<n {
+                        for k in 0..<d { total[k] = 0 }
+                        var unitTokens = 0
+                        var i = 0
+                        // Four tokens at a time, one per SIMD lane: each lane does the one-token arithmetic
+                        // below in the same order, so the same bits, with four independent sums in flight.
+                        while i + 4 <= t {
+                            if addFourTokens(x, at: (c * t + i) * d, features: d, centred: centred4, into: total) {
+                                unitTokens += 4
+                            } else {
+                                // A constant or non-finite token among the four: one token at a time.
+                                for j in i..<(i + 4) {
+                                    if try addToken(x, clip: c, token: j, at: (c * t + j) * d, features: d, centred: centred, into: total) {
+                                        unitTokens += 1
+                                    } else { degenerate += 1 }
+                                }
+                            }
+                            i += 4
+                        }
+                        while i < t {
+                            if try addToken(x, clip: c, token: i, at: (c * t + i) * d, features: d, centred: centred, into: total) {
+                                unitTokens += 1
+                            } else { degenerate += 1 }
+                            i += 1
+                        }
+                        var norm2 = 0.0
+                        for k in 0..<d { norm2 += total[k] * total[k] }
+                        values.append((norm2 - Double(unitTokens)) / Double(t * (t - 1)))
                     }
-                    if v != first { constant = false }
-                    s += Double(v)
                 }
-                if constant { degenerate += 1; continue }
-                let mean = s / Double(d)
-                var ss = 0.0
-                for k in 0..<d {
-                    let v = Double(x[base + k]) - mean
-                    centred[k] = v
-                    ss += v * v
-                }
-                let inv = 1 / ss.squareRoot()
-                for k in 0..<d { total[k] += centred[k] * inv }
-                unitTokens += 1
             }
-            var norm2 = 0.0
-            for k in 0..<d { norm2 += total[k] * total[k] }
-            values.append((norm2 - Double(unitTokens)) / Double(t * (t - 1)))
         }
         return (values, degenerate)
+    }
+
+    /// Adds the unit vector z of the token at `base` to `total`; false (adding nothing) for a constant
+    /// token. Throws for a non-finite value, naming the first in feature order.
+    @inline(__always)
+    private static func addToken<S: BLASScalar>(_ x: UnsafeBufferPointer<S>, clip c: Int, token i: Int, at base: Int, features d: Int,
+                                                centred: UnsafeMutableBufferPointer<Double>,
+                                                into total: UnsafeMutableBufferPointer<Double>) throws -> Bool {
+        var s = 0.0
+        var constant = true
+        let first = x[base]
+        for k in 0..<d {
+            let v = x[base + k]
+            guard v.isFinite else {
+                throw MetricUndefined("patch similarity: non-finite value at clip \(c) of the chunk, token \(i), feature \(k)")
+            }
+            if v != first { constant = false }
+            s += Double(v)
+        }
+        if constant { return false }
+        let mean = s / Double(d)
+        var ss = 0.0
+        for k in 0..<d {
+            let v = Double(x[base + k]) - mean
+            centred[k] = v
+            ss += v * v
+        }
+        let inv = 1 / ss.squareRoot()
+        for k in 0..<d { total[k] += centred[k] * inv }
+        return true
+    }
+
+    /// `addToken` for the four consecutive tokens at `base`, one per lane, adding to `total` in token
+    /// order; false, having added nothing, when one of them is constant or a sum is not finite (a
+    /// non-finite value, or an overflow of float64 values), which `addToken` then handles token by token.
+    @inline(__always)
+    private static func addFourTokens<S: BLASScalar>(_ x: UnsafeBufferPointer<S>, at base: Int, features d: Int,
+                                                     centred: UnsafeMutableBufferPointer<SIMD4<Double>>,
+                                                     into total: UnsafeMutableBufferPointer<Double>) -> Bool {
+        let p = x.baseAddress! + base
+        @inline(__always) func lanes(_ k: Int) -> SIMD4<Double> {
+            SIMD4(Double(p[k]), Double(p[d + k]), Double(p[2 * d + k]), Double(p[3 * d + k]))
+        }
+        let first = lanes(0)
+        var s = SIMD4<Double>.zero
+        var varies = SIMDMask<SIMD4<Int64>>(repeating: false)
+        for k in 0..<d {
+            let v = lanes(k)
+            varies .|= v .!= first
+            s += v
+        }
+        guard all(varies), s[0].isFinite, s[1].isFinite, s[2].isFinite, s[3].isFinite else { return false }
+        let mean = s / Double(d)
+        var ss = SIMD4<Double>.zero
+        for k in 0..<d {
+            let v = lanes(k) - mean
+            centred[k] = v
+            ss += v * v
+        }
+        let inv = 1 / ss.squareRoot()
+        for k in 0..<d {
+            let z = centred[k] * inv
+            var a = total[k]
+            a += z[0]
+            a += z[1]
+            a += z[2]
+            a += z[3]
+            total[k] = a
+        }
+        return true
     }
 }
 

@@ -150,32 +150,84 @@ public struct TokenShiftAccumulator: Sendable {
         out.cosine.reserveCapacity(n * t)
         out.relative.reserveCapacity(n * t)
         for c in 0..<n {
-            for i in 0..<t {
-                let base = (c * t + i) * d
-                var aa = 0.0, bb = 0.0, diff = 0.0
-                for k in 0..<d {
-                    let u = a[base + k], v = b[base + k]
-                    guard u.isFinite, v.isFinite else {
-                        throw MetricUndefined("token shift: non-finite value at clip \(c) of the chunk, token \(i), feature \(k)")
-                    }
-                    let x = Double(u), y = Double(v)
-                    aa += x * x
-                    bb += y * y
-                    diff += (y - x) * (y - x)
+            var i = 0
+            // Four tokens at a time, one per SIMD lane: each lane does the one-token arithmetic below in
+            // the same order, so the same bits, with four independent sums (and divisions) in flight.
+            while i + 4 <= t {
+                if !addFourTokens(a, b, at: (c * t + i) * d, features: d, to: &out) {
+                    // A zero norm or a sum that is not finite among the four: one token at a time.
+                    for j in i..<(i + 4) { try addToken(a, b, clip: c, token: j, at: (c * t + j) * d, features: d, to: &out) }
                 }
-                out.tokens += 1
-                guard aa > 0, bb > 0 else { out.zeroNormTokens += 1; continue }
-                let na = aa.squareRoot(), nb = bb.squareRoot()
-                var chord = 0.0
-                for k in 0..<d {
-                    let e = Double(a[base + k]) / na - Double(b[base + k]) / nb
-                    chord += e * e
-                }
-                out.cosine.append(chord / 2)
-                out.relative.append(diff.squareRoot() / na)
+                i += 4
+            }
+            while i < t {
+                try addToken(a, b, clip: c, token: i, at: (c * t + i) * d, features: d, to: &out)
+                i += 1
             }
         }
         return out
+    }
+
+    /// The terms of the token at `base`; throws for a non-finite value, naming the first in feature order.
+    @inline(__always)
+    private static func addToken<S: BLASScalar>(_ a: UnsafeBufferPointer<S>, _ b: UnsafeBufferPointer<S>, clip c: Int, token i: Int,
+                                                at base: Int, features d: Int, to out: inout Terms) throws {
+        var aa = 0.0, bb = 0.0, diff = 0.0
+        for k in 0..<d {
+            let u = a[base + k], v = b[base + k]
+            guard u.isFinite, v.isFinite else {
+                throw MetricUndefined("token shift: non-finite value at clip \(c) of the chunk, token \(i), feature \(k)")
+            }
+            let x = Double(u), y = Double(v)
+            aa += x * x
+            bb += y * y
+            diff += (y - x) * (y - x)
+        }
+        out.tokens += 1
+        guard aa > 0, bb > 0 else { out.zeroNormTokens += 1; return }
+        let na = aa.squareRoot(), nb = bb.squareRoot()
+        var chord = 0.0
+        for k in 0..<d {
+            let e = Double(a[base + k]) / na - Double(b[base + k]) / nb
+            chord += e * e
+        }
+        out.cosine.append(chord / 2)
+        out.relative.append(diff.squareRoot() / na)
+    }
+
+    /// `addToken` for the four consecutive tokens at `base`, one per lane, appending in token order;
+    /// false, having appended nothing, when a norm is zero or a sum is not finite (a non-finite value,
+    /// or an overflow of float64 values), which `addToken` then handles token by token.
+    @inline(__always)
+    private static func addFourTokens<S: BLASScalar>(_ a: UnsafeBufferPointer<S>, _ b: UnsafeBufferPointer<S>, at base: Int,
+                                                     features d: Int, to out: inout Terms) -> Bool {
+        let p = a.baseAddress! + base, q = b.baseAddress! + base
+        @inline(__always) func lanes(_ x: UnsafePointer<S>, _ k: Int) -> SIMD4<Double> {
+            SIMD4(Double(x[k]), Double(x[d + k]), Double(x[2 * d + k]), Double(x[3 * d + k]))
+        }
+        var aa = SIMD4<Double>.zero, bb = SIMD4<Double>.zero, diff = SIMD4<Double>.zero
+        for k in 0..<d {
+            let x = lanes(p, k), y = lanes(q, k)
+            aa += x * x
+            bb += y * y
+            diff += (y - x) * (y - x)
+        }
+        for j in 0..<4 {
+            guard aa[j].isFinite, bb[j].isFinite, diff[j].isFinite, aa[j] > 0, bb[j] > 0 else { return false }
+        }
+        let na = aa.squareRoot(), nb = bb.squareRoot()
+        var chord = SIMD4<Double>.zero
+        for k in 0..<d {
+            let e = lanes(p, k) / na - lanes(q, k) / nb
+            chord += e * e
+        }
+        let relative = diff.squareRoot() / na
+        for j in 0..<4 {
+            out.cosine.append(chord[j] / 2)
+            out.relative.append(relative[j])
+        }
+        out.tokens += 4
+        return true
     }
 }
 

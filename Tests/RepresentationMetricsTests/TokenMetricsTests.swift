@@ -307,3 +307,95 @@ extension TokenShiftAccumulator {
         return try acc.result()
     }
 }
+
+/// The accumulators run four tokens at a time in SIMD lanes; every lane must do the one-token arithmetic
+/// in the same order. Against the one-token loops written out here (the accumulators' convention, term
+/// by term), the sums agree to the bit, on token counts with a remainder after the groups of four and
+/// with constant, zero-norm and float64-overflowing tokens inside groups (which go one token at a time).
+final class FourTokenLaneTests: XCTestCase {
+    func onePatch(_ x: [Double], clips n: Int, tokens t: Int, features d: Int) -> (sum: Double, degenerate: Int) {
+        var sum = 0.0, degenerate = 0
+        for c in 0..<n {
+            var total = [Double](repeating: 0, count: d)
+            var unit = 0
+            for i in 0..<t {
+                let v = Array(x[((c * t + i) * d)..<((c * t + i + 1) * d)])
+                if v.allSatisfy({ $0 == v[0] }) { degenerate += 1; continue }
+                var s = 0.0
+                for k in 0..<d { s += v[k] }
+                let mean = s / Double(d)
+                var ss = 0.0
+                let centred = v.map { $0 - mean }
+                for k in 0..<d { ss += centred[k] * centred[k] }
+                let inv = 1 / ss.squareRoot()
+                for k in 0..<d { total[k] += centred[k] * inv }
+                unit += 1
+            }
+            var norm2 = 0.0
+            for k in 0..<d { norm2 += total[k] * total[k] }
+            sum += (norm2 - Double(unit)) / Double(t * (t - 1))
+        }
+        return (sum, degenerate)
+    }
+
+    func oneShift(_ a: [Double], _ b: [Double], count: Int, features d: Int) -> (cosine: Double, relative: Double, zero: Int) {
+        var cosine = 0.0, relative = 0.0, zero = 0
+        for i in 0..<count {
+            var aa = 0.0, bb = 0.0, diff = 0.0
+            for k in 0..<d {
+                let x = a[i * d + k], y = b[i * d + k]
+                aa += x * x
+                bb += y * y
+                diff += (y - x) * (y - x)
+            }
+            guard aa > 0, bb > 0 else { zero += 1; continue }
+            let na = aa.squareRoot(), nb = bb.squareRoot()
+            var chord = 0.0
+            for k in 0..<d {
+                let e = a[i * d + k] / na - b[i * d + k] / nb
+                chord += e * e
+            }
+            cosine += chord / 2
+            relative += diff.squareRoot() / na
+        }
+        return (cosine, relative, zero)
+    }
+
+    func testLanesGiveTheOneTokenSumsToTheBit() throws {
+        var rng = SeededGenerator(seed: 44)
+        for (n, t, d) in [(3, 11, 7), (2, 8, 5), (1, 3, 9)] {
+            var x = (0..<(n * t * d)).map { _ in Double(Float.random(in: -2..<2, using: &rng)) }
+            var y = (0..<(n * t * d)).map { _ in Double(Float.random(in: -2..<2, using: &rng)) }
+            // Token 1 of clip 0 constant (and zero at the later depth); token 5 zero at the earlier depth.
+            for k in 0..<d { x[d + k] = 0.5; y[d + k] = 0 }
+            if t > 5 { for k in 0..<d { x[5 * d + k] = 0 } }
+            let wantPatch = onePatch(x, clips: n, tokens: t, features: d)
+            var p = PatchSimilarityAccumulator()
+            try p.add(x, clips: n, tokens: t, features: d)
+            var pf = PatchSimilarityAccumulator()
+            try pf.add(x.map { Float($0) }, clips: n, tokens: t, features: d)
+            XCTAssertEqual(try p.value(), wantPatch.sum / Double(n), "\(n)x\(t)x\(d)")
+            XCTAssertEqual(try p.value(), try pf.value(), "float32 input widens exactly")
+            XCTAssertEqual(p.degenerateTokens, wantPatch.degenerate)
+            let wantShift = oneShift(x, y, count: n * t, features: d)
+            var s = TokenShiftAccumulator()
+            try s.add(from: x, to: y, clips: n, tokens: t, features: d)
+            let got = try s.result()
+            let used = Double(n * t - wantShift.zero)
+            XCTAssertEqual(got.zeroNormTokens, wantShift.zero)
+            XCTAssertEqual(got.cosineDistance, wantShift.cosine / used, "\(n)x\(t)x\(d)")
+            XCTAssertEqual(got.relativeChange, wantShift.relative / used)
+        }
+        // float64 values whose squares overflow: the group goes one token at a time, where the
+        // literal loop's result (an infinite sum, not an error) is kept.
+        let d = 3, t = 4
+        var big = [Double](repeating: 1, count: t * d)
+        big[0] = 1e200
+        var s = TokenShiftAccumulator()
+        try s.add(from: big, to: big.map { $0 * 2 }, clips: 1, tokens: t, features: d)
+        let want = oneShift(big, big.map { $0 * 2 }, count: t, features: d)
+        func same(_ a: Double, _ b: Double) -> Bool { a == b || (a.isNaN && b.isNaN) }
+        XCTAssertTrue(same(try s.result().relativeChange, want.relative / Double(t)))
+        XCTAssertTrue(same(try s.result().cosineDistance, want.cosine / Double(t)))
+    }
+}
