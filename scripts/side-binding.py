@@ -16,6 +16,12 @@ overall numbers differ from `bwanalyze probe` in the last digits. Used by the de
 (docs/depth-study.md). Needs numpy, h5py and scikit-learn.
 
   /usr/bin/python3 scripts/side-binding.py runs/default/default-e2e-k4/double-gratings-step001600.h5
+
+With --pool halves the clip vector is instead the mean over the left half's tokens beside the mean over
+the right half's (token centres from /positions), 2D features that keep the sides apart, and a last
+column gives the mean accuracy over every target of the file. This is a diagnostic, not the suite's
+probe protocol (which mean-pools over all tokens): it asks whether the tokens hold side-specific
+information that mean pooling removes.
 """
 import argparse
 
@@ -42,21 +48,35 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("file")
     ap.add_argument("--depths", default="all", help="comma-separated depths, or 'all'")
+    ap.add_argument("--pool", choices=["mean", "halves"], default="mean",
+                    help="mean over all tokens (the suite's clip vector) or per half, side by side")
     a = ap.parse_args()
     with h5py.File(a.file, "r") as f:
         labels = {k: f[f"labels/{k}"][:] for k in f["labels"].keys()}
         depths = sorted(f["layers"].keys(), key=int)
         if a.depths != "all":
             depths = [d for d in depths if int(d) in {int(s) for s in a.depths.split(",")}]
-        print("depth  " + "  ".join(f"{t} matched/mismatched" for t, _ in TARGETS))
+        left = None
+        if a.pool == "halves":
+            cols = f["positions"][:, 2]
+            left = cols < np.median(cols)
+            assert left.any() and (~left).any(), "the token centres do not split into two halves"
+        print("depth  " + "  ".join(f"{t} matched/mismatched" for t, _ in TARGETS) + ("  mean over all targets" if left is not None else ""))
         for d in depths:
-            x = f[f"layers/{d}/tokens"][...].astype(np.float64).mean(axis=1)
+            tokens = f[f"layers/{d}/tokens"][...].astype(np.float64)
+            if left is None:
+                x = tokens.mean(axis=1)
+            else:
+                x = np.concatenate([tokens[:, left].mean(axis=1), tokens[:, ~left].mean(axis=1)], axis=1)
             cells = []
             for target, match in TARGETS:
                 y, m = labels[target], labels[match] == 1
                 hit = out_of_fold(x, y) == y
                 cells.append(f"{hit[m].mean():.3f}/{hit[~m].mean():.3f}")
-            print(f"{int(d):5d}  " + "  ".join(f"{c:>{len(t) + 19}}" for c, (t, _) in zip(cells, TARGETS)))
+            line = f"{int(d):5d}  " + "  ".join(f"{c:>{len(t) + 19}}" for c, (t, _) in zip(cells, TARGETS))
+            if left is not None:
+                line += f"  {np.mean([(out_of_fold(x, y) == y).mean() for y in labels.values()]):22.3f}"
+            print(line)
 
 
 if __name__ == "__main__":
