@@ -30,7 +30,7 @@ public struct TokenAnalysis {
     public func runSharingClipVectors(_ f: ActivationFile, progress: ((Int, Int) -> Void)? = nil) throws -> (report: MetricReport, file: ActivationFile) {
         let depths = try depthSelection.depths(in: f)
         let measured = try measure(f, depths: depths, keepingClipVectors: true, progress: progress)
-        let shared = measured.clipVectors.isEmpty ? f : f.sharingClipVectors(Dictionary(uniqueKeysWithValues: zip(depths, measured.clipVectors)))
+        let shared = measured.clipVectors.isEmpty ? f : f.sharingClipVectors(Dictionary(zip(depths, measured.clipVectors), uniquingKeysWith: { a, _ in a }))
         return (try report(f, depths: depths, measured), shared)
     }
 

@@ -67,10 +67,10 @@ public struct ReportGenerator: Sendable {
         // hashing waits on the disk and the page cache as much as on a core.
         let checksums = communicator.isRoot ? Checksums(inputs.groups.map(\.file.path)) : nil
         let outcome = analyzer.run(inputs, log: log)
-        let sums = try checksums?.wait()
         if let failure = outcome.readFailures.first {
             throw ReportError(failure)
         }
+        let sums = try checksums?.wait()
         guard communicator.isRoot, let sums else { return nil }
         let table = ReportTable(records: outcome.reports.flatMap(\.records), runs: runs)
         // Finding 0 (the e2e baseline develops depth-wise structure) first: findings 1-4 rest on it.
