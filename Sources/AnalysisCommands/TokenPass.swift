@@ -111,9 +111,8 @@ struct TokenPass {
         for (i, depth) in depths.enumerated() {
             try S.read(file, depth: depth, clips: r, into: &current)
             if !vectors.isEmpty {
-                current.withUnsafeBufferPointer { x in
-                    TokenPass.addMeans(x, clips: r.count, tokens: t, features: d, into: vectors[i].baseAddress! + r.lowerBound * d)
-                }
+                let means = DepthStream.tokenMeans(current, clips: r.count, tokens: t, features: d)
+                (vectors[i].baseAddress! + r.lowerBound * d).update(from: means, count: means.count)
             }
             result.patch.append(Result { try current.withUnsafeBufferPointer {
                 try S.patchValues($0, clips: r.count, tokens: t, features: d)
@@ -127,22 +126,6 @@ struct TokenPass {
             if current.count != previous.count { current = [S](repeating: 0, count: previous.count) }
         }
         return result
-    }
-
-    /// Writes the means over tokens of row-major [clips, t, d] values into `out` ([clips, d]): summed in
-    /// token order in float64, then times 1/t, the bits of `DepthStream.tokenMeans`.
-    static func addMeans<S: BinaryFloatingPoint>(_ x: UnsafeBufferPointer<S>, clips: Int, tokens t: Int, features d: Int,
-                                                 into out: UnsafeMutablePointer<Double>) {
-        let inv = 1 / Double(t)
-        for c in 0..<clips {
-            let o = out + c * d
-            o.initialize(repeating: 0, count: d)
-            for j in 0..<t {
-                let p = x.baseAddress! + (c * t + j) * d
-                for k in 0..<d { o[k] += Double(p[k]) }
-            }
-            for k in 0..<d { o[k] *= inv }
-        }
     }
 }
 
