@@ -157,9 +157,10 @@ public struct CKAAnalysis {
         let reps = dims.indices.map { communicator.gatherRows(Matrix(rows: collected[$0].count / dims[$0], cols: dims[$0], storage: collected[$0])) }
         for m in keep { clipVectors[m] = reps[m].storage }
         // The Gram matrices are formed a few at a time (one per core, single-threaded BLAS each; one at a
-        // time inside another parallel job, where they would run in order anyway), in representation
-        // order, and each is released once every pair using it has its value: for consecutive pairs at
-        // most window + 1 N×N matrices are held, not one per representation.
+        // time inside another parallel job, where they would run in order anyway; and only as many more
+        // than one as fit in the batch budget, so memory does not grow with the cores), in
+        // representation order, and each is released once every pair using it has its value: for
+        // consecutive pairs at most window + 1 N×N matrices are held, not one per representation.
         let members = Set(plan.pairs.flatMap { [$0.a, $0.b] }).sorted()
         var uses: [Int: Int] = [:]
         for p in plan.pairs { uses[p.a, default: 0] += 1; uses[p.b, default: 0] += 1 }
@@ -167,7 +168,8 @@ public struct CKAAnalysis {
         var values = [Result<Double, Error>?](repeating: nil, count: plan.pairs.count)
         var gammas: [Int: Double] = [:]
         let (kernel, bandwidth, estimator) = (self.kernel, self.bandwidth, self.estimator)
-        let window = ThreadSetting.onWorkerThread ? 1 : max(1, Parallel.threads)
+        let gramBytes = max(1, rows * rows * MemoryLayout<Double>.stride)
+        let window = ThreadSetting.onWorkerThread ? 1 : max(1, min(Parallel.threads, 1 + maxBatchBytes / gramBytes))
         for first in stride(from: 0, to: members.count, by: window) {
             let part = Array(members[first..<min(first + window, members.count)])
             let formed = ThreadSetting.withSingleThreadedBLAS {

@@ -48,8 +48,9 @@ public struct TokenAnalysis {
 
     func measure(_ f: ActivationFile, depths: [Int], keepingClipVectors: Bool, progress: ((Int, Int) -> Void)?) throws -> Measured {
         if communicator.size == 1 {
-            return try TokenPass(file: f, depths: depths, keepsClipValues: bootstrap != nil, keepsClipVectors: keepingClipVectors)
-                .run(progress: progress)
+            var pass = TokenPass(file: f, depths: depths, keepsClipValues: bootstrap != nil, keepsClipVectors: keepingClipVectors)
+            pass.slabBytes = TokenPass.slabBytes(budget: maxBatchBytes)
+            return try pass.run(progress: progress)
         }
         let comm = communicator
         var stream = DepthStream(sources: [.init(file: f, depths: depths)], pooling: .tokens, maxBatchBytes: maxBatchBytes)

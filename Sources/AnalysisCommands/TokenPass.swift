@@ -8,8 +8,8 @@ import Synchronization
 /// token shift of every consecutive pair, and optionally the clip vectors (means over tokens) of every
 /// depth, so a report reads each token once.
 ///
-/// The clips go in slabs (whole storage chunks of clips, about `slabBytes` of float32 tokens per depth),
-/// one slab per core. A slab's job reads its depths in turn, keeping the previous depth for the token
+/// The clips go in slabs (whole storage chunks of clips when they fit, about `slabBytes` of tokens per
+/// depth), one slab per core. A slab's job reads its depths in turn, keeping the previous depth for the token
 /// shift; float32 tokens in unfiltered chunks are read chunk by chunk under HDF5's lock and put in
 /// place after it is released, so one core arranges and measures while the other reads. The slabs'
 /// per-clip and per-token terms are added to the accumulators in clip order, so every number is the one
@@ -20,14 +20,25 @@ struct TokenPass {
     var depths: [Int]
     var keepsClipValues: Bool
     var keepsClipVectors: Bool
-    /// Float32 bytes of one depth of a slab, before rounding to whole chunks of clips.
+    /// Bytes of one depth of a slab, as the pass holds it (float32, or float64 when a depth is float64).
     var slabBytes = 16 << 20
 
-    /// The clip ranges of the slabs: whole chunks of clips when the file is chunked.
+    /// The slab size that keeps a pass within `budget` bytes of tokens: each core holds two depths of its
+    /// slab (the one read and the previous one, for the token shift). 16 MiB for the default 64 MiB
+    /// budget on two cores.
+    static func slabBytes(budget: Int) -> Int {
+        max(1, budget / (2 * max(1, Parallel.threads)))
+    }
+
+    /// True when a selected depth is float64: the pass then holds every depth as float64.
+    var isWide: Bool { depths.contains { file.tokenTypes[$0] == .float64 } }
+
+    /// The clip ranges of the slabs: at most `slabBytes` of tokens each (at least one clip), rounded down
+    /// to whole chunks of clips when the file is chunked and a chunk fits.
     func slabs() -> [Range<Int>] {
-        let perClip = max(1, file.tokenCount * file.featureCount * 4)
+        let perClip = max(1, file.tokenCount * file.featureCount * (isWide ? 8 : 4))
         var size = max(1, slabBytes / perClip)
-        if let c = file.chunkClips, c > 0 { size = max(1, size / c) * c }
+        if let c = file.chunkClips, c > 0, size >= c { size = size / c * c }
         return stride(from: 0, to: file.clipCount, by: size).map { $0..<min($0 + size, file.clipCount) }
     }
 
@@ -80,9 +91,9 @@ struct TokenPass {
         let vectors: [UnsafeMutableBufferPointer<Double>] = keepsClipVectors
             ? depths.map { _ in UnsafeMutableBufferPointer<Double>.allocate(capacity: n * d) } : []
         defer { for v in vectors { v.deallocate() } }
-        let rows = UncheckedBox(vectors)
+        let rows = UncheckedSendable(vectors)
         let ranges = slabs()
-        let wide = depths.contains { file.tokenTypes[$0] == .float64 }
+        let wide = isWide
         let pass = self
         let outcomes = Parallel.map(ranges.count, { s -> Error? in
             if failed.withLock({ $0 }) { return nil }
@@ -127,12 +138,6 @@ struct TokenPass {
         }
         return result
     }
-}
-
-/// A value shared with worker threads that touch disjoint parts of it.
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }
 
 /// The element types a token pass reads: float32 (float16 and float32 files) or float64.

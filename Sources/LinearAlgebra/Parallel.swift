@@ -69,8 +69,7 @@ final class ParallelResults<T>: @unchecked Sendable {
 
 /// A value handed to worker threads whose disjoint or serialised use the caller guarantees (buffer
 /// slices, closures writing disjoint ranges, callbacks called under a lock).
-@usableFromInline
-struct UncheckedSendable<T>: @unchecked Sendable {
-    @usableFromInline let value: T
-    @usableFromInline init(_ value: T) { self.value = value }
+public struct UncheckedSendable<T>: @unchecked Sendable {
+    public let value: T
+    public init(_ value: T) { self.value = value }
 }

@@ -11,9 +11,10 @@ import XCTest
 final class TokenPassTests: XCTestCase {
     let n = 23, t = 6, d = 10, depths = 5
 
-    /// Random tokens at depths 0...4, float32 in chunks of [4, 4, 3] (h5py-like: every dimension split,
-    /// partial chunks at every edge); depth `nanDepth` gets a NaN in clip `nanClip`.
-    func writeFile(_ path: String, nanDepth: Int? = nil, nanClip: Int = 10) throws -> [[Float]] {
+    /// Random tokens at depths 0...4, stored as `type` (float32 by default) in chunks of [4, 4, 3] (h5py-like:
+    /// every dimension split, partial chunks at every edge); depth `nanDepth` gets a NaN in clip `nanClip`.
+    /// Returns the values written (before any rounding to the stored type).
+    func writeFile(_ path: String, type: ElementType = .float32, nanDepth: Int? = nil, nanClip: Int = 10) throws -> [[Float]] {
         var rng = SeededGenerator(seed: 11)
         let w = try ActivationWriter(path: path, metadata: ActivationMetadata(run: "tp", regime: "e2e", blockEnds: [2, 4],
                                                                              probeSet: "p", step: 1, seed: 1, config: "{}"))
@@ -21,7 +22,7 @@ final class TokenPassTests: XCTestCase {
         for depth in 0..<depths {
             var v = (0..<(n * t * d)).map { _ in Float.random(in: -1..<1, using: &rng) + (depth == 2 ? 0.5 : 0) }
             if depth == nanDepth { v[nanClip * t * d + 7] = .nan }
-            try w.createTokens(depth: depth, clips: n, tokens: t, features: d, chunk: [4, 4, 3])
+            try w.createTokens(depth: depth, clips: n, tokens: t, features: d, type: type, chunk: [4, 4, 3])
             try w.writeTokens(depth: depth, firstClip: 0, values: v)
             all.append(v)
         }
@@ -101,6 +102,90 @@ final class TokenPassTests: XCTestCase {
         // That the shared vectors are the ones used: vectors that differ change the answer.
         let zeroed = f.sharingClipVectors([3: [Double](repeating: 0, count: n * d)])
         XCTAssertEqual(try DepthStream.load(zeroed, depth: 3, clips: 0..<n, pooling: .mean).storage, [Double](repeating: 0, count: n * d))
+    }
+
+    /// The pass's numbers on `f` against single accumulators fed every clip in order, as `S` read back.
+    func assertMatchesOneAccumulator<S: TokenScalar>(_ m: TokenAnalysis.Measured, _ f: ActivationFile, as: S.Type,
+                                                     file: StaticString = #filePath, line: UInt = #line) throws {
+        func read(_ depth: Int) throws -> [S] {
+            S.self == Double.self ? try f.tokens(depth: depth, clips: 0..<n, as: Double.self) as! [S]
+                                  : try f.tokens(depth: depth, clips: 0..<n, as: Float.self) as! [S]
+        }
+        let x = try (0..<depths).map(read)
+        for i in 0..<depths {
+            var one = PatchSimilarityAccumulator(keepsClipValues: true)
+            if let v = x[i] as? [Double] { try one.add(v, clips: n, tokens: t, features: d) }
+            else { try one.add(x[i] as! [Float], clips: n, tokens: t, features: d) }
+            XCTAssertEqual(try m.patch[i].value(), try one.value(), "depth \(i)", file: file, line: line)
+            XCTAssertEqual(m.patch[i].clipValues, one.clipValues, file: file, line: line)
+            XCTAssertEqual(m.clipVectors[i], try DepthStream.tokenMeans(f, depth: i, clips: 0..<n), "depth \(i)", file: file, line: line)
+        }
+        for i in 0..<(depths - 1) {
+            var one = TokenShiftAccumulator()
+            if let a = x[i] as? [Double] { try one.add(from: a, to: x[i + 1] as! [Double], clips: n, tokens: t, features: d) }
+            else { try one.add(from: x[i] as! [Float], to: x[i + 1] as! [Float], clips: n, tokens: t, features: d) }
+            XCTAssertEqual(try m.shifts[i].result(), try one.result(), "pair \(i)", file: file, line: line)
+        }
+    }
+
+    func testFloat16AndFloat64FilesGiveTheNumbersOfOneAccumulator() throws {
+        let dir = TemporaryDirectory()
+        for type in [ElementType.float16, .float64] {
+            let path = dir.file("tp-\(type).h5")
+            let written = try writeFile(path, type: type)
+            let f = try ActivationFile(path: path)
+            var pass = TokenPass(file: f, depths: Array(0..<depths), keepsClipValues: true, keepsClipVectors: true)
+            pass.slabBytes = 1000
+            XCTAssertEqual(pass.isWide, type == .float64)
+            // float16 is read through HDF5's conversion (the chunks are not float32); float64 as float64,
+            // so a slab of 1000 bytes holds 2 clips there (480 bytes a clip), 4 (one chunk) for float16.
+            XCTAssertEqual(pass.slabs().count, type == .float64 ? 12 : 6)
+            let m = try pass.run(progress: nil)
+            if type == .float64 {
+                try assertMatchesOneAccumulator(m, f, as: Double.self)
+                // float64 stores the written float32 values exactly.
+                XCTAssertEqual(try f.tokens(depth: 1, clips: 0..<n, as: Double.self), written[1].map(Double.init))
+            } else {
+                try assertMatchesOneAccumulator(m, f, as: Float.self)
+                // The values read are float16 ones near the float32 written, not the float32 values themselves.
+                let read = try f.tokens(depth: 1, clips: 0..<n)
+                XCTAssertTrue(read.allSatisfy { Float(Float16($0)) == $0 })
+                XCTAssertTrue(zip(read, written[1]).allSatisfy { abs($0 - $1) <= 1e-3 })
+                XCTAssertTrue(zip(read, written[1]).contains { $0 != $1 })
+            }
+        }
+    }
+
+    func testSlabsFollowTheBatchBudgetEvenBelowAChunk() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("tp.h5")
+        _ = try writeFile(path)
+        let f = try ActivationFile(path: path)
+        // Two depths per core within the budget.
+        XCTAssertEqual(TokenPass.slabBytes(budget: 64 << 20), (64 << 20) / (2 * Parallel.threads))
+        var pass = TokenPass(file: f, depths: Array(0..<depths), keepsClipValues: true, keepsClipVectors: true)
+        // 500 bytes hold 2 clips of 240 bytes: less than a chunk of 4 clips, so slabs are not rounded up to it.
+        pass.slabBytes = 500
+        XCTAssertEqual(pass.slabs(), stride(from: 0, to: n, by: 2).map { $0..<min($0 + 2, n) })
+        try assertMatchesOneAccumulator(try pass.run(progress: nil), f, as: Float.self)
+        // Through the analysis: the budget changes the slabs, not the records.
+        var small = TokenAnalysis()
+        small.depthSelection = .layers
+        small.maxBatchBytes = 2000
+        var large = small
+        large.maxBatchBytes = 64 << 20
+        XCTAssertEqual(try small.run(f).records, try large.run(f).records)
+    }
+
+    func testAFailingReadFailsThePassNamingTheFile() throws {
+        // A gzip-compressed file with one damaged chunk at depth 1 (Tests/HostileCorpus, written by
+        // scripts/make-hostile-corpus.py): its chunks are filtered, so the pass reads through HDF5, which fails.
+        let path = repositoryRoot.appendingPathComponent("Tests/HostileCorpus/gzip-damaged-chunk.h5").path
+        let f = try ActivationFile(path: path)
+        let pass = TokenPass(file: f, depths: Array(f.depths), keepsClipValues: false, keepsClipVectors: true)
+        XCTAssertThrowsError(try pass.run(progress: nil)) { error in
+            XCTAssertTrue("\(error)".contains("gzip-damaged-chunk.h5"), "\(error)")
+        }
     }
 
     func testANonFiniteValueUndefinesItsDepthAndPairsOnlyNamingItsSlab() throws {

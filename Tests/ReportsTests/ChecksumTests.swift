@@ -1,5 +1,5 @@
 import Foundation
-import Reports
+@testable import Reports
 import TestSupport
 import XCTest
 
@@ -22,6 +22,23 @@ final class ChecksumTests: XCTestCase {
         let bytes = (0..<(3 << 20) + 77).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         XCTAssertEqual(try Checksum.sha256(fileAt: path), Checksum.sha256(bytes))
+    }
+
+    /// The background checksums give the digests of the files in the order given, and report a file that
+    /// cannot be read, naming it.
+    func testBackgroundChecksumsInOrderAndTheirFailure() throws {
+        let dir = TemporaryDirectory()
+        let a = dir.file("a.bin"), b = dir.file("b.bin")
+        try Data("abc".utf8).write(to: URL(fileURLWithPath: a))
+        try Data().write(to: URL(fileURLWithPath: b))
+        XCTAssertEqual(try Checksums([b, a, b]).wait(),
+                       ["e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"])
+        let missing = dir.file("missing.bin")
+        XCTAssertThrowsError(try Checksums([a, missing]).wait()) { error in
+            XCTAssertTrue("\(error)".contains("missing.bin"), "\(error)")
+        }
     }
 
     func testFileDigestMatchesPythonHashlib() throws {

@@ -387,15 +387,26 @@ final class FourTokenLaneTests: XCTestCase {
             XCTAssertEqual(got.relativeChange, wantShift.relative / used)
         }
         // float64 values whose squares overflow: the group goes one token at a time, where the
-        // literal loop's result (an infinite sum, not an error) is kept.
+        // literal loop's result is kept, not an error. Unchanged tokens: the relative change is
+        // 0 / ∞ = 0 for the overflowing token and 0 for the others, a finite value both ways.
         let d = 3, t = 4
         var big = [Double](repeating: 1, count: t * d)
         big[0] = 1e200
         var s = TokenShiftAccumulator()
-        try s.add(from: big, to: big.map { $0 * 2 }, clips: 1, tokens: t, features: d)
+        try s.add(from: big, to: big, clips: 1, tokens: t, features: d)
+        XCTAssertEqual(oneShift(big, big, count: t, features: d).relative, 0)
+        XCTAssertEqual(try s.result().relativeChange, 0)
+        XCTAssertEqual(try s.result().zeroNormTokens, 0)
+        // Doubled tokens: in the literal loop the overflowing token's relative change is ∞/∞ = NaN (so
+        // the sum is NaN), while its cosine distance is finite (each component over an infinite norm is
+        // 0): the accumulator gives both, rather than throwing or dropping the token.
+        var doubled = TokenShiftAccumulator()
+        try doubled.add(from: big, to: big.map { $0 * 2 }, clips: 1, tokens: t, features: d)
         let want = oneShift(big, big.map { $0 * 2 }, count: t, features: d)
-        func same(_ a: Double, _ b: Double) -> Bool { a == b || (a.isNaN && b.isNaN) }
-        XCTAssertTrue(same(try s.result().relativeChange, want.relative / Double(t)))
-        XCTAssertTrue(same(try s.result().cosineDistance, want.cosine / Double(t)))
+        XCTAssertTrue(want.relative.isNaN)
+        XCTAssertTrue(want.cosine.isFinite)
+        XCTAssertTrue(try doubled.result().relativeChange.isNaN)
+        XCTAssertEqual(try doubled.result().cosineDistance, want.cosine / Double(t))
+        XCTAssertEqual(try doubled.result().zeroNormTokens, want.zero)
     }
 }
