@@ -15,6 +15,19 @@ public struct StoredChunk {
     public let shape: [Int]
     /// The rows of the chunk inside the requested rows.
     public let rows: Range<Int>
+
+    /// Copies the chunk's values in `rows` to their places in `out`, which holds whole rows of the dataset
+    /// (row-major, `shape[1] × shape[2]` values a row) from row `firstRow` on.
+    public func copy(into out: UnsafeMutablePointer<Float>, firstRow: Int) {
+        let width = min(chunk[2], shape[2] - origin[2]), height = min(chunk[1], shape[1] - origin[1])
+        for i in rows {
+            for j in 0..<height {
+                let from = ((i - origin[0]) * chunk[1] + j) * chunk[2]
+                let to = ((i - firstRow) * shape[1] + origin[1] + j) * shape[2] + origin[2]
+                (out + to).update(from: values.baseAddress! + from, count: width)
+            }
+        }
+    }
 }
 
 extension HDF5File {
@@ -99,15 +112,8 @@ extension HDF5File {
     /// size is not the chunk's (a damaged index is never trusted with the buffer). The caller then
     /// reads through `H5Dread`, which handles every case.
     func readWholeChunks(_ ds: H5Handle, start: [Int], count: [Int], into out: UnsafeMutableBufferPointer<Float>) -> Bool {
-        forEachWholeChunk(ds, start: start, count: count) { chunk, origin, c, d, rows in
-            let width = min(c[2], d[2] - origin[2]), height = min(c[1], d[1] - origin[1])
-            for i in rows {
-                for j in 0..<height {
-                    let from = ((i - origin[0]) * c[1] + j) * c[2]
-                    let to = ((i - start[0]) * d[1] + origin[1] + j) * d[2] + origin[2]
-                    (out.baseAddress! + to).update(from: chunk.baseAddress! + from, count: width)
-                }
-            }
+        forEachWholeChunk(ds, start: start, count: count) { values, origin, c, d, rows in
+            StoredChunk(values: values, origin: origin, chunk: c, shape: d, rows: rows).copy(into: out.baseAddress!, firstRow: start[0])
         }
     }
 

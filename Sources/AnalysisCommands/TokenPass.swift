@@ -151,19 +151,8 @@ extension Float: TokenScalar {
     /// Float32 tokens in unfiltered chunks are read chunk by chunk and put in place outside HDF5's lock;
     /// others through `ActivationFile.tokens` (float16 converted to float32 by HDF5, exactly).
     static func read(_ f: ActivationFile, depth: Int, clips r: Range<Int>, into out: inout [Float]) throws {
-        let t = f.tokenCount, d = f.featureCount
         let direct = try out.withUnsafeMutableBufferPointer { o in
-            try f.forEachTokenChunk(depth: depth, clips: r) { chunk in
-                let c = chunk.chunk, origin = chunk.origin
-                let width = min(c[2], d - origin[2]), height = min(c[1], t - origin[1])
-                for i in chunk.rows {
-                    for j in 0..<height {
-                        let from = ((i - origin[0]) * c[1] + j) * c[2]
-                        let to = ((i - r.lowerBound) * t + origin[1] + j) * d + origin[2]
-                        (o.baseAddress! + to).update(from: chunk.values.baseAddress! + from, count: width)
-                    }
-                }
-            }
+            try f.forEachTokenChunk(depth: depth, clips: r) { $0.copy(into: o.baseAddress!, firstRow: r.lowerBound) }
         }
         if !direct { out = try f.tokens(depth: depth, clips: r, as: Float.self) }
     }
