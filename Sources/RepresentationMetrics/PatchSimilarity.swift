@@ -235,6 +235,7 @@ public struct PatchSimilarityAccumulator: Sendable {
         var varies = SIMDMask<SIMD4<Int64>>(repeating: false)
         for k in 0..<d {
             let v = lanes(k)
+            centred[k] = v   // gathered once; centred in the next pass
             varies .|= v .!= first
             s += v
         }
@@ -242,7 +243,7 @@ public struct PatchSimilarityAccumulator: Sendable {
         let mean = s / Double(d)
         var ss = SIMD4<Double>.zero
         for k in 0..<d {
-            let v = lanes(k) - mean
+            let v = centred[k] - mean
             centred[k] = v
             ss += v * v
         }

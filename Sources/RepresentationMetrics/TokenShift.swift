@@ -149,12 +149,15 @@ public struct TokenShiftAccumulator: Sendable {
         var out = Terms()
         out.cosine.reserveCapacity(n * t)
         out.relative.reserveCapacity(n * t)
+        // The four tokens' values, gathered once for both passes over the features.
+        let gathered = UnsafeMutableBufferPointer<SIMD4<Double>>.allocate(capacity: 2 * d)
+        defer { gathered.deallocate() }
         for c in 0..<n {
             var i = 0
             // Four tokens at a time, one per SIMD lane: each lane does the one-token arithmetic below in
             // the same order, so the same bits, with four independent sums (and divisions) in flight.
             while i + 4 <= t {
-                if !addFourTokens(a, b, at: (c * t + i) * d, features: d, to: &out) {
+                if !addFourTokens(a, b, at: (c * t + i) * d, features: d, gathered: gathered, to: &out) {
                     // A zero norm or a sum that is not finite among the four: one token at a time.
                     for j in i..<(i + 4) { try addToken(a, b, clip: c, token: j, at: (c * t + j) * d, features: d, to: &out) }
                 }
@@ -200,14 +203,18 @@ public struct TokenShiftAccumulator: Sendable {
     /// or an overflow of float64 values), which `addToken` then handles token by token.
     @inline(__always)
     private static func addFourTokens<S: BLASScalar>(_ a: UnsafeBufferPointer<S>, _ b: UnsafeBufferPointer<S>, at base: Int,
-                                                     features d: Int, to out: inout Terms) -> Bool {
+                                                     features d: Int, gathered: UnsafeMutableBufferPointer<SIMD4<Double>>,
+                                                     to out: inout Terms) -> Bool {
         let p = a.baseAddress! + base, q = b.baseAddress! + base
         @inline(__always) func lanes(_ x: UnsafePointer<S>, _ k: Int) -> SIMD4<Double> {
             SIMD4(Double(x[k]), Double(x[d + k]), Double(x[2 * d + k]), Double(x[3 * d + k]))
         }
+        let xs = gathered.baseAddress!, ys = gathered.baseAddress! + d
         var aa = SIMD4<Double>.zero, bb = SIMD4<Double>.zero, diff = SIMD4<Double>.zero
         for k in 0..<d {
             let x = lanes(p, k), y = lanes(q, k)
+            xs[k] = x
+            ys[k] = y
             aa += x * x
             bb += y * y
             diff += (y - x) * (y - x)
@@ -218,7 +225,7 @@ public struct TokenShiftAccumulator: Sendable {
         let na = aa.squareRoot(), nb = bb.squareRoot()
         var chord = SIMD4<Double>.zero
         for k in 0..<d {
-            let e = lanes(p, k) / na - lanes(q, k) / nb
+            let e = xs[k] / na - ys[k] / nb
             chord += e * e
         }
         let relative = diff.squareRoot() / na
