@@ -168,8 +168,10 @@ public struct CKAAnalysis {
         var values = [Result<Double, Error>?](repeating: nil, count: plan.pairs.count)
         var gammas: [Int: Double] = [:]
         let (kernel, bandwidth, estimator) = (self.kernel, self.bandwidth, self.estimator)
-        let gramBytes = max(1, rows * rows * MemoryLayout<Double>.stride)
-        let window = ThreadSetting.onWorkerThread ? 1 : max(1, min(Parallel.threads, 1 + maxBatchBytes / gramBytes))
+        // Forming an RBF Gram holds about three N×N arrays (distances, their pairs for the median, the
+        // kernel); a linear one, one.
+        let gramBytes = max(1, (kernel == .rbf ? 3 : 1) * rows * rows * MemoryLayout<Double>.stride)
+        let window = ThreadSetting.onWorkerThread ? 1 : min(max(0, Parallel.threads - 1), maxBatchBytes / gramBytes) + 1
         for first in stride(from: 0, to: members.count, by: window) {
             let part = Array(members[first..<min(first + window, members.count)])
             let formed = ThreadSetting.withSingleThreadedBLAS {

@@ -33,13 +33,25 @@ struct TokenPass {
     /// True when a selected depth is float64: the pass then holds every depth as float64.
     var isWide: Bool { depths.contains { file.tokenTypes[$0] == .float64 } }
 
-    /// The clip ranges of the slabs: at most `slabBytes` of tokens each (at least one clip), rounded down
-    /// to whole chunks of clips when the file is chunked and a chunk fits.
+    /// The clip ranges of the slabs: at most `slabBytes` of tokens each (at least one clip). When the
+    /// file is chunked by clips they are whole chunks of clips if a chunk fits, else near-equal parts of
+    /// one chunk (each slab then reads its chunk whole, so a chunk is read once per part: the price of a
+    /// budget below a chunk).
     func slabs() -> [Range<Int>] {
+        let n = file.clipCount
         let perClip = max(1, file.tokenCount * file.featureCount * (isWide ? 8 : 4))
-        var size = max(1, slabBytes / perClip)
-        if let c = file.chunkClips, c > 0, size >= c { size = size / c * c }
-        return stride(from: 0, to: file.clipCount, by: size).map { $0..<min($0 + size, file.clipCount) }
+        let size = max(1, slabBytes / perClip)
+        guard let c = file.chunkClips, c > 0 else {
+            return stride(from: 0, to: n, by: size).map { $0..<min($0 + size, n) }
+        }
+        if size >= c {
+            let whole = size / c * c
+            return stride(from: 0, to: n, by: whole).map { $0..<min($0 + whole, n) }
+        }
+        return stride(from: 0, to: n, by: c).flatMap { o -> [Range<Int>] in
+            let rows = min(c, n - o), parts = (rows + size - 1) / size
+            return (0..<parts).map { (o + rows * $0 / parts)..<(o + rows * ($0 + 1) / parts) }
+        }
     }
 
     /// What one slab gave: per depth its clip values (or the error), per pair its token-shift terms.
@@ -154,7 +166,10 @@ extension Float: TokenScalar {
         let direct = try out.withUnsafeMutableBufferPointer { o in
             try f.forEachTokenChunk(depth: depth, clips: r) { $0.copy(into: o.baseAddress!, firstRow: r.lowerBound) }
         }
-        if !direct { out = try f.tokens(depth: depth, clips: r, as: Float.self) }
+        if !direct {
+            out = []   // not held beside the new array
+            out = try f.tokens(depth: depth, clips: r, as: Float.self)
+        }
     }
 
     static func patchValues(_ x: UnsafeBufferPointer<Float>, clips: Int, tokens: Int, features: Int) throws -> (values: [Double], degenerateTokens: Int) {
@@ -168,6 +183,7 @@ extension Float: TokenScalar {
 
 extension Double: TokenScalar {
     static func read(_ f: ActivationFile, depth: Int, clips r: Range<Int>, into out: inout [Double]) throws {
+        out = []   // not held beside the new array
         out = try f.tokens(depth: depth, clips: r, as: Double.self)
     }
 

@@ -65,9 +65,9 @@ public enum ThreadSetting {
     /// calling thread (the same parts, so the same results) instead of starting more threads.
     public static var onWorkerThread: Bool { pthread_getspecific(workerKey) != nil }
 
-    /// Runs `body(i)` for every i in `0..<tasks` on Dispatch's workers (one per core), each task on one thread with
-    /// OpenBLAS single-threaded; afterwards OpenBLAS uses `count` threads again. With one thread, or
-    /// when already inside such a task, the tasks run in order on the caller's thread.
+    /// Runs `body(i)` for every i in `0..<tasks` on at most `count` of Dispatch's workers, each task on one
+    /// thread with OpenBLAS single-threaded; afterwards OpenBLAS uses `count` threads again. With one
+    /// thread, or when already inside such a task, the tasks run in order on the caller's thread.
     ///
     /// For independent pieces of work too small for OpenBLAS's threading to pay (per-block decoders,
     /// attention pairs): one gemm per core instead of every gemm split over the cores. `body` must only
@@ -81,12 +81,21 @@ public enum ThreadSetting {
         defer { releaseSingleThreadedBLAS() }
         withoutActuallyEscaping(body) { body in
             let task = UncheckedSendable(body)
-            // Dispatch hands the tasks to its workers as they free up (a busy core does not hold back
-            // the others); which thread runs a task does not change its result.
-            DispatchQueue.concurrentPerform(iterations: tasks) { i in
+            // `count` workers (Dispatch alone would start one per core of the machine, more than
+            // `--threads` asked for), each taking the next task as it frees up, so a busy core does not
+            // hold back the others; which thread runs a task does not change its result.
+            let next = Mutex(0)
+            DispatchQueue.concurrentPerform(iterations: min(tasks, count)) { _ in
                 pthread_setspecific(workerKey, UnsafeMutableRawPointer(bitPattern: 1))
                 defer { pthread_setspecific(workerKey, nil) }
-                task.value(i)
+                while true {
+                    let i = next.withLock { n -> Int in
+                        defer { n += 1 }
+                        return n
+                    }
+                    if i >= tasks { break }
+                    task.value(i)
+                }
             }
         }
     }

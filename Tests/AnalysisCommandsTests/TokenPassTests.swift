@@ -159,22 +159,38 @@ final class TokenPassTests: XCTestCase {
     func testSlabsFollowTheBatchBudgetEvenBelowAChunk() throws {
         let dir = TemporaryDirectory()
         let path = dir.file("tp.h5")
-        _ = try writeFile(path)
+        let written = try writeFile(path)
         let f = try ActivationFile(path: path)
-        // Two depths per core within the budget.
-        XCTAssertEqual(TokenPass.slabBytes(budget: 64 << 20), (64 << 20) / (2 * Parallel.threads))
+        // The values read back are the ones written (so the comparisons below are with the file's contents).
+        for i in 0..<depths { XCTAssertEqual(try f.tokens(depth: i, clips: 0..<n), written[i]) }
         var pass = TokenPass(file: f, depths: Array(0..<depths), keepsClipValues: true, keepsClipVectors: true)
-        // 500 bytes hold 2 clips of 240 bytes: less than a chunk of 4 clips, so slabs are not rounded up to it.
+        // 500 bytes hold 2 clips of 240 bytes, less than a chunk of 4 clips: each chunk of clips is split
+        // in two instead of rounding the slab up to it; the last chunk (3 clips) into 1 + 2.
         pass.slabBytes = 500
-        XCTAssertEqual(pass.slabs(), stride(from: 0, to: n, by: 2).map { $0..<min($0 + 2, n) })
+        XCTAssertEqual(pass.slabs(), stride(from: 0, to: 20, by: 2).map { $0..<($0 + 2) } + [20..<21, 21..<23])
         try assertMatchesOneAccumulator(try pass.run(progress: nil), f, as: Float.self)
-        // Through the analysis: the budget changes the slabs, not the records.
-        var small = TokenAnalysis()
-        small.depthSelection = .layers
-        small.maxBatchBytes = 2000
-        var large = small
-        large.maxBatchBytes = 64 << 20
-        XCTAssertEqual(try small.run(f).records, try large.run(f).records)
+        // One clip a slab.
+        pass.slabBytes = 1
+        XCTAssertEqual(pass.slabs(), (0..<n).map { $0..<($0 + 1) })
+        try assertMatchesOneAccumulator(try pass.run(progress: nil), f, as: Float.self)
+        // Through the analysis: the budget sets the slabs (two depths of a slab per core within it), and
+        // changes no record.
+        func slabCount(_ budget: Int) throws -> (count: Int, records: [MetricRecord]) {
+            var a = TokenAnalysis()
+            a.depthSelection = .layers
+            a.maxBatchBytes = budget
+            var total = 0
+            let records = try a.run(f) { _, all in total = all }.records
+            return (total, records)
+        }
+        var expected = pass
+        expected.slabBytes = TokenPass.slabBytes(budget: 2000)
+        XCTAssertEqual(TokenPass.slabBytes(budget: 2000), 2000 / (2 * Parallel.threads))
+        let small = try slabCount(2000), large = try slabCount(64 << 20)
+        XCTAssertEqual(small.count, expected.slabs().count)
+        XCTAssertGreaterThanOrEqual(small.count, 12)
+        XCTAssertEqual(large.count, 1)
+        XCTAssertEqual(small.records, large.records)
     }
 
     func testAFailingReadFailsThePassNamingTheFile() throws {

@@ -30,6 +30,27 @@ final class ParallelTests: XCTestCase {
         XCTAssertEqual(Parallel.map(0, { $0 }), [])
     }
 
+    /// Jobs run at most `ThreadSetting.count` at a time, each once, even when the machine has more cores
+    /// (Dispatch alone would start one worker per core).
+    func testConcurrentJobsStayWithinTheThreadSetting() {
+        let before = ThreadSetting.count
+        defer { ThreadSetting.set(before) }
+        for threads in [2, 3] {
+            ThreadSetting.set(threads)
+            let state = NSLock()
+            var running = 0, most = 0
+            var runs = [Int](repeating: 0, count: 24)
+            ThreadSetting.concurrently(24) { i in
+                state.lock(); running += 1; most = max(most, running); runs[i] += 1; state.unlock()
+                Thread.sleep(forTimeInterval: 0.005)
+                state.lock(); running -= 1; state.unlock()
+            }
+            XCTAssertEqual(runs, [Int](repeating: 1, count: 24), "\(threads) threads")
+            XCTAssertLessThanOrEqual(most, threads)
+            XCTAssertGreaterThanOrEqual(most, 1)
+        }
+    }
+
     func testDurationSeconds() {
         XCTAssertEqual(Duration.seconds(2).seconds, 2)
         XCTAssertEqual(Duration.milliseconds(1500).seconds, 1.5, accuracy: 1e-12)
