@@ -92,6 +92,46 @@ final class RoundTripTests: XCTestCase {
         }
     }
 
+    /// Floats written to float16 tokens are rounded to nearest, ties to even (IEEE 754, as numpy's
+    /// `astype(float16)`), including the values just below a power of two that HDF5 1.10's own conversion
+    /// halves (0.49999997 to 0.25). Expected values worked out by hand from the binary16 format.
+    func testFloat16TokensAreRoundedToNearest() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.file("half.h5")
+        let cases: [(Float, Float)] = [
+            (0.49999997, 0.5), (-0.24999999, -0.25), (0.99999994, 1), (1.9999999, 2), (-3.9999998, -4),
+            (0.1, 0.0999755859375),            // 0x2E66
+            (1 + 1.0 / 2048, 1),               // halfway between 1 and 1 + 2^-10: ties to even (1)
+            (1 + 3.0 / 2048, 1 + 2.0 / 1024),  // halfway between 1 + 2^-10 and 1 + 2^-9: ties to even
+            (65519, 65504), (65520, .infinity), // the largest finite half, and the first value past it
+            (3e-8, 5.9604645e-8), (2e-8, 0),    // the smallest subnormal (2^-24), and below half of it
+            (-0.0, -0.0), (7, 7),
+        ]
+        let w = try ActivationWriter(path: path, metadata: meta)
+        for depth in 0...2 {
+            try w.writeTokens(depth: depth, values: cases.map(\.0), clips: 1, tokens: 1, features: cases.count, type: .float16)
+        }
+        try w.writeLabels("c", [0])
+        try w.commit()
+        let f = try ActivationFile(path: path)
+        XCTAssertEqual(f.tokenTypes, [.float16, .float16, .float16])
+        let read = try f.tokens(depth: 0, clips: 0..<1)
+        for (k, (written, expected)) in cases.enumerated() {
+            XCTAssertEqual(read[k], expected, "\(written)")
+            XCTAssertEqual(read[k].sign, expected.sign, "\(written)")
+        }
+        // The same rounding from float64 values.
+        let path64 = dir.file("half64.h5")
+        let w64 = try ActivationWriter(path: path64, metadata: meta)
+        for depth in 0...2 {
+            try w64.createTokens(depth: depth, clips: 1, tokens: 1, features: 2, type: .float16)
+            try w64.writeTokens(depth: depth, firstClip: 0, values: [0.49999999999, 0.1] as [Double])
+        }
+        try w64.writeLabels("c", [0])
+        try w64.commit()
+        XCTAssertEqual(try ActivationFile(path: path64).tokens(depth: 0, clips: 0..<1), [0.5, 0.0999755859375])
+    }
+
     func testChunksAreAtMostOneMebibyte() throws {
         XCTAssertEqual(ActivationWriter.chunkClips(tokens: 128, features: 384, type: .float32), 5)
         XCTAssertLessThanOrEqual(5 * 128 * 384 * 4, 1 << 20)
