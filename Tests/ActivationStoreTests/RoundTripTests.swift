@@ -1,4 +1,5 @@
 @testable import ActivationStore
+import LinearAlgebra
 import TestSupport
 import XCTest
 
@@ -93,13 +94,15 @@ final class RoundTripTests: XCTestCase {
     }
 
     /// Floats written to float16 tokens are rounded to nearest, ties to even (IEEE 754, as numpy's
-    /// `astype(float16)`), including the values just below a power of two that HDF5 1.10's own conversion
-    /// halves (0.49999997 to 0.25). Expected values worked out by hand from the binary16 format.
+    /// `astype(float16)`). HDF5 1.10.8's own conversion rounds ties up, clamps 65520 to 65504 and, inside
+    /// long arrays, halves some values just below a power of two (0.4999115 to 0.25). Expected values
+    /// worked out by hand from the binary16 format; the long array is checked against the rounding bound.
     func testFloat16TokensAreRoundedToNearest() throws {
         let dir = TemporaryDirectory()
         let path = dir.file("half.h5")
         let cases: [(Float, Float)] = [
-            (0.49999997, 0.5), (-0.24999999, -0.25), (0.99999994, 1), (1.9999999, 2), (-3.9999998, -4),
+            (0.4999115, 0.5), (-0.24995826, -0.25), (0.2499509, 0.25), (0.9998339, 1), (-0.999784, -1),
+            (0.49999997, 0.5), (1.9999999, 2),
             (0.1, 0.0999755859375),            // 0x2E66
             (1 + 1.0 / 2048, 1),               // halfway between 1 and 1 + 2^-10: ties to even (1)
             (1 + 3.0 / 2048, 1 + 2.0 / 1024),  // halfway between 1 + 2^-10 and 1 + 2^-9: ties to even
@@ -120,6 +123,22 @@ final class RoundTripTests: XCTestCase {
             XCTAssertEqual(read[k], expected, "\(written)")
             XCTAssertEqual(read[k].sign, expected.sign, "\(written)")
         }
+        // A long array of uniform values: each read back within half a float16 spacing of the value written.
+        var rng = SeededGenerator(seed: 5)
+        let many = (0..<100_000).map { _ in Float.random(in: -1..<1, using: &rng) }
+        let pathMany = dir.file("half-many.h5")
+        let wm = try ActivationWriter(path: pathMany, metadata: meta)
+        for depth in 0...2 {
+            try wm.writeTokens(depth: depth, values: many, clips: 100, tokens: 10, features: 100, type: .float16)
+        }
+        try wm.writeLabels("c", (0..<100).map { $0 % 2 })
+        try wm.commit()
+        let back = try ActivationFile(path: pathMany).tokens(depth: 1, clips: 0..<100)
+        let outside = zip(many, back).filter { x, h in
+            let spacing = abs(x) < 0x1p-14 ? Float(0x1p-24) : Float(sign: .plus, exponent: x.exponent - 10, significand: 1)
+            return abs(h - x) > spacing / 2
+        }
+        XCTAssertTrue(outside.isEmpty, "\(outside.count) values off by more than half a float16 spacing, e.g. \(outside.prefix(3))")
         // The same rounding from float64 values.
         let path64 = dir.file("half64.h5")
         let w64 = try ActivationWriter(path: path64, metadata: meta)
