@@ -112,9 +112,7 @@ extension HDF5File {
     /// size is not the chunk's (a damaged index is never trusted with the buffer). The caller then
     /// reads through `H5Dread`, which handles every case.
     func readWholeChunks(_ ds: H5Handle, start: [Int], count: [Int], into out: UnsafeMutableBufferPointer<Float>) -> Bool {
-        forEachWholeChunk(ds, start: start, count: count) { values, origin, c, d, rows in
-            StoredChunk(values: values, origin: origin, chunk: c, shape: d, rows: rows).copy(into: out.baseAddress!, firstRow: start[0])
-        }
+        forEachWholeChunk(ds, start: start, count: count) { $0.copy(into: out.baseAddress!, firstRow: start[0]) }
     }
 
     /// How a dataset's chunks tile a selection of whole rows, as three dimensions (rank 1 and 2 get
@@ -164,12 +162,11 @@ extension HDF5File {
         return true
     }
 
-    /// Calls `body(chunk, origin, chunkShape, datasetShape, rows)` for every stored chunk that holds rows
-    /// of `start[0] ..< start[0] + count[0]`, in row-major chunk order, shapes as three dimensions (rank
-    /// 1 and 2 get unit dimensions); `rows` are the chunk's rows inside the selection. False when the
-    /// dataset is not stored as `readWholeChunks` needs (see there); `body` may have seen some chunks.
-    private func forEachWholeChunk(_ ds: H5Handle, start: [Int], count: [Int],
-                                   _ body: (UnsafeBufferPointer<Float>, [Int], [Int], [Int], Range<Int>) -> Void) -> Bool {
+    /// Calls `body` for every stored chunk that holds rows of `start[0] ..< start[0] + count[0]`, in
+    /// row-major chunk order, shapes as three dimensions (rank 1 and 2 get unit dimensions); the chunk's
+    /// `rows` are those inside the selection. False when the dataset is not stored as `readWholeChunks`
+    /// needs (see there); `body` may have seen some chunks.
+    private func forEachWholeChunk(_ ds: H5Handle, start: [Int], count: [Int], _ body: (StoredChunk) -> Void) -> Bool {
         guard let layout = wholeChunkLayout(ds, start: start, count: count) else { return false }
         let c = layout.chunk, d = layout.shape
         var scratch = [Float](repeating: 0, count: layout.elements)
@@ -180,7 +177,8 @@ extension HDF5File {
                 for o1 in stride(from: 0, to: d[1], by: c[1]) {
                     for o2 in stride(from: 0, to: d[2], by: c[2]) {
                         guard readChunk(ds, layout, origin: [o0, o1, o2], into: s.baseAddress!) else { return false }
-                        body(UnsafeBufferPointer(s), [o0, o1, o2], c, d, max(o0, first)..<min(o0 + c[0], end))
+                        body(StoredChunk(values: UnsafeBufferPointer(s), origin: [o0, o1, o2], chunk: c, shape: d,
+                                         rows: max(o0, first)..<min(o0 + c[0], end)))
                     }
                 }
                 o0 += c[0]
