@@ -523,19 +523,16 @@ final class HDF5File: @unchecked Sendable {
         try HDF5Library.sync {
             let ds = try openDataset(path)
             let (fileSpace, memSpace) = try selection(ds, path, start: start, count: count, elements: values.count)
+            func put(_ memoryType: hid_t, _ p: UnsafeRawPointer?) -> herr_t {
+                H5Dwrite(ds.id, memoryType, memSpace?.id ?? bw_H5S_ALL(), fileSpace?.id ?? bw_H5S_ALL(), bw_H5P_DEFAULT(), p)
+            }
             let stored = H5Handle(H5Dget_type(ds.id), .datatype)
             let status: herr_t
             if stored.id >= 0, H5Tget_class(stored.id) == H5T_FLOAT, H5Tget_size(stored.id) == 2,
                H5Tget_order(stored.id) == H5T_ORDER_LE, let halves = HDF5File.halfPrecision(values) {
-                status = halves.withUnsafeBufferPointer { p in
-                    H5Dwrite(ds.id, stored.id, memSpace?.id ?? bw_H5S_ALL(), fileSpace?.id ?? bw_H5S_ALL(),
-                             bw_H5P_DEFAULT(), p.baseAddress)
-                }
+                status = halves.withUnsafeBytes { put(stored.id, $0.baseAddress) }
             } else {
-                status = values.withUnsafeBufferPointer { p in
-                    H5Dwrite(ds.id, T.memoryType, memSpace?.id ?? bw_H5S_ALL(), fileSpace?.id ?? bw_H5S_ALL(),
-                             bw_H5P_DEFAULT(), p.baseAddress)
-                }
+                status = values.withUnsafeBytes { put(T.memoryType, $0.baseAddress) }
             }
             guard status >= 0 else { throw hdf5Error(path, "cannot write") }
         }
