@@ -41,17 +41,15 @@ struct TokenPass {
         let n = file.clipCount
         let perClip = max(1, file.tokenCount * file.featureCount * (isWide ? 8 : 4))
         let size = max(1, slabBytes / perClip)
-        guard let c = file.chunkClips, c > 0 else {
-            return stride(from: 0, to: n, by: size).map { $0..<min($0 + size, n) }
+        let c = max(1, file.chunkClips ?? 1)
+        if size < c {
+            return stride(from: 0, to: n, by: c).flatMap { o -> [Range<Int>] in
+                let rows = min(c, n - o), parts = (rows + size - 1) / size
+                return (0..<parts).map { (o + rows * $0 / parts)..<(o + rows * ($0 + 1) / parts) }
+            }
         }
-        if size >= c {
-            let whole = size / c * c
-            return stride(from: 0, to: n, by: whole).map { $0..<min($0 + whole, n) }
-        }
-        return stride(from: 0, to: n, by: c).flatMap { o -> [Range<Int>] in
-            let rows = min(c, n - o), parts = (rows + size - 1) / size
-            return (0..<parts).map { (o + rows * $0 / parts)..<(o + rows * ($0 + 1) / parts) }
-        }
+        let step = size / c * c
+        return stride(from: 0, to: n, by: step).map { $0..<min($0 + step, n) }
     }
 
     /// What one slab gave: per depth its clip values (or the error), per pair its token-shift terms.
