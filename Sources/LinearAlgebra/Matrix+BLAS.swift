@@ -82,6 +82,65 @@ extension Matrix where Scalar: BLASOps {
         }
     }
 
+    /// Rows per panel in `productByRowPanels` and `addTransposedProductByRowPanels`: as many rows of A
+    /// as keep m·n·k of each gemm call at or below 10⁶, or all of A's rows when that would be fewer than
+    /// 32 (the product is then too wide to gain).
+    ///
+    /// Why panels: for a tall A and a narrow B, OpenBLAS's general gemm path copies ("packs") both
+    /// operands at every call, and for A (733×384) by B (384×8), the probe's shape, that copy costs as much
+    /// as the multiply-adds. OpenBLAS (0.3.21 on AVX-512 CPUs) multiplies calls with m·n·k ≤ 10⁶ in place
+    /// with its small-matrix kernels instead; by panels of 256–325 rows such a product took 82–90 µs
+    /// against 190–215 µs in one call (one thread; docs/BENCHMARKS.md). Elsewhere the panels only split
+    /// one call into a few.
+    public static func rowsPerPanel(rows m: Int, inner k: Int, narrow n: Int) -> Int {
+        let rows = 1_000_000 / max(1, k * n)
+        return rows < 32 ? max(m, 1) : rows
+    }
+
+    /// A·B (A m×k, B k×n) through one gemm call per panel of A's rows (`rowsPerPanel`); each row of the
+    /// result is the same dot products as in one call, blocked by the BLAS as it chooses.
+    public static func productByRowPanels(_ a: Matrix, _ b: Matrix) -> Matrix {
+        precondition(a.cols == b.rows, "inner dimensions differ: \(a.cols) vs \(b.rows)")
+        let m = a.rows, k = a.cols, n = b.cols
+        var c = Matrix(rows: m, cols: n)
+        if m == 0 || n == 0 || k == 0 { return c }
+        let panel = rowsPerPanel(rows: m, inner: k, narrow: n)
+        a.storage.withUnsafeBufferPointer { pa in
+            b.storage.withUnsafeBufferPointer { pb in
+                c.storage.withUnsafeMutableBufferPointer { pc in
+                    for first in stride(from: 0, to: m, by: panel) {
+                        let count = min(panel, m - first)
+                        Scalar.gemm(false, false, count, n, k, 1, pa.baseAddress! + first * k, k,
+                                    pb.baseAddress!, n, 0, pc.baseAddress! + first * n, n)
+                    }
+                }
+            }
+        }
+        return c
+    }
+
+    /// self = alpha · AᵀB + beta · self (A m×k, B m×n, self k×n), the sum over the m rows taken panel by
+    /// panel (`rowsPerPanel`): one gemm call per panel, the first scaling self by beta, the others adding.
+    public mutating func addTransposedProductByRowPanels(_ a: Matrix, _ b: Matrix, alpha: Scalar = 1, beta: Scalar = 1) {
+        precondition(a.rows == b.rows, "row counts differ: \(a.rows) vs \(b.rows)")
+        precondition(rows == a.cols && cols == b.cols, "output is \(rows)x\(cols), product is \(a.cols)x\(b.cols)")
+        let m = a.rows, k = a.cols, n = b.cols
+        if k == 0 || n == 0 { return }
+        if m == 0 { for i in storage.indices { storage[i] *= beta }; return }
+        let panel = Matrix.rowsPerPanel(rows: m, inner: k, narrow: n)
+        a.storage.withUnsafeBufferPointer { pa in
+            b.storage.withUnsafeBufferPointer { pb in
+                storage.withUnsafeMutableBufferPointer { pc in
+                    for first in stride(from: 0, to: m, by: panel) {
+                        let count = min(panel, m - first)
+                        Scalar.gemm(true, false, k, n, count, alpha, pa.baseAddress! + first * k, k,
+                                    pb.baseAddress! + first * n, n, first == 0 ? beta : 1, pc.baseAddress!, n)
+                    }
+                }
+            }
+        }
+    }
+
     /// Adds alpha · AᵀA (cols×cols) to self through one syrk call, then mirrors the upper triangle.
     public mutating func addGramOfColumns(_ a: Matrix, alpha: Scalar = 1) {
         precondition(rows == a.cols && cols == a.cols, "Gram of columns must be \(a.cols)x\(a.cols)")

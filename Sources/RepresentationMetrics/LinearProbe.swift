@@ -179,17 +179,19 @@ public enum LinearProbe {
 
     /// The probe objective and its gradient at packed parameters θ = (W row-major D×C, then b).
     ///
-    ///     L = Σᵢ [logsumexp(zᵢ) − zᵢ,yᵢ] + (inverseC/2)·‖W‖²_F,  Z = X·W + 1bᵀ (one gemm),
-    ///     ∇_W L = Xᵀ(P − Y) + inverseC·W (one gemm),  ∇_b L = Σᵢ (Pᵢ − Yᵢ),
+    ///     L = Σᵢ [logsumexp(zᵢ) − zᵢ,yᵢ] + (inverseC/2)·‖W‖²_F,  Z = X·W + 1bᵀ,
+    ///     ∇_W L = Xᵀ(P − Y) + inverseC·W,  ∇_b L = Σᵢ (Pᵢ − Yᵢ),
     ///
-    /// with P the row softmax of Z computed stably (row max subtracted) and Y the one-hot labels.
+    /// with P the row softmax of Z computed stably (row max subtracted) and Y the one-hot labels. Both
+    /// products go to BLAS by panels of X's rows (`Matrix.productByRowPanels`), which spares OpenBLAS
+    /// copying X at every evaluation.
     ///
     /// - Complexity: O(N·D·C).
     static func objective(theta: [Double], x: Matrix<Double>, labels: [Int], classes k: Int, inverseC: Double,
                           gradient: inout [Double]) -> Double {
         let n = x.rows, d = x.cols
         let w = Matrix(rows: d, cols: k, storage: Array(theta[0..<(d * k)]))
-        var z = Matrix.product(x, w)  // N×C logits without bias, becomes P − Y
+        var z = Matrix.productByRowPanels(x, w)  // N×C logits without bias, becomes P − Y
         var loss = 0.0
         var biasGradient = [Double](repeating: 0, count: k)
         theta.withUnsafeBufferPointer { t in
@@ -212,7 +214,7 @@ public enum LinearProbe {
             }
         }
         var gw = w
-        gw.addProduct(x, z, transposeA: true, alpha: 1, beta: inverseC)  // Xᵀ(P − Y) + W/C
+        gw.addTransposedProductByRowPanels(x, z, alpha: 1, beta: inverseC)  // Xᵀ(P − Y) + W/C
         let penalty = 0.5 * inverseC * Matrix.frobeniusInner(w, w)
         for i in 0..<(d * k) { gradient[i] = gw.storage[i] }
         for j in 0..<k { gradient[d * k + j] = biasGradient[j] }

@@ -43,6 +43,24 @@ final class MatrixTests: XCTestCase {
         assertClose(c, expected, tol: 1e-12)
     }
 
+    func testRowPanelProductsMatchNaiveLoops() {
+        // The probe's shape: 733 rows of 384 features by 8 classes, which rowsPerPanel splits into
+        // panels of 325 rows (the last one 83), so the products below take three gemm calls each.
+        let x = randomMatrix(733, 384, seed: 11), w = randomMatrix(384, 8, seed: 12), g = randomMatrix(733, 8, seed: 13)
+        XCTAssertEqual(Matrix<Double>.rowsPerPanel(rows: 733, inner: 384, narrow: 8), 325)
+        assertClose(Matrix.productByRowPanels(x, w), naiveProduct(x, w), tol: 1e-10)
+        var gw = w
+        gw.addTransposedProductByRowPanels(x, g, alpha: 2, beta: 0.5)
+        let xtg = naiveProduct(x.transposed, g)
+        assertClose(gw, Matrix(rows: 384, cols: 8) { i, j in 2 * xtg[i, j] + 0.5 * w[i, j] }, tol: 1e-10)
+        // No rows: only the scaling by beta remains.
+        var empty = w
+        empty.addTransposedProductByRowPanels(Matrix(rows: 0, cols: 384), Matrix(rows: 0, cols: 8), beta: 3)
+        assertClose(empty, Matrix(rows: 384, cols: 8) { i, j in 3 * w[i, j] }, tol: 0)
+        // A product too wide for panels of 32 rows stays one call over all rows.
+        XCTAssertEqual(Matrix<Double>.rowsPerPanel(rows: 733, inner: 384, narrow: 200), 733)
+    }
+
     func testGramMatricesAreFullSymmetricAndMatchProducts() {
         let x = randomMatrix(11, 4, seed: 7)
         assertClose(Matrix.gramOfColumns(x), naiveProduct(x.transposed, x), tol: 1e-12)
