@@ -263,20 +263,40 @@ extension DepthStream {
     /// first left a core idle for most of the read. For one process; `x` is the job's own copy. Once a
     /// read fails, jobs not yet started skip their work, and the first failed read in `reps` order is
     /// thrown after every job has ended; otherwise the results in `reps` order.
+    ///
+    /// A share of the representations (`ClipVectorHelper.delegated`: those of the last of several files,
+    /// or every other one of a single file) may be pooled by a helper process while the jobs read the
+    /// rest; their jobs take its vectors, or read themselves whatever it did not deliver.
     /// - Parameter progress: called with (representations done, total).
     static func readEach<T>(_ reps: [(file: ActivationFile, depth: Int)], progress: ((Int, Int) -> Void)?,
                             _ body: @escaping @Sendable (Int, inout Matrix<Double>) -> T) throws -> [T] {
         let failed = Mutex(false)
-        let outcomes = Parallel.map(reps.count, { i -> Result<T, Error>? in
+        let delegated = ClipVectorHelper.delegated(reps)
+        let helper = delegated.first.flatMap { ClipVectorHelper.Delivery(file: reps[$0].file, depths: delegated.map { reps[$0].depth }) }
+        defer { helper?.finish() }
+        var slots: [Int: Int] = [:]
+        if helper != nil { for (slot, i) in delegated.enumerated() { slots[i] = slot } }
+        let slotOf = slots
+        let order = helper == nil ? Array(reps.indices) : ClipVectorHelper.jobOrder(reps.count, delegated: delegated)
+        let started = Parallel.map(reps.count, { j -> Result<T, Error>? in
+            let i = order[j]
             if failed.withLock({ $0 }) { return nil }
             do {
-                var x = try load(reps[i].file, depth: reps[i].depth, clips: 0..<reps[i].file.clipCount, pooling: .mean)
+                let f = reps[i].file
+                var x: Matrix<Double>
+                if let slot = slotOf[i], let values = helper?.take(slot) {
+                    x = Matrix(rows: f.clipCount, cols: f.featureCount, storage: values)
+                } else {
+                    x = try load(f, depth: reps[i].depth, clips: 0..<f.clipCount, pooling: .mean)
+                }
                 return .success(body(i, &x))
             } catch {
                 failed.withLock { $0 = true }
                 return .failure(error)
             }
         }, finished: { _, _, done in progress?(done, reps.count) })
+        var outcomes = [Result<T, Error>?](repeating: nil, count: reps.count)
+        for (j, i) in order.enumerated() { outcomes[i] = started[j] }
         for case .failure(let error)? in outcomes { throw error }
         return outcomes.map { outcome in
             guard case .success(let value)? = outcome else { preconditionFailure("a job was skipped without a failed read") }

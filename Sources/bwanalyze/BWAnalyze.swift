@@ -17,7 +17,7 @@ struct BWAnalyze: ParsableCommand {
         `bwanalyze inspect FILE` to see what a file holds and `bwanalyze validate FILE` to check it.
         """,
         version: bwsslVersion,
-        subcommands: [Inspect.self, Validate.self, CKA.self, Spectrum.self, Probe.self, RetrievalCommand.self, OccDrop.self, Tokens.self, Attention.self, Report.self, Bench.self, Fixtures.self, Synth.self, CheckStructure.self]
+        subcommands: [Inspect.self, Validate.self, CKA.self, Spectrum.self, Probe.self, RetrievalCommand.self, OccDrop.self, Tokens.self, Attention.self, Report.self, Bench.self, Fixtures.self, Synth.self, CheckStructure.self, ClipVectors.self]
     )
 
     /// Runs the command, then checks that standard output was written in full.
@@ -30,6 +30,10 @@ struct BWAnalyze: ParsableCommand {
         if ProcessInfo.processInfo.environment["BWSSL_STRUCTURE_GUARD"] != "off",
            let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             StructureGuard.helper = [exe, CheckStructure.configuration.commandName!]
+        }
+        if ProcessInfo.processInfo.environment["BWSSL_CLIP_VECTOR_HELPER"] != "off",
+           let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            ClipVectorHelper.helper = [exe, ClipVectors.configuration.commandName!]
         }
         if let limit = ProcessInfo.processInfo.environment["BWSSL_STRUCTURE_TIME_LIMIT"].flatMap(Double.init), limit > 0 {
             StructureGuard.timeLimit = limit
@@ -157,6 +161,27 @@ extension BWAnalyze {
         func run() throws {
             let status = StructureGuard.runHelper(path: file)
             if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    struct ClipVectors: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "clip-vectors",
+            abstract: "Internal: write the clip vectors of some depths of a file to standard output (the helper of a two-file read).",
+            shouldDisplay: false)
+
+        @Argument var file: String
+        @Argument var depths: [Int]
+
+        func run() throws {
+            // The parent opened this file, past the structure guard, before starting this helper.
+            StructureGuard.helper = nil
+            do {
+                try ClipVectorHelper.serve(path: file, depths: depths, to: STDOUT_FILENO)
+            } catch {
+                printError("\(error)")
+                throw ExitCode.failure
+            }
         }
     }
 

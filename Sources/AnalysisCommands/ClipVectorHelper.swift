@@ -1,0 +1,197 @@
+import ActivationStore
+import Foundation
+import LinearAlgebra
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Pools the clip vectors of a second file in a child process while this process reads the first.
+///
+/// libhdf5 1.10 is not thread-safe, so every HDF5 call of a process runs under one lock, and the copy of
+/// each stored chunk from the page cache happens under it (`HDF5File.forEachStoredChunk`). Reading two
+/// paper-scale files in one process therefore copies 5.6 GB on one core at a time, while another
+/// process has a library, and a lock, of its own: two single-file commands run side by side finish
+/// both files in less time than one two-file command (BENCHMARKS.md, issue 10). So when
+/// `DepthStream.readEach` reads every clip of several representations (`bwanalyze cka A B`, `cka A`,
+/// `probe A` on one process), a share of them (`delegated`) is pooled by a helper process (the same
+/// executable, see `helper`), which streams each one's clip vectors back through a pipe as soon as it
+/// has them.
+///
+/// The helper runs `DepthStream.tokenMeans`, the function this process would run, on the same file, so
+/// the vectors are the same bits; they travel as raw float64. Whatever the helper does not deliver (it
+/// could not start, failed, or died) is read in this process as before, so results, errors and their
+/// messages do not depend on the helper.
+public enum ClipVectorHelper {
+    /// argv of the helper, to which `FILE DEPTH...` are appended; nil keeps every read in this process
+    /// (library users and tests, unless they set it).
+    nonisolated(unsafe) public static var helper: [String]? = nil
+
+    /// Bytes before each depth's vectors on the pipe: the depth and the number of float64 values, as
+    /// two little-endian 64-bit integers.
+    static let headerBytes = 16
+
+    /// The helper's side: writes the clip vectors of `depths` of the file at `path` (every clip, in the
+    /// file's stored order) to file descriptor `fd`, one depth after the other in the order given.
+    /// Throws the first read or write error; what was written before it stays valid.
+    public static func serve(path: String, depths: [Int], to fd: Int32) throws {
+        guard let file = try ActivationFile.open([path]).first else { return }
+        for depth in depths {
+            let values = try DepthStream.tokenMeans(file, depth: depth, clips: 0..<file.clipCount)
+            var header = [Int64(depth).littleEndian, Int64(values.count).littleEndian]
+            try header.withUnsafeBytes { try writeAll(fd, $0) }
+            try values.withUnsafeBytes { try writeAll(fd, $0) }
+        }
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw AnalysisError("clip-vector helper: cannot write to its pipe (\(String(cString: strerror(errno))))")
+            }
+            done += n
+        }
+    }
+
+    /// Least bytes of stored tokens worth a helper: starting one (a process, the Swift runtime, the
+    /// file's metadata) costs some tens of milliseconds, against 216 MB pooled in about 40 ms.
+    nonisolated(unsafe) public static var minimumBytes = 256 << 20
+
+    /// Which of `reps` a helper should pool: with two or more files, those of the last file; with one,
+    /// every other representation (the others' reads then share this process's lock between fewer
+    /// jobs). None when there is no helper, `--threads` allows one core, the file is read in another
+    /// clip order than it stores (a file aligned to another by clip ids), the vectors are known
+    /// already, or their tokens come to less than `minimumBytes`.
+    static func delegated(_ reps: [(file: ActivationFile, depth: Int)]) -> [Int] {
+        guard helper != nil, ThreadSetting.count >= 2, let last = reps.last?.file, last.clipOrder == nil else { return [] }
+        let oneFile = reps.allSatisfy { $0.file === last }
+        let chosen = reps.indices.filter { i in
+            (oneFile ? i % 2 == 1 : reps[i].file === last) && last.knownClipVectors[reps[i].depth] == nil
+        }
+        let bytes = chosen.reduce(0) { total, i in
+            total + last.clipCount * last.tokenCount * last.featureCount * last.tokenTypes[reps[i].depth].byteCount
+        }
+        return bytes >= minimumBytes ? chosen : []
+    }
+
+    /// The order in which `readEach` starts its jobs when `delegated` are the helper's: the others with
+    /// the helper's interleaved from the third on, so that each of its deliveries is taken (and its
+    /// vectors become a Gram matrix and are released) soon after it arrives instead of all of them
+    /// waiting in memory for the end, while the first two jobs read as the helper starts up.
+    static func jobOrder(_ count: Int, delegated: [Int]) -> [Int] {
+        let own = (0..<count).filter { !Set(delegated).contains($0) }
+        var order = Array(own.prefix(2))
+        var next = 0
+        for i in own.dropFirst(2) {
+            if next < delegated.count { order.append(delegated[next]); next += 1 }
+            order.append(i)
+        }
+        order += delegated[next...]
+        return order
+    }
+
+    /// A helper at work on some depths of one file, and the vectors it has delivered so far.
+    final class Delivery: @unchecked Sendable {
+        private let condition = NSCondition()
+        /// Delivered vectors by position in `depths` (taken out by `take`).
+        private var delivered: [Int: [Double]] = [:]
+        /// Set once the pipe is at its end (every depth delivered, or the helper stopped).
+        private var ended = false
+        private let depths: [Int]
+        private let expected: Int
+        private var pid: pid_t = 0
+        private var readEnd: Int32 = -1
+        private var reader: Thread?
+
+        /// Starts the helper on `depths` of `file` (each depth's vectors are clipCount × featureCount
+        /// values); nil when it cannot be started.
+        init?(file: ActivationFile, depths: [Int]) {
+            guard let helper = ClipVectorHelper.helper, !helper.isEmpty, !depths.isEmpty else { return nil }
+            self.depths = depths
+            expected = file.clipCount * file.featureCount
+            var fds: [Int32] = [-1, -1]
+            guard pipe(&fds) == 0 else { return nil }
+            // Neither end may leak into another child (the helper gets the write end as its stdout).
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+            let argv = helper + [file.path] + depths.map(String.init)
+            var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+            defer { for p in cargs { free(p) } }
+            let status = posix_spawn(&pid, argv[0], &actions, nil, &cargs, environ)
+            close(fds[1])
+            guard status == 0 else {
+                close(fds[0])
+                return nil
+            }
+            readEnd = fds[0]
+            let thread = Thread { [self] in receive() }
+            thread.name = "clip-vector helper"
+            reader = thread
+            thread.start()
+        }
+
+        /// Reads depth after depth from the pipe until its end or a block that is not what was asked.
+        private func receive() {
+            for (slot, depth) in depths.enumerated() {
+                var header = [Int64](repeating: 0, count: 2)
+                guard header.withUnsafeMutableBytes({ readAll($0) }),
+                      Int64(littleEndian: header[0]) == Int64(depth), Int64(littleEndian: header[1]) == Int64(expected) else { break }
+                var complete = false
+                let values = [Double](unsafeUninitializedCapacity: expected) { buffer, count in
+                    complete = readAll(UnsafeMutableRawBufferPointer(buffer))
+                    count = complete ? expected : 0
+                }
+                guard complete else { break }
+                condition.lock()
+                delivered[slot] = values
+                condition.broadcast()
+                condition.unlock()
+            }
+            condition.lock()
+            ended = true
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        private func readAll(_ bytes: UnsafeMutableRawBufferPointer) -> Bool {
+            var done = 0
+            while done < bytes.count {
+                let n = read(readEnd, bytes.baseAddress! + done, bytes.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
+
+        /// The vectors of `depths[slot]`, waiting for the helper if it is still at work; nil when it
+        /// stopped without delivering them. Each slot can be taken once (the values are released here).
+        func take(_ slot: Int) -> [Double]? {
+            condition.lock()
+            defer { condition.unlock() }
+            while delivered[slot] == nil && !ended { condition.wait() }
+            return delivered.removeValue(forKey: slot)
+        }
+
+        /// Stops the helper if it is still at work and waits for it to end.
+        func finish() {
+            if pid > 0 {
+                kill(pid, SIGKILL)
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                pid = 0
+            }
+            condition.lock()
+            while !ended { condition.wait() }
+            condition.unlock()
+            if readEnd >= 0 { close(readEnd); readEnd = -1 }
+        }
+    }
+}
