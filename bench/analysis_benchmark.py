@@ -5,7 +5,8 @@ In one run, on a generated paper-scale bwact/1 file (bench/make_paper_scale.py: 
 D = 384, depths 0..12, 3 targets, attention of 32 clips x 6 heads per layer; 2.97 GB, uncompressed,
 h5py's default chunking) and a second file over the same clips (another noise stream, for the
 two-file CKA), each of the following runs as its own child process, timed by wall clock, with the
-child's CPU seconds (user + system) and peak RSS (ru_maxrss), from GNU time:
+child's CPU seconds (user + system, from GNU time) and peak RSS (GNU time's, or the summed RSS of
+the child's process tree sampled every 10 ms where that is larger; see `timed`):
 
   numpy      bench/numpy_reference.py FILE: the whole suite on every depth (per-family seconds and the
              total come from its own output; its peak RSS is that of the whole suite)
@@ -60,17 +61,43 @@ TOLERANCE = {
 }
 
 
+def tree_rss_kib(root):
+    """Summed VmRSS (KiB) of the descendants of process `root` (not `root` itself: GNU time), or 0."""
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as fh:
+                    stack += [int(c) for c in fh.read().split()]
+            if pid != root:
+                with open(f"/proc/{pid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("VmRSS:"):
+                            total += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
 def timed(argv):
     """Runs argv in a fresh child under GNU time; returns (seconds, peak RSS MB, stdout text, CPU seconds).
 
-    The peak RSS is GNU time's %M (the child's ru_maxrss), the CPU seconds its %U + %S. It is not read from this script's own wait4:
-    a child forked from this Python process would count the interpreter's pages, which it holds until
-    its exec, into its peak."""
+    The peak RSS is the larger of GNU time's %M (the child's ru_maxrss, which for a process with
+    children of its own is the largest of them, not their sum) and the largest summed RSS of the
+    child and its descendants (bwanalyze's helper processes: the structure checks, the clip-vector
+    helper), sampled every 10 ms; the CPU seconds are GNU time's %U + %S (children included). Neither
+    is read from this script's own wait4: a child forked from this Python process would count the
+    interpreter's pages, which it holds until its exec, into its peak."""
     out_file = tempfile.TemporaryFile(mode="w+")
     err_file = tempfile.TemporaryFile(mode="w+")
     with tempfile.NamedTemporaryFile(mode="r", suffix=".time") as rss_file:
         t = time.perf_counter()
-        p = subprocess.run([TIME, "-f", "%M %U %S", "-o", rss_file.name] + argv, stdout=out_file, stderr=err_file)
+        p = subprocess.Popen([TIME, "-f", "%M %U %S", "-o", rss_file.name] + argv, stdout=out_file, stderr=err_file)
+        tree_peak = 0
+        while p.poll() is None:
+            tree_peak = max(tree_peak, tree_rss_kib(p.pid))
+            time.sleep(0.01)
         seconds = time.perf_counter() - t
         rss_kib, user, system = rss_file.read().strip().splitlines()[-1].split()
     out_file.seek(0)
@@ -78,7 +105,7 @@ def timed(argv):
     out, err = out_file.read(), err_file.read()
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited with {p.returncode}:\n{err[-2000:]}")
-    return seconds, int(rss_kib) / 1024.0, out, float(user) + float(system)
+    return seconds, max(int(rss_kib), tree_peak) / 1024.0, out, float(user) + float(system)
 
 
 def warm(path):
