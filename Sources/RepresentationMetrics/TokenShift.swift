@@ -34,7 +34,8 @@ public struct TokenShift: Sendable, Codable, Equatable {
 ///
 /// each averaged over all tokens of all clips (every clip has T tokens, so this is also the mean over
 /// clips of the per-clip means). The cosine distance is evaluated in the half-squared-chord form above,
-/// which is the same number but keeps full relative precision for small angles. A token with ‖a‖ = 0 or
+/// which is the same number but keeps full relative precision for small angles (each coordinate is
+/// scaled by the reciprocal of its vector's norm, within two roundings of the quotient). A token with ‖a‖ = 0 or
 /// ‖b‖ = 0 has no cosine; it is excluded from both means (so both share one denominator) and counted in
 /// `zeroNormTokens`. All arithmetic is float64.
 public struct TokenShiftAccumulator: Sendable {
@@ -189,9 +190,10 @@ public struct TokenShiftAccumulator: Sendable {
         out.tokens += 1
         guard aa > 0, bb > 0 else { out.zeroNormTokens += 1; return }
         let na = aa.squareRoot(), nb = bb.squareRoot()
+        let ra = 1 / na, rb = 1 / nb
         var chord = 0.0
         for k in 0..<d {
-            let e = Double(a[base + k]) / na - Double(b[base + k]) / nb
+            let e = Double(a[base + k]) * ra - Double(b[base + k]) * rb
             chord += e * e
         }
         out.cosine.append(chord / 2)
@@ -223,9 +225,10 @@ public struct TokenShiftAccumulator: Sendable {
             guard aa[j].isFinite, bb[j].isFinite, diff[j].isFinite, aa[j] > 0, bb[j] > 0 else { return false }
         }
         let na = aa.squareRoot(), nb = bb.squareRoot()
+        let ra = 1 / na, rb = 1 / nb
         var chord = SIMD4<Double>.zero
         for k in 0..<d {
-            let e = xs[k] / na - ys[k] / nb
+            let e = xs[k] * ra - ys[k] * rb
             chord += e * e
         }
         let relative = diff.squareRoot() / na
