@@ -37,6 +37,9 @@ public final class ActivationFile: @unchecked Sendable {
     /// Clip vectors of some depths already computed from this file's tokens (see `sharingClipVectors`),
     /// by depth: row-major [N, D] float64 means over tokens, in this view's clip order.
     public private(set) var knownClipVectors: [Int: [Double]] = [:]
+    /// The identity of the file at `path` when it was opened (nil if it could not be stat'ed), so that
+    /// another process opening `path` can tell whether it reaches the same file.
+    public let identity: FileIdentity?
 
     public var depths: ClosedRange<Int> { 0...layerCount }
     /// Size of the file in bytes.
@@ -63,6 +66,7 @@ public final class ActivationFile: @unchecked Sendable {
     ///   not HDF5, truncated, of another schema, or structurally inconsistent.
     public init(path: String) throws {
         let file = try ActivationFile.openHDF5(path)
+        identity = FileIdentity(path: path)
         OutputPolicy.protectInput(path)
         if let damage = file.attributeLookupError("format") {
             throw ActivationStoreError(.damaged, file: path, "damaged HDF5 file: the root group cannot be read (\(damage))")
@@ -123,6 +127,7 @@ public final class ActivationFile: @unchecked Sendable {
         warnings = other.warnings
         chunkClips = other.chunkClips
         clipOrder = other.clipOrder
+        identity = other.identity
         knownClipVectors = clipVectors
     }
 

@@ -37,15 +37,13 @@ public enum StructureGuard {
     static func check(_ path: String) throws {
         guard let helper, !helper.isEmpty else { return }
         // A file already passed in this process (same device, inode, size and change time) is not re-read.
-        var st = stat()
-        let identity: [Int]? = stat(path, &st) == 0
-            ? [Int(st.st_dev), Int(st.st_ino), Int(st.st_size), st.st_ctim.tv_sec, st.st_ctim.tv_nsec] : nil
+        let identity = FileIdentity(path: path)
         if let identity, passedFiles.withLock({ $0.contains(identity) }) { return }
         try run(helper + [path], path)
         if let identity { passedFiles.withLock { _ = $0.insert(identity) } }
     }
 
-    private static let passedFiles = Mutex<Set<[Int]>>([])
+    private static let passedFiles = Mutex<Set<FileIdentity>>([])
 
     private static func run(_ argv: [String], _ path: String) throws {
         var pid: pid_t = 0

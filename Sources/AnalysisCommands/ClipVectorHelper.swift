@@ -5,7 +5,7 @@ import LinearAlgebra
 import Glibc
 #endif
 
-/// Pools the clip vectors of a second file in a child process while this process reads the first.
+/// Pools the clip vectors of some representations in a child process while this process reads the rest.
 ///
 /// libhdf5 1.10 is not thread-safe, so every HDF5 call of a process runs under one lock, and the copy of
 /// each stored chunk from the page cache happens under it (`HDF5File.forEachStoredChunk`). Reading two
@@ -17,13 +17,15 @@ import Glibc
 /// executable, see `helper`), which streams each one's clip vectors back through a pipe as soon as it
 /// has them.
 ///
-/// The helper runs `DepthStream.tokenMeans`, the function this process would run, on the same file, so
-/// the vectors are the same bits; they travel as raw float64. Whatever the helper does not deliver (it
-/// could not start, failed, or died) is read in this process as before, so results, errors and their
-/// messages do not depend on the helper.
+/// The helper runs `DepthStream.tokenMeans`, the function this process would run, on the same file (it
+/// refuses a file at that path whose `FileIdentity` is not the one this process opened), so the vectors
+/// are the same bits; they travel as raw float64. Whatever the helper does not deliver (it could not
+/// start, failed, or died) is read in this process as before, so results, errors and their messages do
+/// not depend on the helper. If this process dies, the helper ends at its next write.
 public enum ClipVectorHelper {
-    /// argv of the helper, to which `FILE DEPTH...` are appended; nil keeps every read in this process
-    /// (library users and tests, unless they set it).
+    /// argv of the helper, to which `--identity ID FILE DEPTH...` are appended (`ID` the file's
+    /// `FileIdentity` when this process opened it); nil keeps every read in this process (library
+    /// users and tests, unless they set it).
     nonisolated(unsafe) public static var helper: [String]? = nil
 
     /// Bytes before each depth's vectors on the pipe: the depth and the number of float64 values, as
@@ -32,12 +34,19 @@ public enum ClipVectorHelper {
 
     /// The helper's side: writes the clip vectors of `depths` of the file at `path` (every clip, in the
     /// file's stored order) to file descriptor `fd`, one depth after the other in the order given.
-    /// Throws the first read or write error; what was written before it stays valid.
-    public static func serve(path: String, depths: [Int], to fd: Int32) throws {
+    /// With `identity`, refuses (before writing anything) a file at `path` that is not that file, before
+    /// or after opening it. Throws the first read or write error; what was written before it stays valid.
+    public static func serve(path: String, identity: FileIdentity?, depths: [Int], to fd: Int32) throws {
+        func requireIdentity() throws {
+            guard let identity, FileIdentity(path: path) != identity else { return }
+            throw AnalysisError("\(path): not the file the parent process opened (it was replaced or changed since)")
+        }
+        try requireIdentity()
         guard let file = try ActivationFile.open([path]).first else { return }
+        try requireIdentity()
         for depth in depths {
             let values = try DepthStream.tokenMeans(file, depth: depth, clips: 0..<file.clipCount)
-            var header = [Int64(depth).littleEndian, Int64(values.count).littleEndian]
+            let header = [Int64(depth).littleEndian, Int64(values.count).littleEndian]
             try header.withUnsafeBytes { try writeAll(fd, $0) }
             try values.withUnsafeBytes { try writeAll(fd, $0) }
         }
@@ -64,14 +73,24 @@ public enum ClipVectorHelper {
     /// jobs). None when there is no helper, `--threads` allows one core, the file is read in another
     /// clip order than it stores (a file aligned to another by clip ids), the vectors are known
     /// already, or their tokens come to less than `minimumBytes`.
+    /// Also none inside a job of a parallel loop (its jobs then run one after another, so a helper would
+    /// add a process beyond `--threads`).
     static func delegated(_ reps: [(file: ActivationFile, depth: Int)]) -> [Int] {
-        guard helper != nil, ThreadSetting.count >= 2, let last = reps.last?.file, last.clipOrder == nil else { return [] }
+        guard helper != nil, ThreadSetting.count >= 2, !ThreadSetting.onWorkerThread,
+              let last = reps.last?.file, last.clipOrder == nil, last.identity != nil else { return [] }
         let oneFile = reps.allSatisfy { $0.file === last }
         let chosen = reps.indices.filter { i in
-            (oneFile ? i % 2 == 1 : reps[i].file === last) && last.knownClipVectors[reps[i].depth] == nil
+            (oneFile ? i % 2 == 1 : reps[i].file === last) && last.tokenTypes.indices.contains(reps[i].depth)
+                && last.knownClipVectors[reps[i].depth] == nil
         }
-        let bytes = chosen.reduce(0) { total, i in
-            total + last.clipCount * last.tokenCount * last.featureCount * last.tokenTypes[reps[i].depth].byteCount
+        // Declared shapes may be huge (a virtual dataset is not checked against its storage): saturate.
+        var bytes = 0
+        for i in chosen where bytes < minimumBytes {
+            let (perClip, o1) = last.tokenCount.multipliedReportingOverflow(by: last.featureCount)
+            let (perDepth, o2) = perClip.multipliedReportingOverflow(by: last.clipCount)
+            let (stored, o3) = perDepth.multipliedReportingOverflow(by: last.tokenTypes[reps[i].depth].byteCount)
+            let (sum, o4) = bytes.addingReportingOverflow(stored)
+            bytes = o1 || o2 || o3 || o4 ? Int.max : sum
         }
         return bytes >= minimumBytes ? chosen : []
     }
@@ -111,17 +130,19 @@ public enum ClipVectorHelper {
             guard let helper = ClipVectorHelper.helper, !helper.isEmpty, !depths.isEmpty else { return nil }
             self.depths = depths
             expected = file.clipCount * file.featureCount
+            // A socket pair rather than a pipe, since it is created close-on-exec in one call: neither end
+            // may leak into a child another thread starts meanwhile (the end of the stream would wait for
+            // that child). The helper gets fds[1] as its standard output.
             var fds: [Int32] = [-1, -1]
-            guard pipe(&fds) == 0 else { return nil }
-            // Neither end may leak into another child (the helper gets the write end as its stdout).
-            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else { return nil }
             var actions = posix_spawn_file_actions_t()
             posix_spawn_file_actions_init(&actions)
             defer { posix_spawn_file_actions_destroy(&actions) }
             posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
             posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
             posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-            let argv = helper + [file.path] + depths.map(String.init)
+            guard let identity = file.identity else { return nil }
+            let argv = helper + ["--identity", identity.description, file.path] + depths.map(String.init)
             var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
             defer { for p in cargs { free(p) } }
             let status = posix_spawn(&pid, argv[0], &actions, nil, &cargs, environ)

@@ -261,8 +261,9 @@ extension DepthStream {
     /// its own and hands it to `body(i, &x)` there, one job per core: one core's work on a representation
     /// fills the time the other waits for HDF5's lock while reading, where reading every representation
     /// first left a core idle for most of the read. For one process; `x` is the job's own copy. Once a
-    /// read fails, jobs not yet started skip their work, and the first failed read in `reps` order is
-    /// thrown after every job has ended; otherwise the results in `reps` order.
+    /// read fails, jobs not yet started skip their work unless they come before it in `reps`, and the
+    /// first failed read in `reps` order is thrown after every job has ended (whatever order the jobs ran
+    /// in); otherwise the results in `reps` order.
     ///
     /// A share of the representations (`ClipVectorHelper.delegated`: those of the last of several files,
     /// or every other one of a single file) may be pooled by a helper process while the jobs read the
@@ -270,7 +271,8 @@ extension DepthStream {
     /// - Parameter progress: called with (representations done, total).
     static func readEach<T>(_ reps: [(file: ActivationFile, depth: Int)], progress: ((Int, Int) -> Void)?,
                             _ body: @escaping @Sendable (Int, inout Matrix<Double>) -> T) throws -> [T] {
-        let failed = Mutex(false)
+        // The lowest index of a failed read so far: later jobs skip their work, earlier ones still run.
+        let failed = Mutex(Int.max)
         let delegated = ClipVectorHelper.delegated(reps)
         let helper = delegated.first.flatMap { ClipVectorHelper.Delivery(file: reps[$0].file, depths: delegated.map { reps[$0].depth }) }
         defer { helper?.finish() }
@@ -280,7 +282,7 @@ extension DepthStream {
         let order = helper == nil ? Array(reps.indices) : ClipVectorHelper.jobOrder(reps.count, delegated: delegated)
         let started = Parallel.map(reps.count, { j -> Result<T, Error>? in
             let i = order[j]
-            if failed.withLock({ $0 }) { return nil }
+            if failed.withLock({ $0 < i }) { return nil }
             do {
                 let f = reps[i].file
                 var x: Matrix<Double>
@@ -291,7 +293,7 @@ extension DepthStream {
                 }
                 return .success(body(i, &x))
             } catch {
-                failed.withLock { $0 = true }
+                failed.withLock { $0 = min($0, i) }
                 return .failure(error)
             }
         }, finished: { _, _, done in progress?(done, reps.count) })

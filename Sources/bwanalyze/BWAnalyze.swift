@@ -42,7 +42,7 @@ struct BWAnalyze: ParsableCommand {
             var command = try parseAsRoot()
             // Started as several processes (mpirun, srun), a command that is not one job over the ranks
             // would run once per rank and write its output as many times.
-            if !(command is DistributedCommand), !(command is CheckStructure), Collective.launchedProcesses() > 1 {
+            if !(command is DistributedCommand), !(command is CheckStructure), !(command is ClipVectors), Collective.launchedProcesses() > 1 {
                 let name = type(of: command).configuration.commandName ?? String(describing: type(of: command)).lowercased()
                 printError("\(name) runs as one process; start it without mpirun or srun (the analyses and report run under MPI, see docs/mpi.md)")
                 Glibc.exit(1)
@@ -170,14 +170,22 @@ extension BWAnalyze {
             abstract: "Internal: write the clip vectors of some depths of a file to standard output (the helper of a two-file read).",
             shouldDisplay: false)
 
+        @Option(help: "The file's identity when the parent opened it (device:inode:size:ctime seconds:nanoseconds); another file at the path is refused.")
+        var identity: String?
         @Argument var file: String
         @Argument var depths: [Int]
 
         func run() throws {
-            // The parent opened this file, past the structure guard, before starting this helper.
+            // The parent opened this file, past the structure guard, before starting this helper; the
+            // identity check makes sure it is still that file.
             StructureGuard.helper = nil
             do {
-                try ClipVectorHelper.serve(path: file, depths: depths, to: STDOUT_FILENO)
+                var expected: FileIdentity? = nil
+                if let identity {
+                    guard let parsed = FileIdentity(argument: identity) else { throw ValidationError("--identity: not device:inode:size:seconds:nanoseconds") }
+                    expected = parsed
+                }
+                try ClipVectorHelper.serve(path: file, identity: expected, depths: depths, to: STDOUT_FILENO)
             } catch {
                 printError("\(error)")
                 throw ExitCode.failure

@@ -14,9 +14,12 @@ final class ClipVectorHelperTests: XCTestCase {
     private var savedHelper: [String]? = nil
     private var savedMinimum = 0
 
+    private var savedThreads = 0
+
     override func setUp() {
         savedHelper = ClipVectorHelper.helper
         savedMinimum = ClipVectorHelper.minimumBytes
+        savedThreads = ThreadSetting.count
         ClipVectorHelper.minimumBytes = 0
         ThreadSetting.set(2)
     }
@@ -24,7 +27,7 @@ final class ClipVectorHelperTests: XCTestCase {
     override func tearDown() {
         ClipVectorHelper.helper = savedHelper
         ClipVectorHelper.minimumBytes = savedMinimum
-        ThreadSetting.set(ThreadSetting.machineCores)
+        ThreadSetting.set(savedThreads)
     }
 
     /// Random float32 tokens at depths 0...4 in h5py-like chunks (partial at every edge).
@@ -75,18 +78,54 @@ final class ClipVectorHelperTests: XCTestCase {
         XCTAssertEqual(try readEach(one), try inProcess(one))
     }
 
+    func testReadEachTakesTheHelpersDeliveriesForItsShare() throws {
+        // A helper that pools another file of the same shape in place of the one it is given (it drops
+        // `--identity ID FILE`): the delegated representations, and only those, get that file's vectors,
+        // each at its own depth, which shows the deliveries are taken and where they go.
+        let dir = TemporaryDirectory()
+        let a = try writeFile(dir.file("a.h5"), seed: 1), b = try writeFile(dir.file("b.h5"), seed: 2)
+        let other = try writeFile(dir.file("other.h5"), seed: 3)
+        ClipVectorHelper.helper = ["/bin/sh", "-c", "shift 3; exec \"$0\" clip-vectors '\(other.path)' \"$@\"", bw]
+        let two = (0..<depths).map { (file: a, depth: $0) } + [3, 1, 4].map { (file: b, depth: $0) }
+        let expected = try inProcess(Array(two.prefix(depths))) + inProcess([3, 1, 4].map { (file: other, depth: $0) })
+        XCTAssertEqual(try readEach(two), expected)
+        let one = (0..<depths).map { (file: a, depth: $0) }
+        XCTAssertEqual(try readEach(one), try (0..<depths).map { i in
+            try DepthStream.tokenMeans(i % 2 == 1 ? other : a, depth: i, clips: 0..<n)
+        })
+    }
+
+    func testHelperRefusesAFileChangedSinceThisProcessOpenedIt() throws {
+        let dir = TemporaryDirectory()
+        let a = try writeFile(dir.file("a.h5"), seed: 1), b = try writeFile(dir.file("b.h5"), seed: 2)
+        let reps = (0..<depths).map { (file: a, depth: $0) } + (0..<depths).map { (file: b, depth: $0) }
+        let expected = try inProcess(reps)
+        // Changing the file's mode changes its change time, so its identity.
+        XCTAssertEqual(chmod(b.path, 0o600), 0)
+        ClipVectorHelper.helper = [bw, "clip-vectors"]
+        let delivery = try XCTUnwrap(ClipVectorHelper.Delivery(file: b, depths: [0]))
+        XCTAssertNil(delivery.take(0))
+        delivery.finish()
+        XCTAssertEqual(try readEach(reps), expected)
+        let r = try bwanalyze("clip-vectors", "--identity", try XCTUnwrap(a.identity).description, b.path, "0")
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertEqual(r.stdout, "")
+        XCTAssertTrue(r.stderr.contains("b.h5: not the file the parent process opened"), r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+    }
+
     func testWhatTheHelperDoesNotDeliverIsReadHere() throws {
         let dir = TemporaryDirectory()
         let a = try writeFile(dir.file("a.h5"), seed: 1), b = try writeFile(dir.file("b.h5"), seed: 2)
         let reps = (0..<depths).map { (file: a, depth: $0) } + (0..<depths).map { (file: b, depth: $0) }
         let expected = try inProcess(reps)
-        // The helper (argv + FILE DEPTH...) cannot start, fails at once, writes bytes that are not a
-        // depth's vectors, or delivers the first depth and stops.
+        // The helper (argv + --identity ID FILE DEPTH...) cannot start, fails at once, writes bytes that
+        // are not a depth's vectors, or delivers the first depth and stops.
         let helpers: [[String]] = [
             [dir.file("no-such-helper")],
             ["/bin/false"],
             ["/bin/sh", "-c", "head -c 100000 /dev/urandom", "sh"],
-            ["/bin/sh", "-c", "exec \"$0\" clip-vectors \"$1\" \"$2\"", bw],
+            ["/bin/sh", "-c", "exec \"$0\" clip-vectors \"$1\" \"$2\" \"$3\" \"$4\"", bw],
         ]
         for helper in helpers {
             ClipVectorHelper.helper = helper
