@@ -8,17 +8,23 @@ public enum Checksum {
         hex(Crypto.SHA256.hash(data: Array(bytes)))
     }
 
-    /// Lower-case hexadecimal SHA-256 digest of a file, read in 1 MiB pieces.
+    /// Lower-case hexadecimal SHA-256 digest of a file, read in 1 MiB pieces into one buffer (a fresh
+    /// piece per read cost a page fault per 4 KiB: 0.7 million for a 3 GB file).
     public static func sha256(fileAt path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw ReportError("\(path): cannot open for reading")
-        }
-        defer { try? handle.close() }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw ReportError("\(path): cannot open for reading (\(String(cString: strerror(errno))))") }
+        defer { close(fd) }
         var hasher = Crypto.SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { buffer.deallocate() }
         while true {
-            let chunk = handle.readData(ofLength: 1 << 20)
-            if chunk.isEmpty { break }
-            hasher.update(data: chunk)
+            let n = read(fd, buffer.baseAddress!, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ReportError("\(path): cannot read (\(String(cString: strerror(errno))))")
+            }
+            if n == 0 { break }
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         }
         return hex(hasher.finalize())
     }
