@@ -100,7 +100,8 @@ public enum ClipVectorHelper {
     /// vectors become a Gram matrix and are released) soon after it arrives instead of all of them
     /// waiting in memory for the end, while the first two jobs read as the helper starts up.
     static func jobOrder(_ count: Int, delegated: [Int]) -> [Int] {
-        let own = (0..<count).filter { !Set(delegated).contains($0) }
+        let helpers = Set(delegated)
+        let own = (0..<count).filter { !helpers.contains($0) }
         var order = Array(own.prefix(2))
         var next = 0
         for i in own.dropFirst(2) {
@@ -127,9 +128,10 @@ public enum ClipVectorHelper {
         /// Starts the helper on `depths` of `file` (each depth's vectors are clipCount × featureCount
         /// values); nil when it cannot be started.
         init?(file: ActivationFile, depths: [Int]) {
-            guard let helper = ClipVectorHelper.helper, !helper.isEmpty, !depths.isEmpty else { return nil }
+            let (values, overflow) = file.clipCount.multipliedReportingOverflow(by: file.featureCount)
+            guard let helper = ClipVectorHelper.helper, !helper.isEmpty, !depths.isEmpty, !overflow else { return nil }
             self.depths = depths
-            expected = file.clipCount * file.featureCount
+            expected = values
             // A socket pair rather than a pipe, since it is created close-on-exec in one call: neither end
             // may leak into a child another thread starts meanwhile (the end of the stream would wait for
             // that child). The helper gets fds[1] as its standard output.
