@@ -46,26 +46,7 @@ public enum StructureGuard {
     private static let passedFiles = Mutex<Set<FileIdentity>>([])
 
     private static func run(_ argv: [String], _ path: String) throws {
-        var pid: pid_t = 0
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        // No crash backtrace in the helper: its death is expected on damaged files and only its status counts.
-        var env: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no")]
-        var e = environ
-        while let entry = e.pointee {
-            if strncmp(entry, "SWIFT_BACKTRACE=", 16) != 0 { env.append(strdup(entry)) }
-            e += 1
-        }
-        env.append(nil)
-        defer { for p in env { free(p) } }
-        let status = posix_spawn(&pid, argv[0], &actions, nil, &cargs, &env)
-        guard status == 0 else {
+        guard let pid = spawnHelper(argv) else {
             // No helper, no guard: reading goes on in-process rather than refusing every file.
             return
         }
@@ -98,6 +79,36 @@ public enum StructureGuard {
         case SIGXCPU, SIGKILL: throw damaged(path, "reading its structure did not finish within \(Int(timeLimit)) s")
         default: throw damaged(path, "reading its structure crashed the HDF5 library (signal \(signal))")
         }
+    }
+
+    /// Starts `argv` (argv[0] a path) as a helper process: standard input and error on /dev/null,
+    /// standard output on `output` (default /dev/null), this process's environment with Swift's crash
+    /// backtrace off (a helper's death is expected on damaged files, and only its status or its output
+    /// counts). Returns its pid, or nil when it cannot be started. Descriptors of this process that are
+    /// not close-on-exec are inherited.
+    public static func spawnHelper(_ argv: [String], output: Int32? = nil) -> pid_t? {
+        var pid: pid_t = 0
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let output {
+            posix_spawn_file_actions_adddup2(&actions, output, 1)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        }
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for p in cargs { free(p) } }
+        var env: [UnsafeMutablePointer<CChar>?] = [strdup("SWIFT_BACKTRACE=enable=no")]
+        var e = environ
+        while let entry = e.pointee {
+            if strncmp(entry, "SWIFT_BACKTRACE=", 16) != 0 { env.append(strdup(entry)) }
+            e += 1
+        }
+        env.append(nil)
+        defer { for p in env { free(p) } }
+        return posix_spawn(&pid, argv[0], &actions, nil, &cargs, &env) == 0 ? pid : nil
     }
 
     private static func damaged(_ path: String, _ why: String) -> ActivationStoreError {

@@ -28,12 +28,9 @@ public enum ClipVectorHelper {
     /// users and tests, unless they set it).
     nonisolated(unsafe) public static var helper: [String]? = nil
 
-    /// Bytes before each depth's vectors on the pipe: the depth and the number of float64 values, as
-    /// two little-endian 64-bit integers.
-    static let headerBytes = 16
-
     /// The helper's side: writes the clip vectors of `depths` of the file at `path` (every clip, in the
-    /// file's stored order) to file descriptor `fd`, one depth after the other in the order given.
+    /// file's stored order) to file descriptor `fd`, one depth after the other in the order given, each
+    /// after a header of two little-endian 64-bit integers: the depth and the number of float64 values.
     /// With `identity`, refuses (before writing anything) a file at `path` that is not that file, before
     /// or after opening it. Throws the first read or write error; what was written before it stays valid.
     public static func serve(path: String, identity: FileIdentity?, depths: [Int], to fd: Int32) throws {
@@ -129,7 +126,8 @@ public enum ClipVectorHelper {
         /// values); nil when it cannot be started.
         init?(file: ActivationFile, depths: [Int]) {
             let (values, overflow) = file.clipCount.multipliedReportingOverflow(by: file.featureCount)
-            guard let helper = ClipVectorHelper.helper, !helper.isEmpty, !depths.isEmpty, !overflow else { return nil }
+            guard let helper = ClipVectorHelper.helper, !helper.isEmpty, !depths.isEmpty, !overflow,
+                  let identity = file.identity else { return nil }
             self.depths = depths
             expected = values
             // A socket pair rather than a pipe, since it is created close-on-exec in one call: neither end
@@ -137,22 +135,14 @@ public enum ClipVectorHelper {
             // that child). The helper gets fds[1] as its standard output.
             var fds: [Int32] = [-1, -1]
             guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else { return nil }
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-            posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-            guard let identity = file.identity else { return nil }
-            let argv = helper + ["--identity", identity.description, file.path] + depths.map(String.init)
-            var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-            defer { for p in cargs { free(p) } }
-            let status = posix_spawn(&pid, argv[0], &actions, nil, &cargs, environ)
+            let started = StructureGuard.spawnHelper(helper + ["--identity", identity.description, file.path] + depths.map(String.init),
+                                                     output: fds[1])
             close(fds[1])
-            guard status == 0 else {
+            guard let started else {
                 close(fds[0])
                 return nil
             }
+            pid = started
             readEnd = fds[0]
             let thread = Thread { [self] in receive() }
             thread.name = "clip-vector helper"
