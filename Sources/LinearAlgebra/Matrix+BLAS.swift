@@ -90,7 +90,7 @@ extension Matrix where Scalar: BLASOps {
     /// operands at every call, and for A (733×384) by B (384×8), the probe's shape, that copy costs as much
     /// as the multiply-adds. OpenBLAS (0.3.21 on AVX-512 CPUs) multiplies calls with m·n·k ≤ 10⁶ in place
     /// with its small-matrix kernels instead; by panels of 256–325 rows such a product took 82–90 µs
-    /// against 190–215 µs in one call (one thread; docs/BENCHMARKS.md). Elsewhere the panels only split
+    /// against 190–215 µs in one call (one thread; BENCHMARKS.md). Elsewhere the panels only split
     /// one call into a few.
     public static func rowsPerPanel(rows m: Int, inner k: Int, narrow n: Int) -> Int {
         let rows = 1_000_000 / max(1, k * n)

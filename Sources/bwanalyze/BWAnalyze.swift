@@ -27,15 +27,16 @@ struct BWAnalyze: ParsableCommand {
     /// one error line and status 1; a closed pipe ends the process quietly by SIGPIPE, as Unix tools do.
     static func main() {
         signal(SIGPIPE, SIG_DFL)
-        if ProcessInfo.processInfo.environment["BWSSL_STRUCTURE_GUARD"] != "off",
-           let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            StructureGuard.helper = [exe, CheckStructure.configuration.commandName!]
+        let environment = ProcessInfo.processInfo.environment
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            if environment["BWSSL_STRUCTURE_GUARD"] != "off" {
+                StructureGuard.helper = [exe, CheckStructure.configuration.commandName!]
+            }
+            if environment["BWSSL_CLIP_VECTOR_HELPER"] != "off" {
+                ClipVectorHelper.helper = [exe, ClipVectors.configuration.commandName!]
+            }
         }
-        if ProcessInfo.processInfo.environment["BWSSL_CLIP_VECTOR_HELPER"] != "off",
-           let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            ClipVectorHelper.helper = [exe, ClipVectors.configuration.commandName!]
-        }
-        if let limit = ProcessInfo.processInfo.environment["BWSSL_STRUCTURE_TIME_LIMIT"].flatMap(Double.init), limit > 0 {
+        if let limit = environment["BWSSL_STRUCTURE_TIME_LIMIT"].flatMap(Double.init), limit > 0 {
             StructureGuard.timeLimit = limit
         }
         do {
@@ -180,10 +181,9 @@ extension BWAnalyze {
             // identity check makes sure it is still that file.
             StructureGuard.helper = nil
             do {
-                var expected: FileIdentity? = nil
-                if let identity {
-                    guard let parsed = FileIdentity(argument: identity) else { throw ValidationError("--identity: not device:inode:size:seconds:nanoseconds") }
-                    expected = parsed
+                let expected = try identity.map { argument in
+                    guard let parsed = FileIdentity(argument: argument) else { throw ValidationError("--identity: not device:inode:size:seconds:nanoseconds") }
+                    return parsed
                 }
                 try ClipVectorHelper.serve(path: file, identity: expected, depths: depths, to: STDOUT_FILENO)
             } catch {
