@@ -78,14 +78,15 @@ public struct ReportGenerator: Sendable {
         let figures = ReportFigures.make(table: table, runs: runs)
 
         var conventions: [String: String] = [:]
-        var parameters: [String: [String: String]] = [:]
+        var produced: [String: [(parameters: [String: String], metrics: [String], input: String)]] = [:]
         var notes = inputs.notes + outcome.notes
         for r in outcome.reports {
             conventions.merge(r.conventions) { a, _ in a }
-            parameters[r.command, default: [:]].merge(r.parameters) { a, b in a == b ? a : a }
             let who = r.inputs.map { "\($0.run) [\($0.probeSet), step \($0.step)]" }.joined(separator: " x ")
+            produced[r.command, default: []].append((r.parameters, r.records.map(\.metric), who))
             for w in r.warnings { notes.append("\(r.command) of \(who): \(w)") }
         }
+        let parameters = produced.mapValues(ReportSummary.ParameterVariant.group)
         var described: [ReportSummary.Input] = []
         for (g, sum) in zip(inputs.groups, sums) {
             let m = g.file.metadata

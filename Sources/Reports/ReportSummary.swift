@@ -49,8 +49,30 @@ public struct ReportSummary: Codable, Sendable {
     public var runs: [RunInfo]
     /// Metric name → exact convention (merged over the analyses).
     public var conventions: [String: String]
-    /// Analysis parameters by analysis (command) name, merged.
-    public var parameters: [String: [String: String]]
+    /// One set of parameters an analysis ran with, and what it produced: the metrics and the inputs
+    /// (`run [probe set, step]`, or two of them joined by ` x ` for cross-run CKA) of the records
+    /// those parameters made. Distinct parameter sets of one analysis are separate variants, never merged.
+    public struct ParameterVariant: Codable, Sendable, Equatable {
+        public var parameters: [String: String]
+        public var metrics: [String]
+        public var inputs: [String]
+
+        /// Groups reports of one command into variants: reports with equal parameters share one.
+        public static func group(_ reports: [(parameters: [String: String], metrics: [String], input: String)]) -> [ParameterVariant] {
+            var variants: [ParameterVariant] = []
+            for r in reports {
+                if let i = variants.firstIndex(where: { $0.parameters == r.parameters }) {
+                    variants[i].metrics = Array(Set(variants[i].metrics + r.metrics)).sorted()
+                    if !variants[i].inputs.contains(r.input) { variants[i].inputs.append(r.input) }
+                } else {
+                    variants.append(ParameterVariant(parameters: r.parameters, metrics: Array(Set(r.metrics)).sorted(), inputs: [r.input]))
+                }
+            }
+            return variants
+        }
+    }
+    /// Analysis parameters by analysis (command) name: one entry per distinct parameter set.
+    public var parameters: [String: [ParameterVariant]]
     public var findings: [Finding]
     /// How the confidence intervals were computed (nil when none were).
     public var bootstrap: String?

@@ -186,6 +186,24 @@ final class ReportCommandTests: XCTestCase {
             .filter { $0[0] == "cka_linear_biased" && $0[1] == "fixture-run-a" && $0[6] == "fixture-run-a" }
         XCTAssertEqual(within.count, 10)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.file("figures/cka_heatmap_fixture-run-a_pair.svg")))
+
+        // Provenance per variant: the linear and the RBF CKA ran with different parameters, and each
+        // parameter set stays with the metrics it produced (an RBF bandwidth never sits beside "linear").
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("summary.json")))) as! [String: Any]
+        let cka = (summary["parameters"] as! [String: Any])["cka"] as! [[String: Any]]
+        XCTAssertGreaterThanOrEqual(cka.count, 2, "\(cka)")
+        var kernels: Set<String> = []
+        for variant in cka {
+            let p = variant["parameters"] as! [String: String]
+            let metrics = variant["metrics"] as! [String]
+            XCTAssertFalse(metrics.isEmpty)
+            XCTAssertFalse((variant["inputs"] as! [String]).isEmpty)
+            let kernel = try XCTUnwrap(p["kernel"])
+            kernels.insert(kernel)
+            for m in metrics { XCTAssertTrue(m.hasPrefix("cka_\(kernel)_"), "\(m) listed under kernel \(kernel)") }
+            XCTAssertEqual(p["gamma_per_representation"] != nil, kernel == "rbf", "\(p)")
+        }
+        XCTAssertEqual(kernels, ["linear", "rbf"])
     }
 
     func testUnreadableActivationFileIsAnErrorNamingIt() throws {
