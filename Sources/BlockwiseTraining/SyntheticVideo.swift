@@ -13,10 +13,15 @@ import Numerics
 /// Pixel coordinates: `x` is the column (0 at the left), `y` the row (0 at the top). Every set adds
 /// independent uniform noise in ±`noiseAmplitude` to every pixel of every frame, then clamps to [0, 1].
 public enum SyntheticVideo {
-    /// The probe-set families.
+    /// The probe-set families: the paper's two grating sets (`gratings`, `doubleGratings`, on the
+    /// authors' grids) and the synthetic actions.
     public static let knownNames = ["gratings", "double-gratings", "actions"]
-    /// The names `named(_:count:frames:height:width:seed:)` accepts: the families and `mixed` (training only).
-    public static let acceptedNames = knownNames + ["mixed"]
+    /// The gratings of the training mixture (`legacyGratings`, `legacyDoubleGratings`); also probe sets
+    /// for diagnostics, outside the findings.
+    public static let legacyNames = ["legacy-gratings", "legacy-double-gratings"]
+    /// The names `named(_:count:frames:height:width:seed:)` accepts: the families, the legacy gratings
+    /// and `mixed` (training only).
+    public static let acceptedNames = knownNames + legacyNames + ["mixed"]
 
     /// Half-width of the uniform per-pixel, per-frame noise (standard deviation a/√3 ≈ 0.0115).
     public static let noiseAmplitude: Float = 0.02
@@ -45,9 +50,10 @@ public enum SyntheticVideo {
     /// Action motion classes.
     public static let motionNames = ["left", "right", "up", "down", "orbit", "zoom-in"]
 
-    // MARK: gratings
+    // MARK: legacy gratings (the training mixture's)
 
-    /// Drifting sinusoidal gratings filling the frame.
+    /// Drifting sinusoidal gratings filling the frame: the gratings of the `mixed` training set, and
+    /// the `legacy-gratings` probe set (a diagnostic; the paper's grating probe set is `gratings`).
     ///
     /// Pixel (x, y) of frame t, channel c: 0.5 + contrast · tint[c] · sin(2π(f/m · (x cos θ − y sin θ)
     /// − d · tf · t) + φ) + noise, with m = min(height, width), a random phase φ and a random drift
@@ -61,14 +67,14 @@ public enum SyntheticVideo {
     ///   - frames, height, width, channels: Clip size.
     ///   - seed: Everything is a function of it.
     /// - Complexity: O(count · frames · height · width · channels).
-    public static func gratings(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
-                                seed: UInt64) -> VideoClipSet {
+    public static func legacyGratings(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
+                                      seed: UInt64) -> VideoClipSet {
         let size = ClipSize(count: count, frames: frames, height: height, width: width, channels: channels)
         let coloured = size.channels >= 3
         var targets = ["spatial_frequency": 3, "orientation": 4, "temporal_frequency": 3, "contrast": 2]
         if coloured { targets["colour"] = 3 }
         let order = ["spatial_frequency", "orientation", "temporal_frequency", "contrast", "colour"].filter { targets[$0] != nil }
-        return generate(name: "gratings", size: size, family: Family.gratings, order: order, classCounts: targets, seed: seed) {
+        return generate(name: "legacy-gratings", size: size, family: Family.gratings, order: order, classCounts: targets, seed: seed) {
             classes, rng, noise, clip in
             var g = GratingParameters(orientation: classes[1], spatialFrequency: spatialFrequencies[classes[0]],
                                       temporalFrequency: temporalFrequencies[classes[2]], contrast: contrasts[classes[3]],
@@ -80,10 +86,12 @@ public enum SyntheticVideo {
         }
     }
 
-    /// Double drifting gratings: the left half (columns 0..<width/2) and the right half each hold
-    /// their own grating.
+    /// Double drifting gratings that differ in speed and drift direction as well as orientation: the
+    /// double gratings of the `mixed` training set, and the `legacy-double-gratings` probe set (a
+    /// diagnostic outside the findings; the paper's set is `doubleGratings`). The left half (columns
+    /// 0..<width/2) and the right half each hold their own grating.
     ///
-    /// Each half is a grating as in `gratings` with contrast `doubleGratingContrast`, no tint, its
+    /// Each half is a grating as in `legacyGratings` with contrast `doubleGratingContrast`, no tint, its
     /// own random phase and a random spatial frequency (a nuisance, not a target). Targets:
     /// `left_orientation`, `right_orientation` (4 each), `left_speed`, `right_speed` (3 each, the
     /// temporal frequency classes), `orientation_delta` = (right − left) mod 4, i.e. the right
@@ -98,15 +106,15 @@ public enum SyntheticVideo {
     ///
     /// - Parameters: As for `gratings`.
     /// - Complexity: O(count · frames · height · width · channels).
-    public static func doubleGratings(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
-                                      seed: UInt64) -> VideoClipSet {
+    public static func legacyDoubleGratings(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
+                                            seed: UInt64) -> VideoClipSet {
         let size = ClipSize(count: count, frames: frames, height: height, width: width, channels: channels)
         // Drawn (balanced) factors, in this order; the right half and the derived targets follow.
         let factors = [("left_orientation", 4), ("left_speed", 3), ("left_direction", 2), ("left_spatial_frequency", 3),
                        ("orientation_match", 2), ("speed_match", 2), ("direction_match", 2)]
         let classCounts = ["left_orientation": 4, "right_orientation": 4, "left_speed": 3, "right_speed": 3,
                            "orientation_delta": 4, "orientation_match": 2, "speed_match": 2, "direction_match": 2]
-        var generated = generateWithExtra(name: "double-gratings", size: size, family: Family.doubleGratings,
+        var generated = generateWithExtra(name: "legacy-double-gratings", size: size, family: Family.doubleGratings,
                                           order: factors.map(\.0), classCounts: Dictionary(uniqueKeysWithValues: factors),
                                           seed: seed) { classes, rng, noise, clip in
             let (lo, ls, ld, lf) = (classes[0], classes[1], classes[2], classes[3])
@@ -200,16 +208,17 @@ public enum SyntheticVideo {
 
     // MARK: mixture
 
-    /// A training mixture: ⌈count/3⌉ gratings, then as many double gratings, then actions (the rest),
-    /// each family drawn as by its own function from `seed`. The one target is `family` (0 gratings,
+    /// A training mixture: ⌈count/3⌉ legacy gratings, then as many legacy double gratings, then actions
+    /// (the rest), each family drawn as by its own function from `seed`. The probe sets' gratings (the
+    /// authors' grids) are not in it: the paper trains on natural video, not on its probe sets. The one target is `family` (0 gratings,
     /// 1 double gratings, 2 actions).
     ///
     /// - Complexity: O(count · frames · height · width · channels).
     public static func mixed(count: Int, frames: Int = 8, height: Int = 32, width: Int = 32, channels: Int = 3,
                              seed: UInt64, style: ActionStyle = .init()) -> VideoClipSet {
         let n = max(0, count), third = (n + 2) / 3
-        let parts = [gratings(count: min(third, n), frames: frames, height: height, width: width, channels: channels, seed: seed),
-                     doubleGratings(count: min(third, max(0, n - third)), frames: frames, height: height, width: width,
+        let parts = [legacyGratings(count: min(third, n), frames: frames, height: height, width: width, channels: channels, seed: seed),
+                     legacyDoubleGratings(count: min(third, max(0, n - third)), frames: frames, height: height, width: width,
                                     channels: channels, seed: seed),
                      actions(count: max(0, n - 2 * third), frames: frames, height: height, width: width, channels: channels,
                              seed: seed, style: style)]
@@ -259,7 +268,8 @@ public enum SyntheticVideo {
 
     // MARK: by name
 
-    /// A built-in set by name: `"gratings"`, `"double-gratings"` or `"actions"`.
+    /// A built-in set by name: `"gratings"`, `"double-gratings"`, `"actions"`, `"legacy-gratings"`,
+    /// `"legacy-double-gratings"` or `"mixed"`.
     ///
     /// - Throws: `TrainingError` for an unknown name (listing the known ones) or for sizes out of
     ///   range (count ≥ 0, frames ≥ 1, height and width ≥ 8, channels ≥ 1).
@@ -281,6 +291,9 @@ public enum SyntheticVideo {
                                    style: style)
         case "gratings": return gratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
         case "double-gratings": return doubleGratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
+        case "legacy-gratings": return legacyGratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
+        case "legacy-double-gratings":
+            return legacyDoubleGratings(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed)
         default: return actions(count: count, frames: frames, height: height, width: width, channels: channels, seed: seed,
                                 style: style)
         }
@@ -296,6 +309,8 @@ extension SyntheticVideo {
         static let doubleGratings: UInt64 = 2
         static let actions: UInt64 = 3
         static let occlusion: UInt64 = 4
+        static let authorsGratings: UInt64 = 5
+        static let authorsDoubleGratings: UInt64 = 6
     }
 
     struct ClipSize {

@@ -17,11 +17,11 @@ extension Findings {
     public static let baselinePatchSimilarity = 0.6
     /// Largest linear CKA allowed between depth 0 and depth L.
     public static let baselineCKA = 0.8
-    /// Targets of the built-in probe sets that are about motion or about relations between parts of a clip.
+    /// Targets of the built-in probe sets that are about motion or about relations between parts of a
+    /// clip: the actions' `motion` and the double gratings' relational targets (the authors' names).
     public static let motionOrRelationalTargets: [String: Set<String>] = [
         "actions": ["motion"],
-        "double-gratings": ["left_speed", "right_speed", "speed_match", "direction_match", "orientation_match", "orientation_delta"],
-        "gratings": ["temporal_frequency"],
+        "double-gratings": ["sf_delta", "sf_higher_side", "spatial_freq_match", "orientation_delta", "orientation_match"],
     ]
 
     /// Finding 0: the end-to-end runs develop depth-wise structure, as the paper's e2e baselines do. The

@@ -87,7 +87,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Frame height and width in pixels.") var size: Int?
     @Option(help: "Tubelet frames.") var tubelet: Int?
     @Option(help: "Patch size in pixels.") var patch: Int?
-    @Option(help: "Training clips: a synthetic set (actions, gratings, double-gratings, or mixed: a third of each) or an HDF5 file with /clips uint8 [N,F,H,W,C] and /labels/<target>.") var data: String?
+    @Option(help: "Training clips: a synthetic set (actions, gratings, double-gratings, legacy-gratings, legacy-double-gratings, or mixed: a third each of the legacy gratings, legacy double gratings and actions) or an HDF5 file with /clips uint8 [N,F,H,W,C] and /labels/<target>.") var data: String?
     @Option(help: "Clips in the synthetic training set.") var trainingClips: Int?
     @Option(help: "Clips per probe set in the dumps.") var probeClips: Int?
     @Option(help: "Comma-separated dump steps (0 = before training).") var dumpSteps: Checked<StepList>?

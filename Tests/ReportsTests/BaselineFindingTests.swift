@@ -46,8 +46,8 @@ struct BaselineScenario {
                 add("retrieval_map_chance", 12, chance.motion, target: "motion")
                 add("retrieval_map_chance", 12, chance.object, target: "object")
             } else {
-                add("probe_accuracy", 12, 0.45, target: "speed_match", spread: spread)
-                add("probe_accuracy_shuffled", 12, 0.5, target: "speed_match", spread: spread)
+                add("probe_accuracy", 12, 0.45, target: "orientation_match", spread: spread)
+                add("probe_accuracy_shuffled", 12, 0.5, target: "orientation_match", spread: spread)
             }
         }
         return out
@@ -66,7 +66,7 @@ final class BaselineFindingTests: XCTestCase {
         let rise = try XCTUnwrap(f.checks.first { $0.name.contains("rise") && $0.name.contains("[actions]") })
         XCTAssertEqual(rise.measured, 0.10, accuracy: 1e-12)
         let ratio = try XCTUnwrap(f.checks.first { $0.kind.hasPrefix("motion/relational") })
-        XCTAssertEqual(ratio.measured, 0.40 / 0.17, accuracy: 1e-12, "actions motion beats double gratings' speed_match (0.9x)")
+        XCTAssertEqual(ratio.measured, 0.40 / 0.17, accuracy: 1e-12, "actions motion beats double gratings' orientation_match (0.9x)")
         XCTAssertTrue(ratio.name.contains("[actions]") && ratio.name.contains("motion"), ratio.name)
         let margin = try XCTUnwrap(f.checks.first { $0.kind.hasPrefix("retrieval mAP over chance") })
         XCTAssertEqual(margin.measured, (0.30 + 0.40) / 2 - (0.17 + 0.26) / 2, accuracy: 1e-12)
