@@ -20,13 +20,15 @@ fuzz:
 		--commands-per-mutant 2 $${ALL:+--all-commands} --keep fuzz-failures
 
 # The main job: train e2e, simultaneous and sequential at K = 4 and simultaneous at K = 6 on the
-# default preset, dump activations and write the report (notebooks-export/). Resumes and skips.
+# default preset, once per seed (SEEDS, default 0 1 2), dump activations and write the report
+# (notebooks-export/; other seeds report under runs/default/report-seeds-*). Resumes and skips.
+SEEDS ?= 0 1 2
 reproduce:
-	PRESET=default bash scripts/reproduce.sh
+	PRESET=default SEEDS="$(SEEDS)" bash scripts/reproduce.sh
 
 # The same pipeline on the quick preset (a few minutes); report under runs/quick/report.
 reproduce-quick:
-	PRESET=quick bash scripts/reproduce.sh
+	PRESET=quick SEEDS="$(SEEDS)" bash scripts/reproduce.sh
 
 demo:
 	bash scripts/demo.sh

@@ -11,8 +11,8 @@ public struct Finding: Codable, Sendable, Equatable {
         public var kind: String
         /// The point value of the compared quantity.
         public var measured: Double
-        /// Its 95% bootstrap interval over clips (paired across runs and depths on the same clips); nil
-        /// when the records behind it carry no interval or were not resampled on the same clips.
+        /// Its 95% interval over trainings and clips (`SeedReplicates`; with one training, the clip
+        /// bootstrap's); nil when the records behind it give none.
         public var ciLow: Double?
         public var ciHigh: Double?
         /// The stated criterion, e.g. `<= 0.04`.
@@ -24,6 +24,23 @@ public struct Finding: Codable, Sendable, Equatable {
         public var verdict: String
         /// The paper's value for this comparison.
         public var paper: String
+        /// S, the trainings (seeds) the point averages; nil for checks built without replicates.
+        public var seeds: Int?
+        /// The value of each training, in seed order.
+        public var perSeed: [SeedPoint]?
+        /// What the interval covers: `seeds and clips` (S ≥ 2) or `clips only` (one training).
+        public var interval: String?
+        /// Context for a reader (e.g. the accuracies a difference is taken between), not part of the name.
+        public var detail: String?
+
+        /// One training's value of a check.
+        public struct SeedPoint: Codable, Sendable, Equatable {
+            /// The seed (or, for runs without a recorded seed, the runs' names).
+            public var seed: String
+            /// The run or runs the value comes from (` - ` between the runs of a comparison).
+            public var runs: String
+            public var value: Double
+        }
 
         public init(name: String, kind: String = "", measured: Double, ciLow: Double? = nil, ciHigh: Double? = nil, criterion: String,
                     passed: Bool, verdict: String? = nil, paper: String) {

@@ -6,11 +6,12 @@ import RepresentationMetrics
 /// The paper's four findings, evaluated from tidy records by stated criteria.
 ///
 /// Pure: reads only `records` and `runs`. Every comparison uses each run's LATEST dumped step;
-/// "final block" is a run's last block end (depth L), "block 1" its first block end. Where a
-/// regime has several runs (seeds), blockwise runs are compared one by one against the mean of
-/// the end-to-end runs. Accuracies are `Metric.probeAccuracyMeanOverTargets`; mAP is the mean over
-/// targets of `Metric.retrievalMAP` (`RecordIndex.finalMAP`, also on the page); CKA is
-/// `Metric.ckaLinearBiased` within one run.
+/// "final block" is a run's last block end (depth L), "block 1" its first block end. The runs of one
+/// condition (regime and K) are replicates, one per training seed: each check is computed per seed
+/// (comparisons between conditions pair runs by seed, `RecordIndex.lineUp`), and its point is the mean
+/// over seeds with an interval over seeds and clips (`SeedReplicates`). Accuracies are
+/// `Metric.probeAccuracyMeanOverTargets`; mAP is the mean over targets of `Metric.retrievalMAP`
+/// (`RecordIndex.finalMAP`, also on the page); CKA is `Metric.ckaLinearBiased` within one run.
 public enum Findings {
     /// Final-block probe accuracy gap allowed between blockwise and end-to-end (paper: 0.02 Tiny, 0.04 Small; we use the looser).
     public static let probeGapTolerance = 0.04
@@ -89,13 +90,20 @@ public enum Findings {
         }
     }
 
-    /// A check of `estimate` against `rule`, its verdict decided on the interval.
-    static func check(_ name: String, kind: String, _ estimate: Estimate, _ rule: Rule, criterion: String, paper: String) -> Finding.Check {
-        let ci = estimate.interval(level: intervalLevel)
-        return Finding.Check(name: name, kind: kind, measured: estimate.point, ciLow: ci?.low, ciHigh: ci?.high, criterion: criterion,
-                             passed: rule.holds(estimate.point), verdict: ci.map { rule.verdict($0.low, $0.high) } ?? Finding.inconclusiveVerdict,
-                             paper: paper)
+    /// A check of `estimate` against `rule`, its verdict decided on the interval over seeds and clips.
+    static func check(_ name: String, kind: String, _ estimate: Replicated, _ rule: Rule, criterion: String, paper: String,
+                      detail: String? = nil) -> Finding.Check {
+        let ci = estimate.interval
+        var c = Finding.Check(name: name, kind: kind, measured: estimate.point, ciLow: ci?.low, ciHigh: ci?.high, criterion: criterion,
+                              passed: rule.holds(estimate.point), verdict: ci.map { rule.verdict($0.low, $0.high) } ?? Finding.inconclusiveVerdict,
+                              paper: paper)
+        estimate.describe(&c)
+        c.detail = detail
+        return c
     }
+
+    /// The runs of the e2e conditions, which every blockwise condition is compared with.
+    static func endToEnd(_ x: RecordIndex) -> [RunInfo] { x.runs.filter(\.isEndToEnd) }
 
     // MARK: - Finding 1
 
@@ -103,41 +111,37 @@ public enum Findings {
         var f = Finding(
             id: 1, title: "Convergence / closeness of blockwise to end-to-end",
             paper: "final-block probe accuracy within 0.02 (Tiny) / 0.04 (Small) of E2E; retrieval mAP within 0.015 / 0.02; sequential vs simultaneous < 0.01; K=4 -> K=6 costs < 0.02",
-            criterion: "for every probe set with both regimes and every blockwise run: the signed difference acc_BW - mean acc_E2E at the final block within +-\(probeGapTolerance), and mAP_BW - mean mAP_E2E within +-\(mapGapTolerance) where retrieval exists; mean acc_sequential - mean acc_simultaneous within +-\(regimeGapTolerance) (looser than the paper's 0.01, stated for the small model and small probe sets); for blockwise runs of one regime with fewer vs more blocks (K=4 vs K=6 in the paper): acc(fewer) - acc(more) < \(blockCountCostTolerance). Each check is decided on its 95% bootstrap interval (paired over the same clips): reproduced when the interval lies inside the band (or below the cost threshold), not reproduced when it lies wholly outside; the finding is reproduced when every check is, not reproduced when any check is, inconclusive otherwise. Not evaluated without both an e2e and a blockwise run on a common probe set.")
+            criterion: "for every probe set with both regimes and every blockwise condition (regime, K; its runs are seeds): the signed difference acc_BW - acc_E2E at the final block within +-\(probeGapTolerance), and mAP_BW - mAP_E2E within +-\(mapGapTolerance) where retrieval exists; acc_sequential - acc_simultaneous at equal K within +-\(regimeGapTolerance) (looser than the paper's 0.01, stated for the small model and small probe sets); for one regime with fewer vs more blocks (K=4 vs K=6 in the paper): acc(fewer) - acc(more) < \(blockCountCostTolerance). Each difference is taken per seed (runs paired by seed), its point is the mean over seeds, and it is decided on its 95% interval over seeds and clips: reproduced when the interval lies inside the band (or below the cost threshold), not reproduced when it lies wholly outside; the finding is reproduced when every check is, not reproduced when any check is, inconclusive otherwise. Not evaluated without both an e2e and a blockwise run on a common probe set.")
         var comparedBWvsE2E = false
+        let e2e = endToEnd(x)
         for p in x.probeSets {
-            let e2e = x.runs.filter { $0.isEndToEnd }
-            let bw = x.runs.filter { $0.isBlockwise }
-            let e2eAcc = e2e.compactMap { x.finalAccuracy($0, p) }
-            let e2eMap = e2e.compactMap { x.finalMAP($0, p) }
-            for b in bw {
-                if let acc = x.finalAccuracy(b, p), !e2eAcc.isEmpty {
+            for (condition, bw) in x.conditions where bw[0].isBlockwise {
+                if let gap = x.replicate([bw, e2e], { x.difference(x.finalAccuracy($0[0], p), x.finalAccuracy($0[1], p)) }) {
                     comparedBWvsE2E = true
-                    let gap = Estimate.combine([acc] + e2eAcc) { $0[0] - mean(Array($0.dropFirst())) }
-                    f.checks.append(check("final-block probe gap \(b.run) (\(b.regime)) vs e2e [\(p)]", kind: "probe gap BW - E2E (final block)", gap, .within(probeGapTolerance),
+                    f.checks.append(check("final-block probe gap \(condition) vs e2e [\(p)]", kind: "probe gap BW - E2E (final block)", gap, .within(probeGapTolerance),
                                           criterion: "|gap| <= \(probeGapTolerance)", paper: "<= 0.02 (Tiny) / 0.04 (Small)"))
                 }
-                if let m = x.finalMAP(b, p), !e2eMap.isEmpty {
-                    let gap = Estimate.combine([m] + e2eMap) { $0[0] - mean(Array($0.dropFirst())) }
-                    f.checks.append(check("final-block retrieval mAP gap \(b.run) (\(b.regime)) vs e2e [\(p)]", kind: "mAP gap BW - E2E (final block)", gap, .within(mapGapTolerance),
+                if let gap = x.replicate([bw, e2e], { x.difference(x.finalMAP($0[0], p), x.finalMAP($0[1], p)) }) {
+                    f.checks.append(check("final-block retrieval mAP gap \(condition) vs e2e [\(p)]", kind: "mAP gap BW - E2E (final block)", gap, .within(mapGapTolerance),
                                           criterion: "|gap| <= \(mapGapTolerance)", paper: "<= 0.015 (Tiny) / 0.02 (Small)"))
                 }
             }
-            let seq = x.runs.filter { $0.knownRegime == .sequential }.compactMap { x.finalAccuracy($0, p) }
-            let sim = x.runs.filter { $0.knownRegime == .simultaneous }.compactMap { x.finalAccuracy($0, p) }
-            if !seq.isEmpty && !sim.isEmpty {
-                let gap = Estimate.combine(seq + sim) { mean(Array($0.prefix(seq.count))) - mean(Array($0.dropFirst(seq.count))) }
-                f.checks.append(check("sequential vs simultaneous final-block probe gap [\(p)]", kind: "probe gap sequential - simultaneous", gap, .within(regimeGapTolerance),
-                                      criterion: "|gap| <= \(regimeGapTolerance) (paper < 0.01)", paper: "< 0.01"))
+            let seq = x.conditions.filter { $0.runs[0].knownRegime == .sequential }
+            let sim = x.conditions.filter { $0.runs[0].knownRegime == .simultaneous }
+            for (_, sq) in seq {
+                for (_, sm) in sim where sm[0].blockEnds.count == sq[0].blockEnds.count {
+                    if let gap = x.replicate([sq, sm], { x.difference(x.finalAccuracy($0[0], p), x.finalAccuracy($0[1], p)) }) {
+                        f.checks.append(check("sequential vs simultaneous K=\(sq[0].blockEnds.count) final-block probe gap [\(p)]", kind: "probe gap sequential - simultaneous", gap,
+                                              .within(regimeGapTolerance), criterion: "|gap| <= \(regimeGapTolerance) (paper < 0.01)", paper: "< 0.01"))
+                    }
+                }
             }
             for regime in [Regime.simultaneous, .sequential] {
-                let byK = Dictionary(grouping: x.runs.filter { $0.knownRegime == regime }, by: { $0.blockEnds.count })
-                let ks = byK.keys.sorted()
-                for (i, ka) in ks.enumerated() {
-                    for kb in ks[(i + 1)...] {
-                        let a = byK[ka]!.compactMap { x.finalAccuracy($0, p) }, b = byK[kb]!.compactMap { x.finalAccuracy($0, p) }
-                        guard !a.isEmpty, !b.isEmpty else { continue }
-                        let cost = Estimate.combine(a + b) { mean(Array($0.prefix(a.count))) - mean(Array($0.dropFirst(a.count))) }
+                let byK = x.conditions.filter { $0.runs[0].knownRegime == regime }.sorted { $0.runs[0].blockEnds.count < $1.runs[0].blockEnds.count }
+                for (i, a) in byK.enumerated() {
+                    for b in byK[(i + 1)...] where a.runs[0].blockEnds.count < b.runs[0].blockEnds.count {
+                        let (ka, kb) = (a.runs[0].blockEnds.count, b.runs[0].blockEnds.count)
+                        guard let cost = x.replicate([a.runs, b.runs], { x.difference(x.finalAccuracy($0[0], p), x.finalAccuracy($0[1], p)) }) else { continue }
                         f.checks.append(check("\(regime.rawValue) K=\(ka) -> K=\(kb) final-block probe cost [\(p)]", kind: "probe cost of more blocks", cost, .below(blockCountCostTolerance),
                                               criterion: "< \(blockCountCostTolerance)", paper: "< 0.02 (K=4 -> K=6)"))
                     }
@@ -151,11 +155,12 @@ public enum Findings {
             return f
         }
         if !f.checks.contains(where: { $0.name.hasPrefix("sequential vs simultaneous") }) {
-            f.notes.append("sequential vs simultaneous not evaluated: needs both regimes on one probe set")
+            f.notes.append("sequential vs simultaneous not evaluated: needs both regimes with equal K on one probe set")
         }
         if !f.checks.contains(where: { $0.name.contains(" -> K=") }) {
             f.notes.append("block-count cost not evaluated: needs blockwise runs of one regime with different K")
         }
+        f.notes += x.replicationNotes
         f.decide()
         return f
     }
@@ -166,18 +171,17 @@ public enum Findings {
         var f = Finding(
             id: 2, title: "Earlier emergence of higher-level structure in blockwise runs",
             paper: "block-1 probe accuracy BW > E2E: double gratings ~0.86 vs ~0.75 (Small); actions ~0.39 vs ~0.34",
-            criterion: "on each of the probe sets \(emergenceProbeSets.joined(separator: ", ")) present with both regimes, every blockwise run's probe accuracy at its first block boundary minus the mean E2E accuracy at the same depth > 0. Decided on the 95% bootstrap interval of each difference (paired over the same clips): reproduced when every interval lies above 0, not reproduced when any lies wholly at or below 0, inconclusive otherwise.")
+            criterion: "on each of the probe sets \(emergenceProbeSets.joined(separator: ", ")) present with both regimes, every blockwise condition's probe accuracy at its first block boundary minus the E2E accuracy at the same depth > 0, taken per seed (runs paired by seed), its point the mean over seeds. Decided on the 95% interval of each difference over seeds and clips: reproduced when every interval lies above 0, not reproduced when any lies wholly at or below 0, inconclusive otherwise.")
         let sets = emergenceProbeSets.filter { x.probeSets.contains($0) }
+        let e2e = endToEnd(x)
         for p in sets {
-            let e2e = x.runs.filter { $0.isEndToEnd }
-            for b in x.runs where b.isBlockwise {
-                guard let depth = b.blockEnds.first, let acc = x.accuracy(b, p, depth: depth) else { continue }
-                let ref = e2e.compactMap { x.accuracy($0, p, depth: depth) }
-                guard !ref.isEmpty else { continue }
-                let diff = Estimate.combine([acc] + ref) { $0[0] - mean(Array($0.dropFirst())) }
-                f.checks.append(check("block-1 (depth \(depth)) probe accuracy \(b.run) (\(b.regime)) minus e2e [\(p)]: \(fmt(acc.point)) vs \(fmt(mean(ref.map(\.point))))", kind: "block-1 probe accuracy BW - E2E",
-                                      diff, .above(0), criterion: "> 0",
-                                      paper: p == "actions" ? "+0.05 (0.39 vs 0.34)" : "+0.11 (0.86 vs 0.75)"))
+            for (condition, bw) in x.conditions where bw[0].isBlockwise {
+                guard let depth = bw[0].blockEnds.first else { continue }
+                guard let diff = x.replicate([bw, e2e], { x.difference(x.accuracy($0[0], p, depth: depth), x.accuracy($0[1], p, depth: depth)) }) else { continue }
+                let means = [bw, e2e].map { runs in Findings.mean(runs.compactMap { x.accuracy($0, p, depth: depth)?.point }) }
+                f.checks.append(check("block-1 (depth \(depth)) probe accuracy \(condition) minus e2e [\(p)]", kind: "block-1 probe accuracy BW - E2E",
+                                      diff, .above(0), criterion: "> 0", paper: p == "actions" ? "+0.05 (0.39 vs 0.34)" : "+0.11 (0.86 vs 0.75)",
+                                      detail: "seed means \(fmt(means[0])) vs \(fmt(means[1]))"))
             }
         }
         if f.checks.isEmpty {
@@ -186,6 +190,8 @@ public enum Findings {
             } else {
                 f.notes.append(x.missingRegimeReason(probeSets: sets))
             }
+        } else {
+            f.notes += x.replicationNotes
         }
         f.decide()
         return f
@@ -197,23 +203,25 @@ public enum Findings {
         var f = Finding(
             id: 3, title: "Late saturation of blockwise runs, geometry preserved",
             paper: "consecutive linear CKA block 3 -> 4 of BW runs ~0.985-0.99; probe gain block 3 -> 4 near zero (sometimes negative)",
-            criterion: "for every blockwise run with K >= 2 blocks and every probe set: linear CKA (biased, clip vectors) between the last two block boundaries >= \(saturationCKA) (paper 0.985-0.99), and probe accuracy gain from block K-1 to K <= \(saturationGain). Decided on 95% bootstrap intervals (the gain paired over the same clips): reproduced when every interval lies on the paper's side, not reproduced when any lies wholly on the other side, inconclusive otherwise.")
-        for b in x.runs where b.isBlockwise && b.blockEnds.count >= 2 {
-            let d1 = b.blockEnds[b.blockEnds.count - 2], d2 = b.blockEnds[b.blockEnds.count - 1]
+            criterion: "for every blockwise condition with K >= 2 blocks and every probe set: linear CKA (biased, clip vectors) between the last two block boundaries >= \(saturationCKA) (paper 0.985-0.99), and probe accuracy gain from block K-1 to K <= \(saturationGain), each taken per seed with its point the mean over seeds. Decided on 95% intervals over seeds and clips (the gain paired over the same clips): reproduced when every interval lies on the paper's side, not reproduced when any lies wholly on the other side, inconclusive otherwise.")
+        for (condition, bw) in x.conditions where bw[0].isBlockwise && bw[0].blockEnds.count >= 2 {
+            let ends = bw[0].blockEnds
+            let d1 = ends[ends.count - 2], d2 = ends[ends.count - 1]
             for p in x.probeSets {
-                if let c = x.cka(b, p, d1, d2) {
-                    f.checks.append(check("CKA depth \(d1) -> \(d2) of \(b.run) (\(b.regime)) [\(p)]", kind: "CKA between the last two block ends", c, .atLeast(saturationCKA),
+                if let c = x.replicate([bw], { x.cka($0[0], p, d1, d2) }) {
+                    f.checks.append(check("CKA depth \(d1) -> \(d2) of \(condition) [\(p)]", kind: "CKA between the last two block ends", c, .atLeast(saturationCKA),
                                           criterion: ">= \(saturationCKA)", paper: "0.985-0.99"))
                 }
-                if let a1 = x.accuracy(b, p, depth: d1), let a2 = x.accuracy(b, p, depth: d2) {
-                    let gain = Estimate.combine([a2, a1]) { $0[0] - $0[1] }
-                    f.checks.append(check("probe gain depth \(d1) -> \(d2) of \(b.run) (\(b.regime)) [\(p)]", kind: "probe gain over the last block", gain, .atMost(saturationGain),
+                if let gain = x.replicate([bw], { x.difference(x.accuracy($0[0], p, depth: d2), x.accuracy($0[0], p, depth: d1)) }) {
+                    f.checks.append(check("probe gain depth \(d1) -> \(d2) of \(condition) [\(p)]", kind: "probe gain over the last block", gain, .atMost(saturationGain),
                                           criterion: "<= \(saturationGain)", paper: "~0 (sometimes negative)"))
                 }
             }
         }
         if f.checks.isEmpty {
             f.notes.append(x.runs.contains { $0.isBlockwise } ? "no blockwise run with at least 2 blocks and CKA/probe records at its last two block boundaries" : "no blockwise run")
+        } else {
+            f.notes += x.replicationNotes
         }
         f.decide()
         return f
@@ -225,34 +233,35 @@ public enum Findings {
         var f = Finding(
             id: 4, title: "Token-level shifts where pooled metrics agree",
             paper: "within-clip patch similarity (Tiny) BW ~0.24 vs E2E ~0.17-0.21 in blocks 1-3; ~0.67 vs ~0.53 at block 4, while final-block probe accuracies agree",
-            criterion: "for every probe set with both regimes and every blockwise run: max over its block boundaries of |patch_sim_BW - mean patch_sim_E2E| >= \(patchDifference), while the final-block probe accuracy gap acc_BW - mean acc_E2E lies within +-\(probeGapTolerance) (finding 1's tolerance). Decided on 95% bootstrap intervals paired over the same clips (the maximum is taken within each resample): reproduced when every interval lies on the paper's side, not reproduced when any lies wholly on the other side, inconclusive otherwise.")
-        for p in x.probeSets {
-            let e2e = x.runs.filter { $0.isEndToEnd }
-            guard !e2e.isEmpty else { continue }
-            for b in x.runs where b.isBlockwise {
-                var diffs: [(depth: Int, diff: Estimate)] = []
-                for d in b.blockEnds {
-                    guard let s = x.value(.patchSimilarity, b, p, depth: d) else { continue }
-                    let ref = e2e.compactMap { x.value(.patchSimilarity, $0, p, depth: d) }
-                    guard !ref.isEmpty else { continue }
-                    diffs.append((d, Estimate.combine([s] + ref) { $0[0] - mean(Array($0.dropFirst())) }))
+            criterion: "for every probe set with both regimes and every blockwise condition: max over its block boundaries of |patch_sim_BW - patch_sim_E2E| >= \(patchDifference), while the final-block probe accuracy gap acc_BW - acc_E2E lies within +-\(probeGapTolerance) (finding 1's tolerance); both taken per seed (runs paired by seed; the maximum within each seed and resample), the point the mean over seeds. Decided on 95% intervals over seeds and clips: reproduced when every interval lies on the paper's side, not reproduced when any lies wholly on the other side, inconclusive otherwise.")
+        let e2e = endToEnd(x)
+        for p in x.probeSets where !e2e.isEmpty {
+            for (condition, bw) in x.conditions where bw[0].isBlockwise {
+                var deepest: [Int] = []
+                let largest = x.replicate([bw, e2e]) { pair -> Estimate? in
+                    let diffs = pair[0].blockEnds.compactMap { d -> (Int, Estimate)? in
+                        x.difference(x.value(.patchSimilarity, pair[0], p, depth: d), x.value(.patchSimilarity, pair[1], p, depth: d)).map { (d, $0) }
+                    }
+                    guard !diffs.isEmpty else { return nil }
+                    deepest.append(diffs.max { abs($0.1.point) < abs($1.1.point) }!.0)
+                    return Estimate.combine(diffs.map(\.1)) { $0.map(abs).max()! }
                 }
-                guard !diffs.isEmpty else { continue }
-                let best = diffs.max { abs($0.diff.point) < abs($1.diff.point) }!
-                let largest = Estimate.combine(diffs.map(\.diff)) { $0.map(abs).max()! }
-                f.checks.append(check("largest |patch-similarity difference| \(b.run) (\(b.regime)) - e2e over block boundaries (point at depth \(best.depth)) [\(p)]", kind: "largest |patch similarity BW - E2E|",
-                                      largest, .atLeast(patchDifference), criterion: ">= \(patchDifference)",
-                                      paper: "0.03-0.07 (blocks 1-3), 0.14 (block 4)"))
-                let e2eAcc = e2e.compactMap { x.finalAccuracy($0, p) }
-                if let acc = x.finalAccuracy(b, p), !e2eAcc.isEmpty {
-                    let gap = Estimate.combine([acc] + e2eAcc) { $0[0] - mean(Array($0.dropFirst())) }
-                    f.checks.append(check("final-block probe gap \(b.run) (\(b.regime)) vs e2e [\(p)] (pooled metrics agree)", kind: "probe gap BW - E2E (pooled metrics agree)", gap,
+                if let largest {
+                    f.checks.append(check("largest |patch-similarity difference| \(condition) - e2e over block boundaries [\(p)]", kind: "largest |patch similarity BW - E2E|",
+                                          largest, .atLeast(patchDifference), criterion: ">= \(patchDifference)",
+                                          paper: "0.03-0.07 (blocks 1-3), 0.14 (block 4)",
+                                          detail: "largest at depth " + deepest.map(String.init).joined(separator: ", ") + " (per seed)"))
+                }
+                if let gap = x.replicate([bw, e2e], { x.difference(x.finalAccuracy($0[0], p), x.finalAccuracy($0[1], p)) }) {
+                    f.checks.append(check("final-block probe gap \(condition) vs e2e [\(p)] (pooled metrics agree)", kind: "probe gap BW - E2E (pooled metrics agree)", gap,
                                           .within(probeGapTolerance), criterion: "|gap| <= \(probeGapTolerance)", paper: "<= 0.02-0.04"))
                 }
             }
         }
         if f.checks.isEmpty {
             f.notes.append(x.missingRegimeReason(probeSets: x.probeSets))
+        } else {
+            f.notes += x.replicationNotes
         }
         f.decide()
         return f
@@ -318,6 +327,72 @@ struct RecordIndex {
             ?? values[Key(metric: Metric.ckaLinearBiased.name, run: run.run, probeSet: p, depth: b, depthB: a, target: nil)]
     }
 
+    /// The conditions (regime and block partition) with their runs, the replicates of one training
+    /// regime: e2e first, then simultaneous, sequential and other regimes, by K; runs by seed.
+    var conditions: [(condition: String, runs: [RunInfo])] { RecordIndex.conditions(of: runs) }
+
+    /// `conditions` of any runs.
+    static func conditions(of runs: [RunInfo]) -> [(condition: String, runs: [RunInfo])] {
+        let order: [String: Int] = ["e2e": 0, "simultaneous": 1, "sequential": 2]
+        let grouped = Dictionary(grouping: runs, by: { "\($0.regime)\u{0}\($0.blockEnds)" })
+        return grouped.values.map { rs in
+            (rs[0].condition, rs.sorted { ($0.seed ?? Int.max, $0.run) < ($1.seed ?? Int.max, $1.run) })
+        }.sorted {
+            (order[$0.runs[0].regime] ?? 3, $0.runs[0].blockEnds.count, $0.condition) < (order[$1.runs[0].regime] ?? 3, $1.runs[0].blockEnds.count, $1.condition)
+        }
+    }
+
+    /// Lines up runs of several groups (conditions) for per-seed comparisons: one tuple per seed that
+    /// every group has, when every run records a seed unique within its group; otherwise the runs of
+    /// each group in seed and name order, paired by position (independent trainings, so still valid
+    /// replicates of the comparison, only not paired by seed).
+    func lineUp(_ groups: [[RunInfo]]) -> [[RunInfo]] {
+        guard !groups.isEmpty, groups.allSatisfy({ !$0.isEmpty }) else { return [] }
+        let seeded = groups.allSatisfy { g in g.allSatisfy { $0.seed != nil } && Set(g.compactMap(\.seed)).count == g.count }
+        if seeded {
+            var common = Set(groups[0].compactMap(\.seed))
+            for g in groups.dropFirst() { common.formIntersection(g.compactMap(\.seed)) }
+            if !common.isEmpty {
+                return common.sorted().map { s in groups.map { g in g.first { $0.seed == s }! } }
+            }
+        }
+        let sorted = groups.map { $0.sorted { ($0.seed ?? Int.max, $0.run) < ($1.seed ?? Int.max, $1.run) } }
+        let n = sorted.map(\.count).min()!
+        return (0..<n).map { i in sorted.map { $0[i] } }
+    }
+
+    /// A quantity per seed: `f` of each tuple of `lineUp(groups)` (nil where its records are missing).
+    func replicate(_ groups: [[RunInfo]], _ f: ([RunInfo]) -> Estimate?) -> Replicated? {
+        var per: [Replicated.Seed] = []
+        for tuple in lineUp(groups) {
+            guard let e = f(tuple) else { continue }
+            let seeds = Set(tuple.map { $0.seed.map(String.init) ?? $0.run })
+            per.append(.init(seed: seeds.count == 1 ? seeds.first! : tuple.map { $0.seed.map(String.init) ?? $0.run }.joined(separator: "/"),
+                             runs: tuple.map(\.run).joined(separator: " - "), estimate: e))
+        }
+        return per.isEmpty ? nil : Replicated(per)
+    }
+
+    /// a − b, paired over the same clips; nil when either is missing.
+    func difference(_ a: Estimate?, _ b: Estimate?) -> Estimate? {
+        guard let a, let b else { return nil }
+        return Estimate.combine([a, b]) { $0[0] - $0[1] }
+    }
+
+    /// How the findings' runs replicate: the conditions with their seeds, and what the intervals cover.
+    var replicationNotes: [String] {
+        let cs = conditions
+        let listed = cs.map { c in "\(c.condition) (\(c.runs.count) run\(c.runs.count == 1 ? "" : "s"): seeds \(c.runs.map { $0.seed.map(String.init) ?? "?" }.joined(separator: ", ")))" }
+        let smallest = cs.map(\.runs.count).min() ?? 0
+        var notes = ["conditions: " + listed.joined(separator: "; ")]
+        if smallest < 2 {
+            notes.append("a condition has one training: its checks' intervals cover clip sampling only, not the spread between trainings")
+        } else {
+            notes.append("intervals over seeds and clips: seed mean +- t(S-1) x sqrt(s^2/S + shared clip variance) (docs/report.md)")
+        }
+        return notes
+    }
+
     func missingRegimeReason(probeSets: [String]) -> String {
         let hasE2E = runs.contains { $0.isEndToEnd }, hasBW = runs.contains { $0.isBlockwise }
         switch (hasE2E, hasBW) {
@@ -326,6 +401,45 @@ struct RecordIndex {
         case (true, false): return "no blockwise run"
         case (true, true): return "no probe set (of \(probeSets.joined(separator: ", "))) with probe/patch records of both an e2e and a blockwise run at their latest steps"
         }
+    }
+}
+
+/// A quantity measured once per training (seed) of a condition or comparison, with its interval over
+/// seeds and clips (`SeedReplicates`).
+struct Replicated {
+    struct Seed {
+        var seed: String
+        var runs: String
+        var estimate: Estimate
+    }
+    var perSeed: [Seed]
+    /// The mean over seeds.
+    var point: Double
+    var interval: SeedReplicates.Interval?
+
+    init(_ perSeed: [Seed]) {
+        self.perSeed = perSeed
+        point = Findings.mean(perSeed.map(\.estimate.point))
+        // The clip replicates enter when every seed's value has them, resampled on the same clips.
+        let first = perSeed[0].estimate
+        let paired = perSeed.allSatisfy { $0.estimate.replicates != nil && $0.estimate.clipSet == first.clipSet && $0.estimate.replicates?.count == first.replicates?.count }
+        interval = SeedReplicates.interval(points: perSeed.map(\.estimate.point), replicates: paired ? perSeed.map { $0.estimate.replicates! } : nil,
+                                           level: Findings.intervalLevel)
+    }
+
+    /// f of the seed values of several quantities, seed by seed (they must come from the same tuples).
+    static func combine(_ xs: [Replicated], _ f: ([Double]) -> Double) -> Replicated? {
+        guard let first = xs.first, xs.allSatisfy({ $0.perSeed.map(\.seed) == first.perSeed.map(\.seed) }) else { return nil }
+        return Replicated(first.perSeed.indices.map { i in
+            Seed(seed: first.perSeed[i].seed, runs: first.perSeed[i].runs, estimate: Estimate.combine(xs.map { $0.perSeed[i].estimate }, f))
+        })
+    }
+
+    /// Records S, the per-seed values and what the interval covers in a check.
+    func describe(_ c: inout Finding.Check) {
+        c.seeds = perSeed.count
+        c.perSeed = perSeed.map { .init(seed: $0.seed, runs: $0.runs, value: $0.estimate.point) }
+        c.interval = interval.map { $0.clipsOnly ? "clips only" : "seeds and clips" }
     }
 }
 

@@ -10,12 +10,19 @@ public struct LineChart: Sendable {
         /// Optional (low, high) band per point, drawn shaded.
         public var band: [(x: Double, low: Double, high: Double)]?
         public var dashed: Bool
+        /// Palette index of the colour; nil = the series' position.
+        public var colour: Int?
+        /// A thin, faint line without point markers or legend entry (e.g. one seed beside its condition's mean).
+        public var thin: Bool
 
-        public init(name: String, points: [(x: Double, y: Double?)], band: [(x: Double, low: Double, high: Double)]? = nil, dashed: Bool = false) {
+        public init(name: String, points: [(x: Double, y: Double?)], band: [(x: Double, low: Double, high: Double)]? = nil, dashed: Bool = false,
+                    colour: Int? = nil, thin: Bool = false) {
             self.name = name
             self.points = points
             self.band = band
             self.dashed = dashed
+            self.colour = colour
+            self.thin = thin
         }
     }
 
@@ -43,7 +50,7 @@ public struct LineChart: Sendable {
     public func render() -> String {
         // The legend is as wide as its longest entry (≈ 6.5 px per character at 11 px); the canvas
         // grows so that the plot keeps at least 380 px.
-        let longest = (series.map(\.name.count) + [markers.isEmpty ? 0 : 14]).max() ?? 0
+        let longest = (series.filter { !$0.thin }.map(\.name.count) + [markers.isEmpty ? 0 : 14]).max() ?? 0
         let legendWidth = max(150, 44 + 6.5 * Double(longest))
         let left = 70.0, right = legendWidth + 20, top = 45.0, bottom = 60.0
         let width = max(self.width, left + 380 + right)
@@ -86,8 +93,20 @@ public struct LineChart: Sendable {
             c.line(px(m), top, px(m), top + plotH, stroke: "#999", width: 1, dash: "4 3")
         }
         // Data.
-        for (i, s) in series.enumerated() {
-            let colour = SVGCanvas.colour(i)
+        // Thin lines first, so the means they surround are drawn over them.
+        for (i, s) in series.enumerated().sorted(by: { ($0.element.thin ? 0 : 1, $0.offset) < ($1.element.thin ? 0 : 1, $1.offset) }) {
+            let colour = SVGCanvas.colour(s.colour ?? i)
+            if s.thin {
+                var run: [(Double, Double)] = []
+                for p in s.points.sorted(by: { $0.x < $1.x }) {
+                    if let y = p.y, y.isFinite { run.append((px(p.x), py(y))) } else {
+                        if run.count >= 2 { c.polyline(run, stroke: colour, width: 0.7, dash: s.dashed ? "6 3" : nil) }
+                        run = []
+                    }
+                }
+                if run.count >= 2 { c.polyline(run, stroke: colour, width: 0.7, dash: s.dashed ? "6 3" : nil) }
+                continue
+            }
             if let band = s.band, band.count >= 2 {
                 let upper = band.map { (px($0.x), py($0.high)) }
                 let lower = band.reversed().map { (px($0.x), py($0.low)) }
@@ -111,8 +130,8 @@ public struct LineChart: Sendable {
         // Legend.
         let lx = left + plotW + 16
         var ly = top + 8
-        for (i, s) in series.enumerated() {
-            c.line(lx, ly, lx + 22, ly, stroke: SVGCanvas.colour(i), width: 2, dash: s.dashed ? "6 3" : nil)
+        for (i, s) in series.enumerated() where !s.thin {
+            c.line(lx, ly, lx + 22, ly, stroke: SVGCanvas.colour(s.colour ?? i), width: 2, dash: s.dashed ? "6 3" : nil)
             c.text(s.name, lx + 28, ly + 4, size: 11)
             ly += 18
         }
@@ -120,6 +139,29 @@ public struct LineChart: Sendable {
             c.line(lx, ly, lx + 22, ly, stroke: "#999", width: 1, dash: "4 3")
             c.text(markerLabel ?? "marker", lx + 28, ly + 4, size: 11)
         }
+        return c.render()
+    }
+
+    /// Several rendered charts side by side in one SVG document (each kept whole as a nested `<svg>`).
+    public static func sideBySide(_ documents: [String], title: String) -> String {
+        var x = 0.0, height = 0.0
+        var parts: [String] = []
+        for d in documents {
+            guard let open = d.range(of: "<svg") else { continue }
+            let inner = String(d[open.lowerBound...])
+            func attribute(_ name: String) -> Double {
+                guard let r = inner.range(of: " \(name)=\""), let end = inner[r.upperBound...].firstIndex(of: "\"") else { return 0 }
+                return Double(inner[r.upperBound..<end]) ?? 0
+            }
+            let (w, h) = (attribute("width"), attribute("height"))
+            parts.append(inner.replacingOccurrences(of: "<svg xmlns=\"http://www.w3.org/2000/svg\"", with: "<svg x=\"\(SVGCanvas.num(x))\" y=\"30\"",
+                                                    options: [.anchored]))
+            x += w
+            height = max(height, h)
+        }
+        var c = SVGCanvas(width: max(x, 1), height: height + 30)
+        c.text(title, max(x, 1) / 2, 21, size: 16, anchor: "middle", weight: "bold")
+        for p in parts { c.raw(p.trimmingCharacters(in: .whitespacesAndNewlines)) }
         return c.render()
     }
 }

@@ -12,7 +12,7 @@ import RepresentationMetrics
 /// all-pairs linear CKA and consecutive RBF CKA (paper bandwidth, N ≤ `maxRBFClips`) unless quick;
 /// spectrum; patch similarity and token shift; attention per head when stored; OccDrop when the
 /// `<set>-onepatch` file of the same run and step exists. Cross-run CKA (matching depths) between
-/// every pair of runs sharing a probe set and step. At every earlier step: probes, consecutive CKA,
+/// every pair of runs sharing a probe set and step (within one seed when the runs are seed replicates). At every earlier step: probes, consecutive CKA,
 /// spectrum and token metrics at block depths (learning dynamics).
 public struct ReportAnalyzer: Sendable {
     public var quick = false
@@ -111,11 +111,15 @@ public struct ReportAnalyzer: Sendable {
             let me = self
             jobs.append(Job(label: label) { latest ? me.fullAnalyses(g, onePatch: occluded) : me.dynamicsAnalyses(g) })
         }
-        // Cross-run CKA between runs sharing a probe set and step (the latest step of both).
+        // Cross-run CKA between runs sharing a probe set and step (the latest step of both); when the runs
+        // are replicates over several seeds, each with two or more runs, only between runs of one seed.
         let latestGroups = analysed.filter { runs[$0.run]!.latestStep == $0.step }
+        let seeds = Dictionary(grouping: inputs.runs, by: { $0.seed ?? -1 })
+        let withinSeed = seeds.count > 1 && seeds.values.allSatisfy { $0.count >= 2 } && seeds[-1] == nil
         let me = self
         for (i, a) in latestGroups.enumerated() {
-            for b in latestGroups[(i + 1)...] where a.probeSet == b.probeSet && a.step == b.step && a.run != b.run {
+            for b in latestGroups[(i + 1)...] where a.probeSet == b.probeSet && a.step == b.step && a.run != b.run
+                && (!withinSeed || runs[a.run]!.seed == runs[b.run]!.seed) {
                 jobs.append(Job(label: "cross-run CKA \(a.run) x \(b.run) / \(a.probeSet) / step \(a.step)") { JobResult(timing: "CKA") {
                     var ab = CKAAnalysis()
                     ab.communicator = me.communicator

@@ -15,7 +15,9 @@ public struct ReportFigure: Codable, Sendable, Equatable {
 /// Builds the report's figures from its records.
 public enum ReportFigures {
     /// Every figure the records support, in a fixed order.
-    public static func make(table: ReportTable, runs: [RunInfo]) -> [ReportFigure] {
+    public static func make(table: ReportTable, runs: [RunInfo], conditions: ReportConditions? = nil) -> [ReportFigure] {
+        let conditions = conditions ?? ReportConditions(table: table, runs: runs)
+        let conditionOrder = RecordIndex.conditions(of: runs)
         let runMap = Dictionary(runs.map { ($0.run, $0) }, uniquingKeysWith: { a, _ in a })
         let latest = table.records.filter { runMap[$0.run]?.latestStep == $0.step }
         let probeSets = Array(Set(latest.map(\.probeSet))).filter { !$0.hasSuffix(ReportInputs.onePatchSuffix) }.sorted()
@@ -26,17 +28,31 @@ public enum ReportFigures {
         for p in probeSets {
             let inSet = latest.filter { $0.probeSet == p }
             let setRuns = runs.filter { r in inSet.contains { $0.run == r.run } }
-            func depthSeries(_ metric: Metric, _ pick: (MetricRecord) -> Bool = { _ in true }) -> [LineChart.Series] {
-                setRuns.compactMap { r in
-                    let recs = inSet.filter { $0.run == r.run && $0.metric == metric.name && pick($0) }
-                    let pts = recs.compactMap { rec in rec.depth.map { (x: Double($0), y: rec.value) } }
-                    // The 95% bootstrap interval as a shaded band where every point has one.
-                    let band = recs.compactMap { rec -> (x: Double, low: Double, high: Double)? in
-                        guard let d = rec.depth, let lo = rec.ciLow, let hi = rec.ciHigh else { return nil }
-                        return (Double(d), lo, hi)
-                    }.sorted { $0.x < $1.x }
-                    return pts.isEmpty ? nil : LineChart.Series(name: name(r), points: pts, band: band.count == recs.count && band.count >= 2 ? band : nil)
+            /// Per condition: its seed mean with the interval over seeds and clips as a band, and each run
+            /// (seed) as a thin line of the same colour. `x` maps a record or row to its x (nil to leave it out).
+            func conditionSeries(_ metric: Metric, x: (Int?, Int?) -> Int? = { d, db in db == nil ? d : nil }) -> [LineChart.Series] {
+                var out: [LineChart.Series] = []
+                for (ci, c) in conditionOrder.enumerated() {
+                    let rows = conditions.rows.filter { $0.metric == metric.name && $0.condition == c.condition && $0.probeSet == p && $0.target == nil }
+                        .compactMap { r in x(r.depth, r.depthB).map { (x: Double($0), row: r) } }.sorted { $0.x < $1.x }
+                    guard !rows.isEmpty else { continue }
+                    let seeds = rows.map(\.row.perSeed.count).max() ?? 0
+                    if seeds >= 2 {
+                        for run in c.runs {
+                            let pts = inSet.filter { $0.run == run.run && $0.metric == metric.name && $0.target == nil && $0.head == nil && ($0.runB == nil || $0.runB == $0.run) }
+                                .compactMap { rec in x(rec.depth, rec.depthB).map { (x: Double($0), y: rec.value) } }
+                            if !pts.isEmpty { out.append(LineChart.Series(name: run.run, points: pts, colour: ci, thin: true)) }
+                        }
+                    }
+                    let band = rows.compactMap { r -> (x: Double, low: Double, high: Double)? in
+                        guard let lo = r.row.ciLow, let hi = r.row.ciHigh else { return nil }
+                        return (r.x, lo, hi)
+                    }
+                    let label = seeds == 1 ? "\(c.condition): \(rows[0].row.perSeed[0].run)" : "\(c.condition), mean of \(seeds) seeds"
+                    out.append(LineChart.Series(name: label, points: rows.map { (x: $0.x, y: Optional($0.row.mean)) },
+                                                band: band.count == rows.count && band.count >= 2 ? band : nil, colour: ci))
                 }
+                return out
             }
             func lineFigure(_ file: String, _ title: String, _ yLabel: String, _ series: [LineChart.Series], caption: String,
                             xLabel: String = "depth (0 = embedding, l = output of layer l)", yRange: ClosedRange<Double>? = nil) {
@@ -48,35 +64,39 @@ public enum ReportFigures {
                 figures.append(ReportFigure(file: "figures/\(file).svg", title: title, caption: caption, svg: chart.render()))
             }
             let slug = sanitize(p)
+            let perCondition = "one line per condition (regime and K): the mean over its runs (seeds) at their latest step, shaded: its 95% interval over seeds and clips (docs/report.md; with one seed, the clip bootstrap's); thin lines: each seed"
             lineFigure(probeAccuracyName(p), "Linear-probe accuracy vs depth: \(p)", "accuracy (fraction, mean over targets)",
-                       depthSeries(.probeAccuracyMeanOverTargets),
-                       caption: "Linear-probe accuracy (3-fold stratified CV, mean over the probe set's targets) of clip vectors at every depth, one line per run at its latest step, shaded: 95% bootstrap interval over clips (out-of-fold predictions resampled); dashed lines mark block boundaries. Measured chance (shuffled labels) is in metrics.csv as \(Metric.probeAccuracyShuffled.name).",
+                       conditionSeries(.probeAccuracyMeanOverTargets),
+                       caption: "Linear-probe accuracy (3-fold stratified CV, mean over the probe set's targets) of clip vectors at every depth, \(perCondition); dashed lines mark block boundaries. Measured chance (shuffled labels) is in metrics.csv as \(Metric.probeAccuracyShuffled.name).",
                        yRange: 0...1)
             lineFigure("cka_consecutive_\(slug)", "Consecutive linear CKA: \(p)", "linear CKA (biased, unitless)",
-                       depthSeries(.ckaLinearBiased) { $0.runB == $0.run && $0.depthB == ($0.depth ?? -2) + 1 }.map { s in
-                           var s = s
-                           s.points = s.points.map { (x: $0.x + 1, y: $0.y) }
-                           s.band = s.band?.map { (x: $0.x + 1, low: $0.low, high: $0.high) }
-                           return s
-                       },
-                       caption: "Linear CKA between the clip vectors of consecutive depths l-1 and l (plotted at l), one line per run and regime.",
+                       conditionSeries(.ckaLinearBiased) { d, db in d != nil && db == d! + 1 ? db : nil },
+                       caption: "Linear CKA between the clip vectors of consecutive depths l-1 and l (plotted at l), \(perCondition).",
                        xLabel: "depth l (CKA between l-1 and l)", yRange: 0...1)
             lineFigure("\(Metric.effectiveRank.name)_\(slug)", "Effective rank vs depth: \(p)", "effective rank (dimensions)",
-                       depthSeries(.effectiveRank),
-                       caption: "Effective rank exp(-sum p log p) of the clip-vector covariance spectrum at every depth.")
+                       conditionSeries(.effectiveRank),
+                       caption: "Effective rank exp(-sum p log p) of the clip-vector covariance spectrum at every depth, \(perCondition) (over seeds only: the spectrum has no clip bootstrap).")
             lineFigure("\(Metric.patchSimilarity.name)_\(slug)", "Within-clip patch similarity vs depth: \(p)", "mean cosine (unitless)",
-                       depthSeries(.patchSimilarity),
-                       caption: "Within-clip patch similarity (tokens layer-normalised and L2-normalised; mean cosine over token pairs of a clip) at every depth; shaded: 95% bootstrap interval over clips.")
+                       conditionSeries(.patchSimilarity),
+                       caption: "Within-clip patch similarity (tokens layer-normalised and L2-normalised; mean cosine over token pairs of a clip) at every depth, \(perCondition).")
             // Cross-run CKA at matching depths.
+            // Cross-run CKA at matching depths, per pair of conditions: the mean over the pairs of runs (one
+            // per seed when runs are paired by seed), each pair a thin line.
             var cross: [LineChart.Series] = []
-            let pairs = Set(inSet.filter { $0.metric == Metric.ckaLinearBiased.name && $0.runB != nil && $0.runB != $0.run }.map { "\($0.run) x \($0.runB!)" }).sorted()
-            for pair in pairs {
-                let pts = inSet.filter { $0.metric == Metric.ckaLinearBiased.name && "\($0.run) x \($0.runB ?? "")" == pair }
-                    .compactMap { rec in rec.depth.map { (x: Double($0), y: rec.value) } }
-                cross.append(LineChart.Series(name: pair, points: pts))
+            let crossRecords = inSet.filter { $0.metric == Metric.ckaLinearBiased.name && $0.runB != nil && $0.runB != $0.run && $0.depth != nil }
+            let conditionPairs = Dictionary(grouping: crossRecords) { r in "\(runMap[r.run]?.condition ?? r.run) x \(runMap[r.runB!]?.condition ?? r.runB!)" }
+            for (ci, key) in conditionPairs.keys.sorted().enumerated() {
+                let recs = conditionPairs[key]!
+                let pairs = Dictionary(grouping: recs) { "\($0.run) x \($0.runB!)" }
+                for (name, prs) in pairs.sorted(by: { $0.key < $1.key }) where pairs.count >= 2 {
+                    cross.append(LineChart.Series(name: name, points: prs.map { (x: Double($0.depth!), y: $0.value) }, colour: ci, thin: true))
+                }
+                let byDepth = Dictionary(grouping: recs.filter { $0.value != nil }, by: { $0.depth! })
+                let pts = byDepth.keys.sorted().map { d in (x: Double(d), y: Optional(Findings.mean(byDepth[d]!.map { $0.value! }))) }
+                cross.append(LineChart.Series(name: pairs.count >= 2 ? "\(key), mean of \(pairs.count) pairs" : pairs.keys.first!, points: pts, colour: ci))
             }
             lineFigure("cka_cross_run_\(slug)", "Cross-run linear CKA at matching depths: \(p)", "linear CKA (biased, unitless)", cross,
-                       caption: "Linear CKA between two runs' clip vectors at the same depth (same clips), one line per pair of runs.", yRange: 0...1)
+                       caption: "Linear CKA between two runs' clip vectors at the same depth (same clips), per pair of conditions: the mean over its pairs of runs (one per seed), each pair a thin line.", yRange: 0...1)
 
             for r in setRuns {
                 let mine = inSet.filter { $0.run == r.run }
@@ -112,6 +132,13 @@ public enum ReportFigures {
                 }
             }
         }
+        // The headline: the probe-accuracy figures of every probe set side by side.
+        let probeFigures = probeSets.compactMap { p in figures.first { $0.file == probeAccuracyFile(p) } }
+        if probeFigures.count >= 2 {
+            figures.insert(ReportFigure(file: headlineFile, title: "Linear-probe accuracy vs depth, every probe set",
+                                        caption: "The probe-accuracy figures of the probe sets (\(probeSets.joined(separator: ", "))) side by side: \(probeFigures[0].caption)",
+                                        svg: LineChart.sideBySide(probeFigures.map(\.svg), title: "Linear-probe accuracy vs depth, every probe set")), at: 0)
+        }
         // Learning dynamics: over steps, at each run's last block.
         let dynSets = Array(Set(table.records.map(\.probeSet))).filter { !$0.hasSuffix(ReportInputs.onePatchSuffix) }.sorted()
         for p in dynSets {
@@ -140,6 +167,9 @@ public enum ReportFigures {
         }
         return figures
     }
+
+    /// The headline figure: every probe set's probe accuracy vs depth, side by side.
+    public static let headlineFile = "figures/probe_accuracy_all_probe_sets.svg"
 
     /// The probe-accuracy-vs-depth figure of a probe set, e.g. `figures/probe_accuracy_actions.svg` (the page leads with it).
     public static func probeAccuracyFile(_ probeSet: String) -> String { "figures/\(probeAccuracyName(probeSet)).svg" }

@@ -75,7 +75,8 @@ public struct ReportGenerator: Sendable {
         let table = ReportTable(records: outcome.reports.flatMap(\.records), runs: runs)
         // Finding 0 (the e2e baseline develops depth-wise structure) first: findings 1-4 rest on it.
         let findings = [Findings.baseline(records: table.records, runs: runs)] + Findings.evaluate(records: table.records, runs: runs)
-        let figures = ReportFigures.make(table: table, runs: runs)
+        let conditions = ReportConditions(table: table, runs: runs)
+        let figures = ReportFigures.make(table: table, runs: runs, conditions: conditions)
 
         var conventions: [String: String] = [:]
         var produced: [String: [(parameters: [String: String], metrics: [String], input: String)]] = [:]
@@ -107,7 +108,8 @@ public struct ReportGenerator: Sendable {
         do {
             func write(_ name: String, _ text: String) throws { try emit(text, to: staged.path(name)) }
             try write("metrics.csv", table.csv)
-            try write("COLUMNS.md", table.columnsMarkdown)
+            try write("conditions.csv", conditions.csv)
+            try write("COLUMNS.md", table.columnsMarkdown + ReportConditions.columnsMarkdown)
             try write("summary.json", encodeJSON(summary) + "\n")
             try write("findings.json", encodeJSON(findings) + "\n")
             for f in figures { try write(f.file, f.svg) }

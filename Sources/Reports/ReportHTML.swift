@@ -47,7 +47,7 @@ public enum ReportHTML {
     /// The findings at a glance: one row per finding with its verdict, key numbers with their 95%
     /// intervals, and the paper's values; each finding's checks, criterion and reasons fold away below.
     public static func findingsTable(_ findings: [Finding]) -> String {
-        var s = "<table class=\"findings\">\n<thead><tr><th>#</th><th>finding</th><th>verdict</th><th>measured (point, 95% bootstrap interval)</th><th>paper</th></tr></thead>\n<tbody>\n"
+        var s = "<table class=\"findings\">\n<thead><tr><th>#</th><th>finding</th><th>verdict</th><th>measured (seed mean, 95% interval over seeds and clips)</th><th>paper</th></tr></thead>\n<tbody>\n"
         for f in findings {
             let key = keyNumbers(f).map { "<li>\(esc($0))</li>" }.joined()
             let notes = f.checks.isEmpty ? f.notes.map { "<li class=\"note\">\(esc($0))</li>" }.joined() : ""
@@ -59,10 +59,13 @@ public enum ReportHTML {
             s += "<p><small><b>Criterion.</b> \(esc(f.criterion))</small></p>\n"
             if !f.reasons.isEmpty { s += "<p><b>Why:</b></p>\n<ul>" + f.reasons.map { "<li>\(esc($0))</li>" }.joined() + "</ul>\n" }
             if !f.checks.isEmpty {
-                s += "<table>\n<thead><tr><th>check</th><th>point</th><th>95% interval</th><th>criterion</th><th>paper</th><th>verdict</th></tr></thead>\n<tbody>\n"
+                s += "<table>\n<thead><tr><th>check</th><th>point (seed mean)</th><th>95% interval</th><th>S</th><th>per seed</th><th>criterion</th><th>paper</th><th>verdict</th></tr></thead>\n<tbody>\n"
                 for c in f.checks {
                     let ci = c.ciLow.flatMap { lo in c.ciHigh.map { String(format: "[%.4f, %.4f]", lo, $0) } } ?? "n/a"
-                    s += "<tr><td>\(esc(c.name))</td><td>\(String(format: "%.4f", c.measured))</td><td>\(ci)</td><td>\(esc(c.criterion))</td><td>\(esc(c.paper))</td><td class=\"\(cssClass(c.verdict))\">\(esc(c.verdict))</td></tr>\n"
+                    let per = (c.perSeed ?? []).map { "\($0.seed): \(String(format: "%.4f", $0.value))" }.joined(separator: "; ")
+                    let name = esc(c.name) + (c.detail.map { "<br/><small>\(esc($0))</small>" } ?? "")
+                    let covers = c.interval.map { "<br/><small>\(esc($0))</small>" } ?? ""
+                    s += "<tr><td>\(name)</td><td>\(String(format: "%.4f", c.measured))</td><td>\(ci)\(covers)</td><td>\(c.seeds.map(String.init) ?? "")</td><td><small>\(esc(per))</small></td><td>\(esc(c.criterion))</td><td>\(esc(c.paper))</td><td class=\"\(cssClass(c.verdict))\">\(esc(c.verdict))</td></tr>\n"
                 }
                 s += "</tbody>\n</table>\n"
             }
@@ -76,13 +79,14 @@ public enum ReportHTML {
     public static func findingsText(_ findings: [Finding]) -> String {
         findings.map { f in
             "\(f.id)  \(f.title): \(f.verdict)" + (f.notes.isEmpty ? "" : " (\(f.notes.joined(separator: "; ")))")
-                + f.checks.map { "\n     \($0.name): \($0.measuredText) \($0.criterion) -> \($0.verdict)" }.joined()
+                + f.checks.map { "\n     \($0.name): \($0.measuredText)\($0.seeds.map { " S=\($0)" } ?? "") \($0.criterion) -> \($0.verdict)" }.joined()
         }.joined(separator: "\n") + "\n"
     }
 
     /// The figure the page leads with: probe accuracy vs depth on double gratings (or the first probe-accuracy figure).
     static func headline(_ figures: [ReportFigure]) -> ReportFigure? {
-        figures.first { $0.file == ReportFigures.probeAccuracyFile("double-gratings") }
+        figures.first { $0.file == ReportFigures.headlineFile }
+            ?? figures.first { $0.file == ReportFigures.probeAccuracyFile("double-gratings") }
             ?? figures.first { $0.file.hasPrefix(ReportFigures.probeAccuracyFile("").dropLast(".svg".count)) && !$0.file.contains("_steps") }
     }
 
@@ -142,7 +146,7 @@ public enum ReportHTML {
         if let h = headline(figures) {
             s += "<figure>\n<img src=\"\(esc(h.file))\" alt=\"\(esc(h.title))\"/>\n<figcaption><b>\(esc(h.title)).</b> \(esc(h.caption))</figcaption>\n</figure>\n"
         }
-        s += "<h2>Findings</h2>\n<p>Each of the paper's four findings is checked at each run's latest step, after finding 0, which asks whether the end-to-end baseline develops depth-wise structure at all (without it, findings 1-4 compare models that learned little). Every compared quantity has a 95% percentile bootstrap interval over clips (paired across runs and depths on the same clips\(summary.bootstrap.map { "; " + esc($0) } ?? "")). A finding is <span class=\"pass\">reproduced</span> when every check's interval lies on the paper's side of its threshold, <span class=\"fail\">not reproduced</span> when any interval lies wholly on the other side, and <span class=\"unsure\">inconclusive</span> otherwise. The checks, criteria and reasons of each finding are folded below the table.</p>\n"
+        s += "<h2>Findings</h2>\n<p>Each of the paper's four findings is checked at each run's latest step, after finding 0, which asks whether the end-to-end baseline develops depth-wise structure at all (without it, findings 1-4 compare models that learned little). The runs of one condition (regime and K) are trainings with different seeds: every compared quantity is computed per seed (comparisons between conditions pair runs by seed), its point is the mean over the S seeds, and its 95% interval covers the spread between trainings and the clip sampling: mean &plusmn; t(S&minus;1) &middot; &radic;(s&sup2;/S + the clip variance the trainings share), the latter from a bootstrap over clips paired across runs and depths\(summary.bootstrap.map { " (" + esc($0) + ")" } ?? ""). With one seed per condition the interval is the clip bootstrap's alone, which does not cover the spread between trainings. A finding is <span class=\"pass\">reproduced</span> when every check's interval lies on the paper's side of its threshold, <span class=\"fail\">not reproduced</span> when any interval lies wholly on the other side, and <span class=\"unsure\">inconclusive</span> otherwise. The checks, criteria and reasons of each finding are folded below the table.</p>\n"
         s += findingsTable(summary.findings)
         s += "<h2>Runs</h2>\n"
         s += htmlTable(["run", "regime", "block ends", "steps", "probe sets", "config SHA-256"],
@@ -169,6 +173,8 @@ public enum ReportHTML {
                        summary.inputs.map { [$0.path, "\($0.bytes)", $0.sha256, $0.run, $0.probeSet, "\($0.step)"] })
         s += "<h2>Columns of metrics.csv</h2>\n"
         s += htmlTable(["column", "meaning"], ReportTable.columnDocs.map { [$0.name, $0.meaning] })
+        s += "<h2>Columns of conditions.csv</h2>\n<p>The seed means of <a href=\"conditions.csv\">conditions.csv</a>, one row per condition, probe set, depth and target.</p>\n"
+        s += htmlTable(["column", "meaning"], ReportConditions.columnDocs.map { [$0.name, $0.meaning] })
         s += "<h2>Metric conventions</h2>\n"
         s += htmlTable(["metric", "convention"], summary.conventions.sorted { $0.key < $1.key }.map { [$0.key, $0.value] })
         if !summary.notes.isEmpty {

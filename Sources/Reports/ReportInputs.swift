@@ -87,7 +87,7 @@ public struct ReportInputs: @unchecked Sendable {
         var out: [String: RunInfo] = [:]
         for g in groups {
             let m = g.file.metadata
-            var r = out[g.run] ?? RunInfo(run: g.run, regime: m.regime, blockEnds: m.blockEnds, steps: [])
+            var r = out[g.run] ?? RunInfo(run: g.run, regime: m.regime, blockEnds: m.blockEnds, steps: [], seed: m.seed)
             if !r.steps.contains(g.step) { r.steps.append(g.step) }
             if !g.probeSet.hasSuffix(Self.onePatchSuffix) && !r.probeSets.contains(g.probeSet) { r.probeSets.append(g.probeSet) }
             let h = Checksum.sha256(Array(m.config.utf8))

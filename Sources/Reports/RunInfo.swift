@@ -13,15 +13,23 @@ public struct RunInfo: Codable, Sendable, Equatable {
     public var probeSets: [String]
     /// SHA-256 of each distinct `config` attribute seen in the run's files.
     public var configSHA256: [String]
+    /// The training seed the files record (`/` attr `seed`); nil when unknown. Runs of one regime and K
+    /// with different seeds are replicates, and comparisons between regimes pair runs by seed.
+    public var seed: Int?
 
-    public init(run: String, regime: String, blockEnds: [Int], steps: [Int], probeSets: [String] = [], configSHA256: [String] = []) {
+    public init(run: String, regime: String, blockEnds: [Int], steps: [Int], probeSets: [String] = [], configSHA256: [String] = [],
+                seed: Int? = nil) {
         self.run = run
         self.regime = regime
         self.blockEnds = blockEnds
         self.steps = steps
         self.probeSets = probeSets
         self.configSHA256 = configSHA256
+        self.seed = seed
     }
+
+    /// The regime and block count: runs with equal conditions are replicates of one training regime.
+    public var condition: String { "\(regime) K=\(blockEnds.count)" }
 
     /// The latest dumped step (the one the per-depth analyses and the findings use).
     public var latestStep: Int { steps.max() ?? 0 }

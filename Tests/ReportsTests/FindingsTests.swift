@@ -74,20 +74,24 @@ final class FindingsTests: XCTestCase {
         let one = f[0]
         XCTAssertEqual(one.checks.filter { $0.name.hasPrefix("final-block probe gap") }.count, 6)
         XCTAssertEqual(one.checks.filter { $0.name.hasPrefix("final-block retrieval mAP gap") }.count, 6)
-        let gap = one.checks.first { $0.name.contains("probe gap sim-k4") }!
+        let gap = one.checks.first { $0.name.contains("probe gap simultaneous K=4 vs e2e") }!
         XCTAssertEqual(gap.measured, -0.01, accuracy: 1e-12, "signed: blockwise minus e2e")
         XCTAssertEqual(gap.verdict, "reproduced")
         XCTAssertLessThan(gap.ciLow!, gap.measured)
         XCTAssertGreaterThan(gap.ciHigh!, gap.measured)
         let cost = one.checks.first { $0.name.contains("K=4 -> K=6") }!
         XCTAssertEqual(cost.measured, 0.79 - 0.785, accuracy: 1e-12)
-        let seqSim = one.checks.first { $0.name.hasPrefix("sequential vs simultaneous") }!
-        XCTAssertEqual(seqSim.measured, 0.795 - (0.79 + 0.785) / 2, accuracy: 1e-12)
+        // Sequential against simultaneous at the same K only (K=6 has no sequential run).
+        XCTAssertEqual(one.checks.filter { $0.name.hasPrefix("sequential vs simultaneous") }.count, 2)
+        let seqSim = one.checks.first { $0.name.hasPrefix("sequential vs simultaneous K=4") }!
+        XCTAssertEqual(seqSim.measured, 0.795 - 0.79, accuracy: 1e-12)
+        XCTAssertEqual(seqSim.seeds, 1)
+        XCTAssertEqual(seqSim.interval, "clips only", "one training per condition")
         // Finding 2: block 1 of sim-k4 is depth 3; e2e at depth 3 is 0.50.
-        let emergence = f[1].checks.first { $0.name.contains("sim-k4") && $0.name.contains("[actions]") }!
+        let emergence = f[1].checks.first { $0.name.contains("simultaneous K=4") && $0.name.contains("[actions]") }!
         XCTAssertEqual(emergence.measured, 0.10, accuracy: 1e-12)
         XCTAssertEqual(f[2].checks.count, 3 * 2 * 2)
-        XCTAssertEqual(f[3].checks.first { $0.name.contains("sim-k6") }!.measured, 0.11, accuracy: 1e-12)
+        XCTAssertEqual(f[3].checks.first { $0.name.contains("simultaneous K=6") }!.measured, 0.11, accuracy: 1e-12)
     }
 
     func testFinding1FailsWhenBlockwiseFallsBehind() {
@@ -95,13 +99,13 @@ final class FindingsTests: XCTestCase {
         s.finalAccuracy["sim-k4"] = 0.70
         let f = s.evaluate()
         XCTAssertEqual(f[0].reproduced, false)
-        XCTAssertEqual(f[0].checks.first { $0.name.contains("probe gap sim-k4") }!.passed, false)
+        XCTAssertEqual(f[0].checks.first { $0.name.contains("probe gap simultaneous K=4 vs e2e") }!.passed, false)
         XCTAssertEqual(f[3].reproduced, false, "pooled metrics no longer agree")
     }
 
     func testFinding1FailsOnSequentialVsSimultaneousAndBlockCount() {
         var s = Scenario()
-        s.finalAccuracy["seq-k4"] = 0.83  // 0.0425 from the simultaneous mean, within 0.04 of e2e
+        s.finalAccuracy["seq-k4"] = 0.835  // 0.045 from simultaneous K=4, within 0.04 of e2e
         var f = s.evaluate()
         XCTAssertEqual(f[0].reproduced, false)
         XCTAssertEqual(f[0].checks.filter { !$0.passed }.map { $0.name.hasPrefix("sequential vs simultaneous") }, [true, true])
@@ -212,7 +216,7 @@ final class FindingsTests: XCTestCase {
         let f = s.evaluate()
         XCTAssertEqual(f[0].verdict, "inconclusive")
         XCTAssertNil(f[0].reproduced)
-        let gap = f[0].checks.first { $0.name.contains("probe gap sim-k4") }!
+        let gap = f[0].checks.first { $0.name.contains("probe gap simultaneous K=4 vs e2e") }!
         XCTAssertEqual(gap.measured, -0.01, accuracy: 1e-12)
         XCTAssertTrue(gap.passed, "the point value still meets the criterion")
         XCTAssertEqual(gap.verdict, "inconclusive")
@@ -241,7 +245,7 @@ final class FindingsTests: XCTestCase {
                 .replicates!.values.map { $0! }
         }
         let f = Findings.evaluate(records: records, runs: s.runs)
-        let gain = f[2].checks.first { $0.name == "probe gain depth 9 -> 12 of sim-k4 (simultaneous) [actions]" }!
+        let gain = f[2].checks.first { $0.name == "probe gain depth 9 -> 12 of simultaneous K=4 [actions]" }!
         let diffs = zip(reps("sim-k4", 12, "actions"), reps("sim-k4", 9, "actions")).map { $0 - $1 }
         XCTAssertEqual(gain.ciLow!, percentile(diffs, 0.025), accuracy: 1e-15)
         XCTAssertEqual(gain.ciHigh!, percentile(diffs, 0.975), accuracy: 1e-15)
@@ -249,8 +253,46 @@ final class FindingsTests: XCTestCase {
         var other = records
         for i in other.indices where other[i].run == "e2e" && other[i].replicates != nil { other[i].replicates!.clipSet = "order:299" }
         let g = Findings.evaluate(records: other, runs: s.runs)
-        XCTAssertNil(g[0].checks.first { $0.name.contains("probe gap sim-k4") }!.ciLow)
+        XCTAssertNil(g[0].checks.first { $0.name.contains("probe gap simultaneous K=4 vs e2e") }!.ciLow)
         XCTAssertNotNil(g[2].checks.first { $0.name == gain.name }!.ciLow, "within one run still paired")
+    }
+
+    /// Three seeds per condition: each check is taken per seed, pairing runs by seed (whatever their
+    /// order), its point is the mean over seeds and its interval the seed mean ± t(2)·s/√3 (records
+    /// without clip replicates: no shared clip term).
+    func testSeedsAreReplicatesPairedBySeed() throws {
+        let e2eAcc = [0: 0.80, 1: 0.82, 2: 0.78], simAcc = [0: 0.79, 1: 0.80, 2: 0.80]
+        var runs: [RunInfo] = []
+        var records: [MetricRecord] = []
+        for seed in [2, 0, 1] {
+            for (regime, acc) in [("e2e", e2eAcc), ("simultaneous", simAcc)] {
+                let run = RunInfo(run: "\(regime)-s\(seed)", regime: regime, blockEnds: [3, 6], steps: [10], seed: seed)
+                runs.append(run)
+                for d in [3, 6] {
+                    records.append(MetricRecord(metric: "probe_accuracy_mean_over_targets", run: run.run, file: "f", probeSet: "actions", step: 10,
+                                                depth: d, value: acc[seed]! - (d == 3 ? 0.1 : 0)))
+                }
+            }
+        }
+        let gap = try XCTUnwrap(Findings.evaluate(records: records, runs: runs)[0].checks.first { $0.name.hasPrefix("final-block probe gap") })
+        XCTAssertEqual(gap.name, "final-block probe gap simultaneous K=2 vs e2e [actions]")
+        let diffs = [-0.01, -0.02, 0.02]
+        XCTAssertEqual(gap.perSeed?.map(\.seed), ["0", "1", "2"])
+        for (p, d) in zip(gap.perSeed!, diffs) { XCTAssertEqual(p.value, d, accuracy: 1e-12) }
+        XCTAssertEqual(gap.perSeed?.first?.runs, "simultaneous-s0 - e2e-s0")
+        XCTAssertEqual(gap.seeds, 3)
+        XCTAssertEqual(gap.interval, "seeds and clips")
+        let mean = diffs.reduce(0, +) / 3
+        let sd = (diffs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 2).squareRoot()
+        XCTAssertEqual(gap.measured, mean, accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(gap.ciHigh) - mean, 4.302652729911275 * sd / 3.0.squareRoot(), accuracy: 1e-9)
+        XCTAssertEqual(mean - (try XCTUnwrap(gap.ciLow)), 4.302652729911275 * sd / 3.0.squareRoot(), accuracy: 1e-9)
+        // Conditions with no seed in common pair in seed order: still three replicates.
+        let shifted = runs.map { r -> RunInfo in var r = r; if r.regime == "e2e" { r.seed = r.seed! + 10 }; return r }
+        let unpaired = try XCTUnwrap(Findings.evaluate(records: records, runs: shifted)[0].checks.first { $0.name.hasPrefix("final-block probe gap") })
+        XCTAssertEqual(unpaired.seeds, 3)
+        XCTAssertEqual(unpaired.perSeed?.map(\.seed), ["0/10", "1/11", "2/12"])
+        XCTAssertEqual(unpaired.measured, mean, accuracy: 1e-12)
     }
 
     /// numpy's default percentile (linear interpolation), written out independently of `Bootstrap`.
