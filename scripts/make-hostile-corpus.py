@@ -183,6 +183,18 @@ def main():
             for c in ["validate FILE", "cka FILE"]:
                 expect(name, c, 1, "needs more than 2 GiB of memory")
 
+    # A damaged global heap behind a variable-length string attribute (/ attr config): libhdf5 1.10.8
+    # copies the heap object, larger than the string's descriptor says, over the conversion buffer, and
+    # the read succeeds. It crashed validate, tokens and attention in the parent process, depending on
+    # the memory layout (the length of the file's path); the structure guard's child now reads every
+    # variable-length string for the parent (docs/hostile-input.md). Kept as found.
+    for name in sorted(os.listdir(OUT)):
+        if name.startswith("heap-overflow-") and name.endswith(".h5"):
+            expect(name, "validate FILE", 1, "is not valid JSON")
+            for c in ["inspect FILE", "tokens FILE", "attention FILE", "cka FILE", "spectrum FILE", "probe FILE", "retrieval FILE"]:
+                expect(name, c, 0, "-")
+            expect(name, "report FILE --out OUTDIR --quiet", 0, "-")
+
     with open(os.path.join(OUT, "expected.tsv"), "w") as fh:
         fh.write("# file\tcommand\tstatus\tmust contain (written by scripts/make-hostile-corpus.py)\n")
         for r in rows:

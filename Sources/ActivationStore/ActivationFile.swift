@@ -147,8 +147,22 @@ public final class ActivationFile: @unchecked Sendable {
         guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
             throw ActivationStoreError(.cannotOpen, file: path, "is not a regular file")
         }
-        try StructureGuard.check(path)
-        return try HDF5File.openReadOnly(path: path, displayName: path)
+        let preread = try StructureGuard.check(path)
+        return try openChecked(path, preread: preread)
+    }
+
+    /// Opens `path` after its structure check: the file opened must be the one the check read (a file
+    /// replaced or rewritten in between is refused), and its variable-length strings come from the check.
+    static func openChecked(_ path: String, preread: StructureGuard.Preread?) throws -> HDF5File {
+        let f = try HDF5File.openReadOnly(path: path, displayName: path)
+        guard let preread else { return f }
+        guard let opened = f.openIdentity?.description, opened == preread.identity else {
+            try? f.close()
+            throw ActivationStoreError(.cannotOpen, file: path,
+                                       "the file changed between its structure check and its opening (replaced or rewritten by another process); try again")
+        }
+        f.preread = preread
+        return f
     }
 
     private func checkDepth(_ depth: Int) throws {

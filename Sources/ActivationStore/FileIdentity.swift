@@ -23,6 +23,17 @@ public struct FileIdentity: Hashable, Sendable, CustomStringConvertible {
         changeNanoseconds = Int64(st.st_ctim.tv_nsec)
     }
 
+    /// The identity of the file open on descriptor `fd`; nil when it cannot be stat'ed.
+    public init?(descriptor fd: Int32) {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return nil }
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+        size = Int64(st.st_size)
+        changeSeconds = Int64(st.st_ctim.tv_sec)
+        changeNanoseconds = Int64(st.st_ctim.tv_nsec)
+    }
+
     /// The form `description` writes: five integers joined by colons.
     public init?(argument: String) {
         let parts = argument.split(separator: ":")

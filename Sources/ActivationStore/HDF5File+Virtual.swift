@@ -21,6 +21,13 @@ extension HDF5File {
 
     /// A one-dimensional dataset of strings, variable- or fixed-length, as Swift strings.
     func readStrings(_ path: String) throws -> [String] {
+        if let values = preread?.datasets[path] { return values }
+        let values = try readStringsFromFile(path)
+        HDF5File.recorder?.datasets[path] = values
+        return values
+    }
+
+    private func readStringsFromFile(_ path: String) throws -> [String] {
         try HDF5Library.sync {
             let ds = try openDatasetForExtension(path)
             let fileType = H5Handle(H5Dget_type(ds.id), .datatype)

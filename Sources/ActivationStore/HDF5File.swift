@@ -62,6 +62,14 @@ final class HDF5File: @unchecked Sendable {
 
     let displayName: String
     private let file: H5Handle
+    /// Variable-length strings (root attributes, string datasets) already read by the structure guard's
+    /// child process (`StructureGuard.Preread`): answered from here, they are never converted in this
+    /// process. libhdf5 1.10 copies a global-heap object of the size the heap declares into a buffer
+    /// of the size the string's descriptor declares, so a damaged file can overwrite memory while the
+    /// read "succeeds"; in the child that harms nothing the parent relies on.
+    var preread: StructureGuard.Preread?
+    /// Set in the guard's child: every variable-length string read successfully is recorded here.
+    nonisolated(unsafe) static var recorder: StructureGuard.Preread? = nil
 
     private init(file: H5Handle, displayName: String) {
         self.file = file
@@ -113,6 +121,16 @@ final class HDF5File: @unchecked Sendable {
                 throw ActivationStoreError(.io, file: displayName, "cannot create file\(detail)")
             }
             return HDF5File(file: H5Handle(id, .file), displayName: displayName)
+        }
+    }
+
+    /// The identity (device, inode, size, change time) of the file this handle has open, from the
+    /// descriptor libhdf5 holds; nil when the driver keeps none.
+    var openIdentity: FileIdentity? {
+        HDF5Library.sync {
+            var handle: UnsafeMutableRawPointer? = nil
+            guard H5Fget_vfd_handle(file.id, bw_H5P_DEFAULT(), &handle) >= 0, let handle else { return nil }
+            return FileIdentity(descriptor: handle.load(as: Int32.self))
         }
     }
 
@@ -373,6 +391,13 @@ final class HDF5File: @unchecked Sendable {
 
     /// A scalar string attribute, variable- or fixed-length.
     func readStringAttribute(_ name: String) throws -> String {
+        if let value = preread?.attributes[name] { return value }
+        let value = try readStringAttributeFromFile(name)
+        HDF5File.recorder?.attributes[name] = value
+        return value
+    }
+
+    private func readStringAttributeFromFile(_ name: String) throws -> String {
         try HDF5Library.sync {
             let a = try openAttribute(name)
             let space = H5Handle(H5Aget_space(a.id), .dataspace)

@@ -10,11 +10,19 @@ import Glibc
 /// libhdf5 1.10 can dereference corrupt addresses or loop forever while parsing damaged object headers,
 /// global heaps or chunk indexes; nothing in-process can catch that. So before a file is opened for
 /// real, a helper process (the same executable, see `helper`) opens it, runs the whole structural pass
-/// (`SchemaInspection`: attributes, every dataset header and chunk index, labels and positions) under a
-/// CPU-time and address-space limit, and exits. If the helper exits normally the parent repeats the same
-/// reads, which then cannot crash; data reads afterwards only follow indexes the helper already walked,
-/// through the type conversions it already exercised on one clip of every dataset.
-/// A helper killed by a signal, past its time limit or out of memory makes the file "damaged".
+/// (`SchemaInspection`: attributes, every dataset header and chunk index, labels and positions, string
+/// clip ids) under a CPU-time and address-space limit, and exits. A helper killed by a signal, past its
+/// time limit or out of memory makes the file "damaged".
+///
+/// The helper writes back what the parent must not read itself (`Preread`): every variable-length
+/// string it read (root attributes, string datasets) and the identity of the file it had open. Those
+/// strings are the reads that can corrupt memory without failing (a global-heap object larger than its
+/// descriptor says is copied whole), so a helper surviving them proves nothing about the parent; the
+/// parent takes them from the helper instead. The parent then opens the file and checks that the file
+/// it has open is the one the helper read (device, inode, size, change time, from the descriptors), so
+/// a file swapped between the check and the open is refused. Its other structural reads repeat the
+/// helper's; data reads follow indexes the helper already walked, through the type conversions it
+/// already exercised on one clip of every dataset.
 ///
 /// Library users who trust their files (and the library's own tests) leave `helper` nil: no child.
 public enum StructureGuard {
@@ -31,32 +39,81 @@ public enum StructureGuard {
     /// Exit status of a helper in which libhdf5 failed to allocate memory within the limit.
     static let outOfMemory: Int32 = 3
 
-    /// Runs the structural pass of `path` in the helper, when one is configured.
-    ///
-    /// - Throws: `ActivationStoreError(.damaged)` naming the file when the helper died, hung or ran out of memory.
-    static func check(_ path: String) throws {
-        guard let helper, !helper.isEmpty else { return }
-        // A file already passed in this process (same device, inode, size and change time) is not re-read.
-        let identity = FileIdentity(path: path)
-        if let identity, passedFiles.withLock({ $0.contains(identity) }) { return }
-        try run(helper + [path], path)
-        if let identity { passedFiles.withLock { _ = $0.insert(identity) } }
+    /// What the helper read for the parent: the variable-length strings, and the file it read them from.
+    public struct Preread: Codable, Sendable, Equatable {
+        /// `FileIdentity.description` of the file the helper had open; nil when it could not open it.
+        public var identity: String?
+        /// Root string attributes by name.
+        public var attributes: [String: String] = [:]
+        /// String datasets by path.
+        public var datasets: [String: [String]] = [:]
+
+        public init(identity: String? = nil) { self.identity = identity }
     }
 
-    private static let passedFiles = Mutex<Set<FileIdentity>>([])
+    /// Largest output a helper may write back (the strings it read): 64 MiB.
+    static let maxPrereadBytes = 64 << 20
 
-    private static func run(_ argv: [String], _ path: String) throws {
-        guard let pid = spawnHelper(argv) else {
+    /// Runs the structural pass of `path` in the helper, when one is configured.
+    ///
+    /// - Returns: what the helper read for the parent; nil without a helper.
+    /// - Throws: `ActivationStoreError(.damaged)` naming the file when the helper died, hung or ran out of memory.
+    static func check(_ path: String) throws -> Preread? {
+        guard let helper, !helper.isEmpty else { return nil }
+        // A file already passed in this process (same device, inode, size and change time) is not re-read.
+        if let identity = FileIdentity(path: path), let known = passedFiles.withLock({ $0[identity] }) { return known }
+        guard let preread = try run(helper + [path], path) else { return nil }
+        if let text = preread.identity, let identity = FileIdentity(argument: text) {
+            passedFiles.withLock { $0[identity] = preread }
+        }
+        return preread
+    }
+
+    private static let passedFiles = Mutex<[FileIdentity: Preread]>([:])
+
+    /// Runs the helper on `path`; its output decoded, or nil when no helper could be started.
+    private static func run(_ argv: [String], _ path: String) throws -> Preread? {
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { return nil }
+        let (readEnd, writeEnd) = (ends[0], ends[1])
+        defer { close(readEnd) }
+        for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        _ = fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK)
+        let spawned = spawnHelper(argv, output: writeEnd)
+        close(writeEnd)
+        guard let pid = spawned else {
             // No helper, no guard: reading goes on in-process rather than refusing every file.
-            return
+            return nil
+        }
+        var output = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        /// Reads what the helper wrote so far; false when it wrote more than allowed.
+        func drain() -> Bool {
+            while true {
+                let n = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    output += chunk[0..<n]
+                    if output.count > maxPrereadBytes { return false }
+                } else if n < 0 && errno == EINTR {
+                    continue
+                } else {
+                    return true
+                }
+            }
         }
         var wstatus: Int32 = 0
         let deadline = ContinuousClock.now + .seconds(timeLimit)
         var pause: useconds_t = 500
         while true {
             let r = waitpid(pid, &wstatus, WNOHANG)
+            let withinBound = drain()
             if r == pid { break }
-            if r < 0 && errno != EINTR { return }
+            if r < 0 && errno != EINTR { return nil }
+            if !withinBound {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &wstatus, 0)
+                throw damaged(path, "its strings exceed \(maxPrereadBytes >> 20) MiB")
+            }
             if ContinuousClock.now > deadline {
                 kill(pid, SIGKILL)
                 _ = waitpid(pid, &wstatus, 0)
@@ -65,10 +122,16 @@ public enum StructureGuard {
             usleep(pause)
             pause = min(pause * 2, 20_000)
         }
+        guard drain() else { throw damaged(path, "its strings exceed \(maxPrereadBytes >> 20) MiB") }
         let exited = (wstatus & 0x7F) == 0
         if exited {
             let code = (wstatus >> 8) & 0xFF
-            if code == passed { return }
+            if code == passed {
+                guard let preread = try? JSONDecoder().decode(Preread.self, from: Data(output)) else {
+                    throw damaged(path, "reading its structure gave no readable result")
+                }
+                return preread
+            }
             if code == outOfMemory {
                 throw damaged(path, "reading its structure needs more than \(memoryLimit >> 30) GiB of memory")
             }
@@ -118,6 +181,9 @@ public enum StructureGuard {
     /// The helper's side: limits itself, runs the structural pass of `path`, and returns the exit status.
     ///
     /// Only crashes matter here: schema violations and HDF5 errors are the parent's to report.
+    ///
+    /// The strings it read, and the identity of the file it had open, go to standard output as JSON
+    /// (`Preread`) when the pass finishes.
     public static func runHelper(path: String) -> Int32 {
         var cpu = rlimit(rlim_cur: rlim_t(max(1, timeLimit.rounded(.up))), rlim_max: rlim_t(max(1, timeLimit.rounded(.up)) + 1))
         setrlimit(Int32(RLIMIT_CPU.rawValue), &cpu)
@@ -125,8 +191,26 @@ public enum StructureGuard {
         setrlimit(Int32(RLIMIT_AS.rawValue), &memory)
         var core = rlimit(rlim_cur: 0, rlim_max: 0)
         setrlimit(Int32(RLIMIT_CORE.rawValue), &core)
+        HDF5File.recorder = Preread()
+        defer {
+            if let record = HDF5File.recorder, let json = try? JSONEncoder().encode(record) {
+                json.withUnsafeBytes { bytes in
+                    var offset = 0
+                    while offset < bytes.count {
+                        let n = write(1, bytes.baseAddress! + offset, bytes.count - offset)
+                        if n < 0 && errno == EINTR { continue }
+                        if n <= 0 { break }
+                        offset += n
+                    }
+                }
+            }
+        }
         guard let file = try? HDF5File.openReadOnly(path: path, displayName: path) else { return passed }
+        HDF5File.recorder?.identity = file.openIdentity?.description
         let inspection = SchemaInspection(file)
+        if file.isDataset(ActivationPaths.clipIDs), (try? file.isStringDataset(ActivationPaths.clipIDs)) == true {
+            _ = try? file.readStrings(ActivationPaths.clipIDs)
+        }
         // One clip of every token and attention dataset, and the loss curve, through the same type
         // conversion the parent will use for all of them (damaged datatypes crash in conversion).
         if inspection.clips > 0 {

@@ -75,8 +75,57 @@ final class HostileInputTests: XCTestCase {
             XCTAssertEqual((error as? ActivationStoreError)?.kind, .damaged)
             XCTAssertTrue("\(error)".contains("did not finish"), "\(error)")
         }
+        // A helper that finishes without saying what it read is no proof either.
         StructureGuard.helper = ["/bin/true"]
+        XCTAssertThrowsError(try ActivationFile(path: path)) { error in
+            XCTAssertEqual((error as? ActivationStoreError)?.kind, .damaged)
+            XCTAssertTrue("\(error)".contains("gave no readable result"), "\(error)")
+        }
+        StructureGuard.helper = [productsDirectory.appendingPathComponent("bwanalyze").path, "check-structure"]
         XCTAssertEqual(try ActivationFile(path: path).clipCount, 80)
+    }
+
+    /// The parent takes the variable-length strings from the helper, and refuses a file swapped between
+    /// the helper's check and its own opening.
+    func testTheParentReadsTheCheckedFileAndTakesItsStringsFromTheHelper() throws {
+        let saved = StructureGuard.helper
+        defer { StructureGuard.helper = saved }
+        StructureGuard.helper = [productsDirectory.appendingPathComponent("bwanalyze").path, "check-structure"]
+        let dir = TemporaryDirectory()
+        let path = dir.file("a.h5")
+        try FileManager.default.copyItem(atPath: fixturePath("run-a.h5"), toPath: path)
+        let preread = try XCTUnwrap(try StructureGuard.check(path))
+        XCTAssertEqual(preread.identity, FileIdentity(path: path)?.description)
+        XCTAssertEqual(preread.attributes["run"], "fixture-run-a")
+        XCTAssertEqual(preread.attributes["format"], "bwact")
+        XCTAssertNotNil(preread.attributes["config"])
+        // The helper's strings are the ones the parent uses: a planted value shows through.
+        var planted = preread
+        planted.attributes["probe_set"] = "from-the-helper"
+        let f = try ActivationFile.openChecked(path, preread: planted)
+        XCTAssertEqual(try f.readStringAttribute("probe_set"), "from-the-helper")
+        try f.close()
+        // Swapped between check and open: another file renamed over the path.
+        let other = dir.file("b.h5")
+        try FileManager.default.copyItem(atPath: fixturePath("run-b.h5"), toPath: other)
+        XCTAssertEqual(rename(other, path), 0)
+        XCTAssertThrowsError(try ActivationFile.openChecked(path, preread: preread)) { error in
+            XCTAssertEqual((error as? ActivationStoreError)?.kind, .cannotOpen)
+            XCTAssertTrue("\(error)".contains("changed between its structure check and its opening"), "\(error)")
+        }
+        // Checked afresh, the new file opens, with its own strings.
+        XCTAssertEqual(try ActivationFile(path: path).metadata.run, "fixture-run-b")
+        // String clip ids are read by the helper too.
+        let ids = dir.file("ids.h5")
+        try FileManager.default.copyItem(atPath: fixturePath("run-a.h5"), toPath: ids)
+        let r = try runProcess("/usr/bin/python3", ["-c", "import h5py, sys; f = h5py.File(sys.argv[1], 'a'); n = f['layers/00/tokens'].shape[0]; f.create_dataset('clip_ids', data=['c%d' % i for i in range(n)], dtype=h5py.string_dtype())", ids])
+        if r.status == 0 {
+            let p = try XCTUnwrap(try StructureGuard.check(ids))
+            XCTAssertEqual(p.datasets[ActivationPaths.clipIDs]?.first, "c0")
+            XCTAssertEqual(try ActivationFile(path: ids).clipIDs()?.last, "c79")
+        } else if pythonRequired {
+            XCTFail("h5py is required: \(r.stderr)")
+        }
     }
 
     /// The executable's own helper passes every fixture (the guard costs time, never a healthy file).
