@@ -1,5 +1,5 @@
 # Entry points; each installs what it needs (scripts/setup.sh) on a fresh Debian/Ubuntu machine.
-.PHONY: all build test fuzz demo reproduce reproduce-quick fixtures clean bench-torch bench-analysis bench-mpi
+.PHONY: all build test test-models fuzz demo reproduce reproduce-quick fixtures clean bench-torch bench-analysis bench-mpi
 
 all: build
 
@@ -10,12 +10,18 @@ build:
 test:
 	bash scripts/test.sh
 
-# Hostile input: 10,000 fresh mutants of the fixtures through validate and two other commands each
-# (docs/hostile-input.md). MUTANTS, SEED (default: the clock), JOBS override; ALL=1 runs every command.
+# The bwact package's tests on PyPI's torch 2.x, transformers 5.x and timm 1.x, in their own venv
+# (.build/models-venv; the first run downloads about 3.1 GB). Not run by CI (docs/pytorch-recipes.md).
+test-models:
+	bash scripts/test-models.sh
+
+# Hostile input: 10,000 fresh mutants of the fixtures through validate and two other commands each, a
+# third of them bwtrain's checkpoints and clip files (docs/hostile-input.md). MUTANTS, SEED (default: the clock), JOBS override; ALL=1 runs every command.
 fuzz:
 	bash scripts/setup.sh
 	swift build -c release --product bwanalyze
-	/usr/bin/python3 scripts/fuzz.py --binary .build/release/bwanalyze --fixtures Fixtures \
+	swift build -c release --product bwtrain
+	/usr/bin/python3 scripts/fuzz.py --binary .build/release/bwanalyze --bwtrain .build/release/bwtrain --fixtures Fixtures \
 		--mutants $${MUTANTS:-10000} --seed $${SEED:-$$(date +%s)} --jobs $${JOBS:-2} \
 		--commands-per-mutant 2 $${ALL:+--all-commands} --keep fuzz-failures
 

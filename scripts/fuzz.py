@@ -16,8 +16,15 @@ each, validate taking its turn with the others. A run is a failure when it
   - changes the input file, or leaves anything but a regular file at an -o path,
   - fails to read a file that `validate` passed (the rule: a file validate passes works with every command).
 
-Usage: fuzz.py --binary .build/debug/bwanalyze --fixtures Fixtures --mutants 500 --seed 11
-Exit status 0 when no run failed, 1 otherwise; a summary line "fuzz: ..." ends the output.
+With --bwtrain, bwtrain's two readers are fuzzed too, every third mutant in turn: a damaged training
+checkpoint (`checkpoint.h5` of a finished quick run, resumed with no steps left and no dumps, so a
+checkpoint that still loads ends at once: the load-only path) and a damaged `--data` clip file (trained
+for one step). Such a run fails the same ways, with "bwtrain: error:" as its error line, and also when a
+failing resume changes the checkpoint.
+
+Usage: fuzz.py --binary .build/debug/bwanalyze --fixtures Fixtures --mutants 500 --seed 11 [--bwtrain .build/debug/bwtrain]
+Exit status 0 when no run failed, 1 otherwise; a summary line "fuzz: ..." ends the output, with the runs
+per command and per kind of input file.
 """
 import argparse
 import concurrent.futures
@@ -130,6 +137,38 @@ with h5py.File(src, "r") as a, h5py.File(dst, "w", libver="earliest") as b:
     return out
 
 
+# bwtrain's readers: the options of the run that wrote the checkpoint (load-only resume) and of a
+# one-step training on a clip file. RUNDIR is a fresh run folder holding the mutant as checkpoint.h5.
+BWTRAIN_RUN = ["--preset", "quick", "--regime", "e2e", "--blocks", "2", "--run", "fuzz", "--steps", "2",
+               "--dump-steps", "", "--probe-sets", "", "--training-clips", "16", "--batch-size", "4", "--quiet"]
+BWTRAIN_COMMANDS = {
+    "checkpoint": ["BWTRAIN"] + BWTRAIN_RUN + ["--out", "RUNDIR", "--resume"],
+    "clips": ["BWTRAIN", "--preset", "quick", "--regime", "e2e", "--blocks", "2", "--run", "fuzz", "--steps", "1",
+              "--dump-steps", "", "--probe-sets", "", "--batch-size", "4", "--data", "FILE", "--out", "RUNDIR", "--quiet"],
+}
+
+
+def bwtrain_bases(bwtrain, workdir):
+    """A finished quick run's checkpoint and a small clip file, the bases of bwtrain's mutants."""
+    run = os.path.join(workdir, "base-run")
+    r = subprocess.run([bwtrain] + BWTRAIN_RUN + ["--out", run], capture_output=True)
+    if r.returncode != 0:
+        raise SystemExit(f"fuzz: cannot make the base checkpoint: {r.stderr.decode()[:300]}")
+    clips = os.path.join(workdir, "base-clips.h5")
+    script = r'''
+import sys, h5py, numpy as np
+rng = np.random.default_rng(0)
+with h5py.File(sys.argv[1], "w") as f:
+    f["clips"] = rng.integers(0, 256, (8, 8, 32, 32, 3), dtype=np.uint8)
+    f["labels/kind"] = np.arange(8, dtype=np.int64) % 2
+    f.attrs["note"] = "fuzz base"
+'''
+    r = subprocess.run(["/usr/bin/python3", "-c", script, clips], capture_output=True)
+    if r.returncode != 0:
+        raise SystemExit(f"fuzz: cannot make the base clip file: {r.stderr.decode()[:300]}")
+    return os.path.join(run, "checkpoint.h5"), os.path.join(run, "config.json"), clips
+
+
 def sha(path):
     try:
         with open(path, "rb") as f:
@@ -138,11 +177,16 @@ def sha(path):
         return None
 
 
-def run_one(binary, args, mutant, timeout, workdir, tag):
+def run_one(binary, args, mutant, timeout, workdir, tag, bwtrain=None):
     out_file = os.path.join(workdir, f"out-{tag}.csv")
     out_dir = os.path.join(workdir, f"report-{tag}")
-    argv = [binary] + [mutant if a == "FILE" else out_file if a == "OUT" else out_dir if a == "OUTDIR" else a
-                       for a in args]
+    run_dir = os.path.join(workdir, f"run-{tag}")
+    tool = "bwtrain" if args[0] == "BWTRAIN" else "bwanalyze"
+    if args[0] == "BWTRAIN":
+        argv = [bwtrain] + [mutant if a == "FILE" else run_dir if a == "RUNDIR" else a for a in args[1:]]
+    else:
+        argv = [binary] + [mutant if a == "FILE" else out_file if a == "OUT" else out_dir if a == "OUTDIR" else a
+                           for a in args]
     before = sha(mutant)
     start = time.monotonic()
     try:
@@ -165,11 +209,12 @@ def run_one(binary, args, mutant, timeout, workdir, tag):
                 problems.append("validate failed without naming the file")
         elif len(lines) != 1:
             problems.append(f"{len(lines)} lines on standard error")
-        elif not lines[0].startswith("bwanalyze: error: ") or os.path.basename(mutant) not in lines[0]:
+        elif not lines[0].startswith(f"{tool}: error: ") or os.path.basename(mutant) not in lines[0]:
             problems.append("error line does not name the file")
     if "HDF5-DIAG" in stderr:
         problems.append("HDF5 diagnostic trace printed")
-    if sha(mutant) != before:
+    if sha(mutant) != before and not (tool == "bwtrain" and code == 0):
+        # (a resume that succeeds goes on to write its checkpoint; one that fails must leave it as it was)
         problems.append("the input file changed")
     if os.path.lexists(out_file) and not (os.path.isfile(out_file) and not os.path.islink(out_file)):
         problems.append("-o left something other than a regular file")
@@ -177,7 +222,9 @@ def run_one(binary, args, mutant, timeout, workdir, tag):
         if os.path.lexists(p):
             os.unlink(p)
     shutil.rmtree(out_dir, ignore_errors=True)
-    return {"command": " ".join(args), "status": code, "seconds": round(elapsed, 3),
+    shutil.rmtree(run_dir, ignore_errors=True)
+    name = "bwtrain " + ("--resume" if "--resume" in args else "--data") if tool == "bwtrain" else args[0]
+    return {"command": " ".join(args), "name": name, "status": code, "seconds": round(elapsed, 3),
             "stderr": stderr.strip()[:400], "problems": problems}
 
 
@@ -197,18 +244,41 @@ def main():
     ap.add_argument("--keep", help="copy failing mutants into this folder")
     ap.add_argument("--results", help="write every run as JSON lines here")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--bwtrain", help="also fuzz bwtrain's checkpoint and clip-file readers with this binary")
     a = ap.parse_args()
 
     binary = os.path.abspath(a.binary)
+    bwtrain = os.path.abspath(a.bwtrain) if a.bwtrain else None
     workdir = tempfile.mkdtemp(prefix="bwssl-fuzz-")
     try:
         bases = sorted(os.path.join(a.fixtures, n) for n in os.listdir(a.fixtures) if n.endswith(".h5"))
         bases += legacy_copies(a.fixtures, workdir)
         base_data = {b: open(b, "rb").read() for b in bases}
+        trainer = {}
+        if bwtrain:
+            checkpoint, config, clips = bwtrain_bases(bwtrain, workdir)
+            trainer = {"checkpoint": open(checkpoint, "rb").read(), "clips": open(clips, "rb").read()}
+            config_text = open(config, "rb").read()
         rng = random.Random(a.seed)
         jobs = []
         turn = 0
         for m in range(a.mutants):
+            # With bwtrain, every third mutant is a checkpoint or a clip file in turn.
+            if trainer and m % 3 == 2:
+                kind = "checkpoint" if (m // 3) % 2 == 0 else "clips"
+                data, how = mutate(trainer[kind], rng)
+                if kind == "checkpoint":
+                    run_dir = os.path.join(workdir, f"m{m:05d}-run")
+                    os.makedirs(run_dir)
+                    with open(os.path.join(run_dir, "config.json"), "wb") as f:
+                        f.write(config_text)
+                    path = os.path.join(run_dir, "checkpoint.h5")
+                else:
+                    path = os.path.join(workdir, f"m{m:05d}-clips.h5")
+                with open(path, "wb") as f:
+                    f.write(data)
+                jobs.append((m, path, how, [BWTRAIN_COMMANDS[kind]]))
+                continue
             base = bases[m % len(bases)]
             data, how = mutate(base_data[base], rng)
             path = os.path.join(workdir, f"m{m:05d}-{os.path.basename(base)}")
@@ -231,7 +301,10 @@ def main():
             m, path, how, commands = job
             results = []
             for i, args in enumerate(commands):
-                results.append(run_one(binary, args, path, a.timeout, workdir, f"{m}-{i}"))
+                if args[-1] == "--resume":
+                    # The checkpoint's own folder is the run folder.
+                    args = [os.path.dirname(path) if x == "RUNDIR" else x for x in args]
+                results.append(run_one(binary, args, path, a.timeout, workdir, f"{m}-{i}", bwtrain=bwtrain))
             valid = commands[0][0] == "validate" and results[0]["status"] == 0
             if valid:
                 for r in results[1:]:
@@ -240,13 +313,18 @@ def main():
             return m, path, how, results
 
         counts = {"runs": 0, "ok": 0, "clean errors": 0, "crash": 0, "hang": 0, "abort exit": 0, "other": 0}
+        per_command = {}
+        per_base = {}
         failures = []
         start = time.monotonic()
         results_file = open(a.results, "w") if a.results else None
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
             for done, (m, path, how, results) in enumerate(pool.map(work, jobs), 1):
+                base_kind = os.path.basename(path).split("-", 1)[-1] if not path.endswith("checkpoint.h5") else "checkpoint.h5"
+                per_base[base_kind] = per_base.get(base_kind, 0) + 1
                 for r in results:
                     counts["runs"] += 1
+                    per_command[r["name"]] = per_command.get(r["name"], 0) + 1
                     if not r["problems"]:
                         counts["ok" if r["status"] == 0 else "clean errors"] += 1
                     for p in r["problems"]:
@@ -259,7 +337,10 @@ def main():
                 if any(r["problems"] for r in results) and a.keep:
                     os.makedirs(a.keep, exist_ok=True)
                     shutil.copy(path, a.keep)
-                os.unlink(path)
+                if path.endswith("checkpoint.h5"):
+                    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+                else:
+                    os.unlink(path)
                 if not a.quiet and done % 100 == 0:
                     print(f"  {done}/{len(jobs)} mutants, {counts['runs']} runs, {len(failures)} failing, "
                           f"{time.monotonic() - start:.0f} s", flush=True)
@@ -267,6 +348,8 @@ def main():
             results_file.close()
         for path, how, r in failures[:40]:
             print(f"FAIL {os.path.basename(path)} [{how}] {r['command']}: {'; '.join(r['problems'])}\n    {r['stderr'][:300]}")
+        print("runs per command: " + ", ".join(f"{k} {v}" for k, v in sorted(per_command.items())))
+        print("mutants per base file: " + ", ".join(f"{k} {v}" for k, v in sorted(per_base.items())))
         print(f"fuzz: {a.mutants} mutants (seed {a.seed}), {counts['runs']} runs: {counts['ok']} ok, "
               f"{counts['clean errors']} clean errors, {counts['crash']} crashes, {counts['hang']} hangs, "
               f"{counts['abort exit']} abort exits, {counts['other']} other failures "

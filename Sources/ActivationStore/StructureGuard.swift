@@ -207,6 +207,23 @@ public enum StructureGuard {
         }
         guard let file = try? HDF5File.openReadOnly(path: path, displayName: path) else { return passed }
         HDF5File.recorder?.identity = file.openIdentity?.description
+        // The readers called below open the file themselves; in here they must not start helpers of their own.
+        helper = nil
+        // Every root string attribute, whatever the kind of file (a checkpoint's s_* strings among them).
+        for name in file.attributeNames() { _ = try? file.readStringAttribute(name) }
+        // Training inputs, read in full by the same code the parent will run: a checkpoint (small), or a
+        // clip file's structure, labels and first clip.
+        if (try? file.readStringAttribute("format")) == "bwckpt" {
+            _ = try? CheckpointFile.read(from: path)
+            return HDF5Library.allocationFailed ? outOfMemory : passed
+        }
+        if file.isDataset(ClipFile.clipsPath) {
+            if let clips = try? ClipFile(path: path) {
+                for t in clips.targets { _ = try? clips.labels(t) }
+                if clips.count > 0 { _ = try? clips.pixels(clips: 0..<1) }
+            }
+            return HDF5Library.allocationFailed ? outOfMemory : passed
+        }
         let inspection = SchemaInspection(file)
         if file.isDataset(ActivationPaths.clipIDs), (try? file.isStringDataset(ActivationPaths.clipIDs)) == true {
             _ = try? file.readStrings(ActivationPaths.clipIDs)

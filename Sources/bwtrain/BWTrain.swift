@@ -19,14 +19,39 @@ struct BWTrain: ParsableCommand {
         Data-parallel on several processes: build with `swift build -c release --traits MPI` and start with `mpirun -n R bwtrain ...` (or srun). Each rank trains on its share of every batch with one thread (--threads); the weights equal one process's up to float rounding, and rank 0 writes every file.
         """,
         version: bwsslVersion,
-        subcommands: [Train.self, Bench.self],
+        subcommands: [Train.self, Bench.self, CheckStructure.self],
         defaultSubcommand: Train.self)
+
+    /// The structural pass of `StructureGuard` on a checkpoint or clip file, run in a child process; not for direct use.
+    struct CheckStructure: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check-structure", abstract: "Internal: read a file's structure (run in a limited child process).",
+            shouldDisplay: false)
+
+        @Argument var file: String
+
+        func run() throws {
+            let status = StructureGuard.runHelper(path: file)
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
 }
 
 extension BWTrain {
     /// Parses and runs the command. An option value the library rejects (`validate()`) ends, like a
     /// training error, with one `bwtrain: error:` line and status 1; usage errors as ArgumentParser prints them.
+    ///
+    /// Every file bwtrain reads (a `--resume` checkpoint, a `--data` clip file) is first read by a child
+    /// process (`StructureGuard`), so a damaged file ends as one error line instead of a crash or a hang;
+    /// `BWSSL_STRUCTURE_GUARD=off` reads in-process.
     static func main() {
+        let environment = ProcessInfo.processInfo.environment
+        if environment["BWSSL_STRUCTURE_GUARD"] != "off", let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            StructureGuard.helper = [exe, CheckStructure.configuration.commandName!]
+        }
+        if let limit = environment["BWSSL_STRUCTURE_TIME_LIMIT"].flatMap(Double.init), limit > 0 {
+            StructureGuard.timeLimit = limit
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -128,6 +128,46 @@ final class HostileInputTests: XCTestCase {
         }
     }
 
+    /// bwtrain's readers are behind the same guard: a damaged checkpoint or clip file ends with one
+    /// `bwtrain: error:` line naming it, and a failing resume leaves the checkpoint as it was.
+    func testBwtrainRefusesDamagedCheckpointsAndClipFilesCleanly() throws {
+        let bwtrain = productsDirectory.appendingPathComponent("bwtrain").path
+        let dir = TemporaryDirectory()
+        let run = dir.file("run")
+        let options = ["--preset", "quick", "--regime", "e2e", "--blocks", "2", "--run", "t", "--steps", "2", "--dump-steps", "",
+                       "--probe-sets", "", "--training-clips", "16", "--batch-size", "4", "--quiet"]
+        XCTAssertEqual(try runProcess(bwtrain, options + ["--out", run]).status, 0)
+        try FileManager.default.removeItem(atPath: run + "/done.json")
+        let checkpoint = run + "/checkpoint.h5"
+        let good = try Data(contentsOf: URL(fileURLWithPath: checkpoint))
+        // Load-only: a resume with no steps left loads the checkpoint and ends.
+        XCTAssertEqual(try runProcess(bwtrain, options + ["--out", run, "--resume"]).status, 0)
+        try FileManager.default.removeItem(atPath: run + "/done.json")
+        func assertRefused(_ damaged: Data, _ what: String) throws {
+            try damaged.write(to: URL(fileURLWithPath: checkpoint))
+            let r = try runProcess(bwtrain, options + ["--out", run, "--resume"])
+            XCTAssertEqual(r.status, 1, "\(what): \(r.stderr)")
+            let lines = r.stderr.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, "\(what): \(r.stderr)")
+            XCTAssertTrue(lines.first?.hasPrefix("bwtrain: error: ") == true && r.stderr.contains("checkpoint.h5"), "\(what): \(r.stderr)")
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: checkpoint)), damaged, "\(what): the checkpoint changed")
+        }
+        try assertRefused(good.prefix(good.count / 3), "truncated")
+        var zeroed = good
+        if let r = zeroed.range(of: Data("OHDR".utf8), in: 200..<zeroed.count) { zeroed.replaceSubrange(r.lowerBound..<(r.lowerBound + 24), with: Data(count: 24)) }
+        try assertRefused(zeroed, "object header zeroed")
+        // The corpus file whose damaged global heap overwrote memory, given as a checkpoint and as clips.
+        let hostile = try Data(contentsOf: URL(fileURLWithPath: Self.corpus + "/heap-overflow-vlen-attribute.h5"))
+        try hostile.write(to: URL(fileURLWithPath: checkpoint))
+        let asCheckpoint = try runProcess(bwtrain, options + ["--out", run, "--resume"])
+        XCTAssertEqual(asCheckpoint.status, 1, asCheckpoint.stderr)
+        XCTAssertTrue(asCheckpoint.stderr.contains("not a bwssl checkpoint"), asCheckpoint.stderr)
+        let asClips = try runProcess(bwtrain, options + ["--out", dir.file("run2"), "--data", Self.corpus + "/heap-overflow-vlen-attribute.h5"])
+        XCTAssertEqual(asClips.status, 1, asClips.stderr)
+        XCTAssertEqual(asClips.stderr.split(separator: "\n").count, 1, asClips.stderr)
+        XCTAssertTrue(asClips.stderr.contains("heap-overflow-vlen-attribute.h5"), asClips.stderr)
+    }
+
     /// The executable's own helper passes every fixture (the guard costs time, never a healthy file).
     func testHelperPassesEveryFixture() throws {
         for name in ["run-a.h5", "attention.h5", "precision-f16.h5"] {
@@ -247,7 +287,8 @@ final class HostileInputTests: XCTestCase {
         let r = try runProcess(python, [repositoryRoot.appendingPathComponent("scripts/fuzz.py").path,
                                         "--binary", productsDirectory.appendingPathComponent("bwanalyze").path,
                                         "--fixtures", repositoryRoot.appendingPathComponent("Fixtures").path,
-                                        "--mutants", "500", "--seed", "11", "--rotate", "--jobs", "2", "--quiet"])
+                                        "--mutants", "500", "--seed", "11", "--rotate", "--jobs", "2", "--quiet",
+                                        "--bwtrain", productsDirectory.appendingPathComponent("bwtrain").path])
         let summary = r.stdout.split(separator: "\n").last.map(String.init) ?? ""
         print(summary)
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
