@@ -18,6 +18,17 @@ export BWSSL_MPI_BWTRAIN="$PWD/.build/mpi/debug/bwtrain" BWSSL_MPI_BWANALYZE="$P
 # distribution name, hence --no-deps). The Swift suite runs the package's tests with it.
 venv=.build/bwact-venv
 [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$venv"
+# transformers and timm, for the recorder's tests on their real model classes (python/tests/test_models.py;
+# transformers 5 and torch 2 are `make test-models`). Pinned to the newest releases that run on Debian's
+# torch 1.13: transformers 4.50 imports torch.distributed.tensor (torch 2.x) and 4.52 refuses torch < 2.1.
+# --no-deps keeps Debian's numpy, h5py, torch and torchvision (python3-torchvision, for timm) and
+# PyYAML, requests and typing-extensions (python3-torch's dependencies); the rest of their dependencies
+# is listed here. To bump: `pip download --no-deps transformers==X timm==Y`, read the wheels'
+# Requires-Dist (and whether transformers still accepts torch 1.13), pin compatible dependencies, then
+# `make test` (it reinstalls these pins into the existing venv).
+"$venv/bin/pip" install --quiet --no-deps transformers==4.49.0 timm==1.0.31 huggingface-hub==0.36.2 \
+  tokenizers==0.21.4 safetensors==0.8.0 regex==2026.12.2 tqdm==4.70.1 filelock==4.3.2 fsspec==2026.9.0 \
+  packaging==26.4 hf-xet==1.8.0
 "$venv/bin/pip" install --quiet --no-build-isolation --no-index --no-deps --force-reinstall ./python
 rm -rf python/build python/bwact.egg-info
 export BWACT_PYTHON="$PWD/$venv/bin/python"

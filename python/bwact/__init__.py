@@ -2,6 +2,7 @@
 
 - `Writer`: a streaming, atomic writer (one batch of clips at a time).
 - `bwact.torch.record`: record a PyTorch model's per-depth outputs with forward hooks (needs torch).
+- `bwact.torch.layers_of`: the embedding, layers and prefix-token count of Hugging Face VideoMAE/ViT and timm ViTs.
 - `open` / `read`: read a file (or a shard index) into numpy arrays.
 - `index_shards`: make one file of a run written as shards (HDF5 virtual datasets).
 - `grid_positions`: token centres of a tubelet grid, for /positions.

@@ -32,6 +32,17 @@ def need_torch(test):
     return test
 
 
+def need_models(test):
+    """Tests that run docs/pytorch-recipes.md on transformers' and timm's classes (tests/small_models.py)."""
+    try:
+        import timm  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        if not REQUIRE:
+            return unittest.skip("transformers or timm is not installed")(test)
+    return test
+
+
 def need_bwanalyze(test):
     if not BWANALYZE and not REQUIRE:
         return unittest.skip("BWANALYZE is not set")(test)
@@ -221,23 +232,105 @@ def one_line_error(test, result, *fragments):
         test.assertIn(fragment, lines[0])
 
 
+RECIPES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "pytorch-recipes.md")
+
+
+def doc_block(first_line):
+    """The one ```python block of docs/pytorch-recipes.md that starts with `first_line`, after as many
+    empty lines as precede it in the file (so that a traceback names the document's line)."""
+    with open(RECIPES) as fh:
+        parts = fh.read().split("```python\n")
+    found = []
+    for i, part in enumerate(parts[1:], start=1):
+        if part.startswith(first_line):
+            before = sum(p.count("\n") for p in parts[:i]) + i
+            found.append("\n" * before + part.split("```")[0])
+    if len(found) != 1:
+        raise AssertionError(f"{RECIPES}: {len(found)} python blocks start with {first_line!r}")
+    return found[0]
+
+
 class DocumentationTests(TempDir):
-    def test_recipe_writer_example_runs_and_validates(self):
-        doc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "pytorch-recipes.md")
-        with open(doc) as fh:
-            example = fh.read().split("```python\n")[1].split("```")[0]
+    """The recipes' code blocks run as written, with only their free names bound."""
+
+    def run_block(self, block, **names):
+        """Runs `block` in the temporary folder with only `names` defined; returns its globals and output."""
+        import contextlib
         cwd = os.getcwd()
         os.chdir(self.dir)
+        out = io.StringIO()
+        scope = dict(names)
         try:
-            out = io.StringIO()
-            import contextlib
             with contextlib.redirect_stdout(out):
-                exec(compile(example, doc, "exec"), {})
+                exec(compile(block, RECIPES, "exec"), scope)
         finally:
             os.chdir(cwd)
-        self.assertEqual(out.getvalue(), "(40, 32, 24)\n")
+        return scope, out.getvalue()
+
+    def test_recipe_writer_example_runs_and_validates(self):
+        _, out = self.run_block(doc_block("import numpy as np\nimport bwact\n"))
+        self.assertEqual(out, "(40, 32, 24)\n")
         if BWANALYZE:
             r = run_bwanalyze("validate", self.path("my-run.h5"))
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    @need_models
+    def test_hugging_face_recipe_runs_as_written(self):
+        import small_models as sm
+        checkpoint_dir = sm.save_videomae(self.path("checkpoint"), seed=12)
+        data = sm.batches(6, 4, sm.video_shape(), seed=13)
+        scope, _ = self.run_block(doc_block("from pathlib import Path\nfrom transformers import VideoMAEModel\n"),
+                                  batches=data, checkpoint_dir=checkpoint_dir)
+        model = scope["model"]
+        self.assertEqual(model.config._attn_implementation, "eager")
+        self.check_recording(self.path("runs/videomae/ucf101-step000000.h5"), data, prefix=0, clips=6, own=lambda v: (
+            lambda o: (o.hidden_states, o.attentions))(model(pixel_values=v, output_hidden_states=True, output_attentions=True)))
+
+    @need_models
+    def test_timm_recipe_runs_as_written(self):
+        import small_models as sm
+        checkpoint_dir = sm.save_timm_vit(self.path("checkpoint"), seed=14)
+        data = sm.batches(5, 3, sm.image_shape(sm.TIMM_SIZE), seed=15)
+        scope, _ = self.run_block(doc_block("from pathlib import Path\nimport timm\n"), batches=data, checkpoint_dir=checkpoint_dir)
+        model = scope["model"]
+        self.assertEqual(model.patch_embed.img_size, (sm.TIMM_SIZE, sm.TIMM_SIZE))
+        reference = sm.timm_vit(seed=14)
+        for name, value in reference.state_dict().items():
+            torch.testing.assert_close(model.state_dict()[name], value, rtol=0, atol=0, msg=name)
+
+        def own(images):  # the blocks run by hand, and each block's softmax weights recomputed
+            x = model.norm_pre(model.patch_drop(model._pos_embed(model.patch_embed(images))))
+            xs, ws = [x], []
+            for b in model.blocks:
+                a, h = b.attn, b.norm1(x)
+                q, k, _ = a.qkv(h).reshape(len(h), h.shape[1], 3, a.num_heads, a.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+                ws.append(((a.q_norm(q) * a.scale) @ a.k_norm(k).transpose(-2, -1)).softmax(dim=-1))
+                x = b(x)
+                xs.append(x)
+            return xs, ws
+        self.check_recording(self.path("runs/vit/frames-step000000.h5"), data, prefix=1, clips=5, own=own)
+
+    def check_recording(self, path, data, prefix, clips, own):
+        """The file's depths equal the model's own (exactly) and its attention the model's weights."""
+        with torch.no_grad():
+            runs = [own(x) for x, _, _ in data]
+        with bwact.open(path) as f:
+            self.assertEqual(f.depths, list(range(len(runs[0][0]))))
+            for d in f.depths:
+                np.testing.assert_array_equal(f.tokens(d), np.concatenate([r[0][d][:, prefix:].numpy() for r in runs]),
+                                              err_msg=f"depth {d}")
+            for d in f.depths[1:]:
+                want = []
+                for r in runs:
+                    a = r[1][d - 1].float()
+                    if prefix:
+                        a = a[:, :, prefix:, prefix:]
+                        a = a / a.sum(dim=-1, keepdim=True).clamp_min(1e-30)
+                    want.append(a.numpy())
+                np.testing.assert_array_equal(f.attention(d), np.concatenate(want)[:clips], err_msg=f"attention {d}")
+            np.testing.assert_array_equal(f.labels("motion"), np.concatenate([y["motion"].numpy() for _, y, _ in data]))
+        if BWANALYZE:
+            r = run_bwanalyze("validate", path)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
 
