@@ -100,11 +100,11 @@ public struct LineChart: Sendable {
                 var run: [(Double, Double)] = []
                 for p in s.points.sorted(by: { $0.x < $1.x }) {
                     if let y = p.y, y.isFinite { run.append((px(p.x), py(y))) } else {
-                        if run.count >= 2 { c.polyline(run, stroke: colour, width: 0.7, dash: s.dashed ? "6 3" : nil) }
+                        if run.count >= 2 { c.polyline(run, stroke: colour, width: 1, dash: s.dashed ? "6 3" : nil, opacity: 0.45) }
                         run = []
                     }
                 }
-                if run.count >= 2 { c.polyline(run, stroke: colour, width: 0.7, dash: s.dashed ? "6 3" : nil) }
+                if run.count >= 2 { c.polyline(run, stroke: colour, width: 1, dash: s.dashed ? "6 3" : nil, opacity: 0.45) }
                 continue
             }
             if let band = s.band, band.count >= 2 {
@@ -114,7 +114,7 @@ public struct LineChart: Sendable {
             }
             var run: [(Double, Double)] = []
             func flush() {
-                if run.count >= 2 { c.polyline(run, stroke: colour, dash: s.dashed ? "6 3" : nil) }
+                if run.count >= 2 { c.polyline(run, stroke: colour, width: 2, dash: s.dashed ? "6 3" : nil) }
                 run = []
             }
             for p in s.points.sorted(by: { $0.x < $1.x }) {

@@ -67,8 +67,7 @@ public enum ReportFigures {
             let perCondition = "one line per condition (regime and K): the mean over its runs (seeds) at their latest step, shaded: its 95% interval over seeds and clips (docs/report.md; with one seed, the clip bootstrap's); thin lines: each seed"
             lineFigure(probeAccuracyName(p), "Linear-probe accuracy vs depth: \(p)", "accuracy (fraction, mean over targets)",
                        conditionSeries(.probeAccuracyMeanOverTargets),
-                       caption: "Linear-probe accuracy (3-fold stratified CV, mean over the probe set's targets) of clip vectors at every depth, \(perCondition); dashed lines mark block boundaries. Measured chance (shuffled labels) is in metrics.csv as \(Metric.probeAccuracyShuffled.name).",
-                       yRange: 0...1)
+                       caption: "Linear-probe accuracy (3-fold stratified CV, mean over the probe set's targets) of clip vectors at every depth, \(perCondition); dashed lines mark block boundaries; the y axis spans the data. Measured chance (shuffled labels) is in metrics.csv as \(Metric.probeAccuracyShuffled.name).")
             lineFigure("cka_consecutive_\(slug)", "Consecutive linear CKA: \(p)", "linear CKA (biased, unitless)",
                        conditionSeries(.ckaLinearBiased) { d, db in d != nil && db == d! + 1 ? db : nil },
                        caption: "Linear CKA between the clip vectors of consecutive depths l-1 and l (plotted at l), \(perCondition).",

@@ -49,9 +49,9 @@ public struct SVGCanvas: Sendable {
         body.append("<circle cx=\"\(Self.num(x))\" cy=\"\(Self.num(y))\" r=\"\(Self.num(r))\" fill=\"\(fill)\"/>")
     }
 
-    public mutating func polyline(_ points: [(Double, Double)], stroke: String, width w: Double = 1.5, dash: String? = nil) {
+    public mutating func polyline(_ points: [(Double, Double)], stroke: String, width w: Double = 1.5, dash: String? = nil, opacity: Double? = nil) {
         let pts = points.map { "\(Self.num($0.0)),\(Self.num($0.1))" }.joined(separator: " ")
-        body.append("<polyline points=\"\(pts)\" fill=\"none\" stroke=\"\(stroke)\" stroke-width=\"\(Self.num(w))\"\(dash.map { " stroke-dasharray=\"\($0)\"" } ?? "")/>")
+        body.append("<polyline points=\"\(pts)\" fill=\"none\" stroke=\"\(stroke)\" stroke-width=\"\(Self.num(w))\"\(dash.map { " stroke-dasharray=\"\($0)\"" } ?? "")\(opacity.map { " stroke-opacity=\"\(Self.num($0))\"" } ?? "")/>")
     }
 
     public mutating func polygon(_ points: [(Double, Double)], fill: String, opacity: Double) {
