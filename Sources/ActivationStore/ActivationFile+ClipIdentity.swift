@@ -136,7 +136,7 @@ public enum VirtualSources {
             }
             if s.path == URL(fileURLWithPath: path).standardizedFileURL.path { continue }
             // A shard is a bwact file of its own: check it whole. Its values are scanned through the index.
-            guard let source = try? HDF5File.openReadOnly(path: s.path, displayName: s.path) else {
+            guard let source = try? ActivationFile.openHDF5(s.path) else {
                 out.append(SchemaViolation(s.dataset, "virtual dataset source '\(s.name)' cannot be opened as HDF5"))
                 continue
             }

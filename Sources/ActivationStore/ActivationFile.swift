@@ -156,7 +156,9 @@ public final class ActivationFile: @unchecked Sendable {
     static func openChecked(_ path: String, preread: StructureGuard.Preread?) throws -> HDF5File {
         let f = try HDF5File.openReadOnly(path: path, displayName: path)
         guard let preread else { return f }
-        guard let opened = f.openIdentity?.description, opened == preread.identity else {
+        // The identity of the file this process has open (from its descriptor; from the path when the
+        // driver keeps none) must be the one the helper read.
+        guard let opened = (f.openIdentity ?? FileIdentity(path: path))?.description, opened == preread.identity else {
             try? f.close()
             throw ActivationStoreError(.cannotOpen, file: path,
                                        "the file changed between its structure check and its opening (replaced or rewritten by another process); try again")

@@ -20,11 +20,23 @@ extension HDF5File {
     }
 
     /// A one-dimensional dataset of strings, variable- or fixed-length, as Swift strings.
+    ///
+    /// With `preread` (a file past the structure guard) the strings, or the error, are the guard's
+    /// child's; a string dataset it did not read is refused.
     func readStrings(_ path: String) throws -> [String] {
-        if let values = preread?.datasets[path] { return values }
-        let values = try readStringsFromFile(path)
-        HDF5File.recorder?.datasets[path] = values
-        return values
+        if let preread {
+            if let values = preread.datasets[path] { return values }
+            if let failure = preread.failures[path] { throw failure.error(file: displayName) }
+            throw error(.damaged, path, "was not read by the file's structure check")
+        }
+        do {
+            let values = try readStringsFromFile(path)
+            HDF5File.recorder?.datasets[path] = values
+            return values
+        } catch let e as ActivationStoreError {
+            HDF5File.recorder?.failures[path] = .init(e)
+            throw e
+        }
     }
 
     private func readStringsFromFile(_ path: String) throws -> [String] {

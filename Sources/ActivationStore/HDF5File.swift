@@ -126,8 +126,11 @@ final class HDF5File: @unchecked Sendable {
 
     /// The identity (device, inode, size, change time) of the file this handle has open, from the
     /// descriptor libhdf5 holds; nil when the driver keeps none.
+    /// (Files are opened with the default driver, sec2, whose handle is the int descriptor.)
     var openIdentity: FileIdentity? {
         HDF5Library.sync {
+            let fapl = H5Handle(H5Fget_access_plist(file.id), .plist)
+            guard H5Pget_driver(fapl.id) == bw_H5FD_SEC2() else { return nil }
             var handle: UnsafeMutableRawPointer? = nil
             guard H5Fget_vfd_handle(file.id, bw_H5P_DEFAULT(), &handle) >= 0, let handle else { return nil }
             return FileIdentity(descriptor: handle.load(as: Int32.self))
@@ -390,11 +393,25 @@ final class HDF5File: @unchecked Sendable {
     }
 
     /// A scalar string attribute, variable- or fixed-length.
+    ///
+    /// With `preread` (a file past the structure guard) the value, or the error, is the guard's child's:
+    /// a string attribute is never converted in this process. An attribute the child did not read is
+    /// refused, unless it does not exist (the usual "missing" error).
     func readStringAttribute(_ name: String) throws -> String {
-        if let value = preread?.attributes[name] { return value }
-        let value = try readStringAttributeFromFile(name)
-        HDF5File.recorder?.attributes[name] = value
-        return value
+        if let preread {
+            if let value = preread.attributes[name] { return value }
+            if let failure = preread.failures[name] { throw failure.error(file: displayName) }
+            guard attributeExists(name) else { _ = try openAttribute(name); throw error(.schema, attributeLabel(name), "missing") }
+            throw error(.damaged, attributeLabel(name), "was not read by the file's structure check")
+        }
+        do {
+            let value = try readStringAttributeFromFile(name)
+            HDF5File.recorder?.attributes[name] = value
+            return value
+        } catch let e as ActivationStoreError {
+            HDF5File.recorder?.failures[name] = .init(e)
+            throw e
+        }
     }
 
     private func readStringAttributeFromFile(_ name: String) throws -> String {

@@ -47,8 +47,27 @@ public enum StructureGuard {
         public var attributes: [String: String] = [:]
         /// String datasets by path.
         public var datasets: [String: [String]] = [:]
+        /// Attributes (by name) and datasets (by path) the helper could not read, with the error it met.
+        public var failures: [String: Failure] = [:]
 
         public init(identity: String? = nil) { self.identity = identity }
+
+        /// A read that failed in the helper: the parent reports the same error.
+        public struct Failure: Codable, Sendable, Equatable {
+            public var kind: String
+            public var object: String?
+            public var message: String
+
+            init(_ e: ActivationStoreError) {
+                kind = e.kind.rawValue
+                object = e.object
+                message = e.message
+            }
+
+            func error(file: String) -> ActivationStoreError {
+                ActivationStoreError(ActivationStoreError.Kind(rawValue: kind) ?? .damaged, file: file, object: object, message)
+            }
+        }
     }
 
     /// Largest output a helper may write back (the strings it read): 64 MiB.
@@ -74,10 +93,13 @@ public enum StructureGuard {
     /// Runs the helper on `path`; its output decoded, or nil when no helper could be started.
     private static func run(_ argv: [String], _ path: String) throws -> Preread? {
         var ends: [Int32] = [-1, -1]
-        guard pipe(&ends) == 0 else { return nil }
+        // A socket pair, close-on-exec from the start: helpers started concurrently on other threads must
+        // not inherit it (the helper's end becomes its standard output).
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &ends) == 0 else {
+            throw damaged(path, "its structure check could not be started (\(String(cString: strerror(errno))))")
+        }
         let (readEnd, writeEnd) = (ends[0], ends[1])
         defer { close(readEnd) }
-        for fd in ends { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         _ = fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK)
         let spawned = spawnHelper(argv, output: writeEnd)
         close(writeEnd)
@@ -87,12 +109,14 @@ public enum StructureGuard {
         }
         var output = [UInt8]()
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var received = false
         /// Reads what the helper wrote so far; false when it wrote more than allowed.
         func drain() -> Bool {
             while true {
                 let n = chunk.withUnsafeMutableBytes { read(readEnd, $0.baseAddress, $0.count) }
                 if n > 0 {
                     output += chunk[0..<n]
+                    received = true
                     if output.count > maxPrereadBytes { return false }
                 } else if n < 0 && errno == EINTR {
                     continue
@@ -106,9 +130,15 @@ public enum StructureGuard {
         var pause: useconds_t = 500
         while true {
             let r = waitpid(pid, &wstatus, WNOHANG)
+            let waitError = errno
+            received = false
             let withinBound = drain()
             if r == pid { break }
-            if r < 0 && errno != EINTR { return nil }
+            if r < 0 && waitError != EINTR {
+                // The helper's fate is unknown (e.g. SIGCHLD ignored): refuse rather than read unguarded.
+                kill(pid, SIGKILL)
+                throw damaged(path, "its structure check could not be waited for (\(String(cString: strerror(waitError))))")
+            }
             if !withinBound {
                 kill(pid, SIGKILL)
                 _ = waitpid(pid, &wstatus, 0)
@@ -118,6 +148,10 @@ public enum StructureGuard {
                 kill(pid, SIGKILL)
                 _ = waitpid(pid, &wstatus, 0)
                 throw damaged(path, "reading its structure did not finish within \(Int(timeLimit)) s")
+            }
+            if received {
+                pause = 500
+                continue
             }
             usleep(pause)
             pause = min(pause * 2, 20_000)

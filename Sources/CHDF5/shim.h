@@ -5,6 +5,7 @@
 #include <hdf5.h>
 
 static inline hid_t bw_H5P_DEFAULT(void) { return H5P_DEFAULT; }
+static inline hid_t bw_H5FD_SEC2(void) { return H5FD_SEC2; }
 static inline hid_t bw_H5S_ALL(void) { return H5S_ALL; }
 static inline hid_t bw_H5E_DEFAULT(void) { return H5E_DEFAULT; }
 static inline unsigned bw_H5F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }

@@ -51,7 +51,7 @@ extension Findings {
             var ratios: [(probeSet: String, estimate: Replicated, best: [String])] = []
             for p in sets {
                 if let rise = x.replicate([e2e], { x.difference(x.accuracy($0[0], p, depth: last), x.accuracy($0[0], p, depth: first)) }) {
-                    let means = [first, last].map { d in mean(e2e.compactMap { x.accuracy($0, p, depth: d)?.point }) }
+                    let means = [first, last].map { d in x.pairedMean([e2e], member: 0) { x.accuracy($0, p, depth: d)?.point } }
                     f.checks.append(riseCheck("probe accuracy rise depth \(first) -> \(last) of \(condition) [\(p)]", rise,
                                               detail: "seed means \(fmt(means[0])) -> \(fmt(means[1]))"))
                 }

@@ -102,9 +102,6 @@ public enum Findings {
         return c
     }
 
-    /// The runs of the e2e conditions, which every blockwise condition is compared with.
-    static func endToEnd(_ x: RecordIndex) -> [RunInfo] { x.runs.filter(\.isEndToEnd) }
-
     // MARK: - Finding 1
 
     static func convergence(_ x: RecordIndex) -> Finding {
@@ -113,9 +110,9 @@ public enum Findings {
             paper: "final-block probe accuracy within 0.02 (Tiny) / 0.04 (Small) of E2E; retrieval mAP within 0.015 / 0.02; sequential vs simultaneous < 0.01; K=4 -> K=6 costs < 0.02",
             criterion: "for every probe set with both regimes and every blockwise condition (regime, K; its runs are seeds): the signed difference acc_BW - acc_E2E at the final block within +-\(probeGapTolerance), and mAP_BW - mAP_E2E within +-\(mapGapTolerance) where retrieval exists; acc_sequential - acc_simultaneous at equal K within +-\(regimeGapTolerance) (looser than the paper's 0.01, stated for the small model and small probe sets); for one regime with fewer vs more blocks (K=4 vs K=6 in the paper): acc(fewer) - acc(more) < \(blockCountCostTolerance). Each difference is taken per seed (runs paired by seed), its point is the mean over seeds, and it is decided on its 95% interval over seeds and clips: reproduced when the interval lies inside the band (or below the cost threshold), not reproduced when it lies wholly outside; the finding is reproduced when every check is, not reproduced when any check is, inconclusive otherwise. Not evaluated without both an e2e and a blockwise run on a common probe set.")
         var comparedBWvsE2E = false
-        let e2e = endToEnd(x)
         for p in x.probeSets {
             for (condition, bw) in x.conditions where bw[0].isBlockwise {
+                let e2e = x.endToEnd(for: bw)
                 if let gap = x.replicate([bw, e2e], { x.difference(x.finalAccuracy($0[0], p), x.finalAccuracy($0[1], p)) }) {
                     comparedBWvsE2E = true
                     f.checks.append(check("final-block probe gap \(condition) vs e2e [\(p)]", kind: "probe gap BW - E2E (final block)", gap, .within(probeGapTolerance),
@@ -128,10 +125,10 @@ public enum Findings {
             }
             let seq = x.conditions.filter { $0.runs[0].knownRegime == .sequential }
             let sim = x.conditions.filter { $0.runs[0].knownRegime == .simultaneous }
-            for (_, sq) in seq {
-                for (_, sm) in sim where sm[0].blockEnds.count == sq[0].blockEnds.count {
+            for (seqName, sq) in seq {
+                for (simName, sm) in sim where sm[0].blockEnds == sq[0].blockEnds {
                     if let gap = x.replicate([sq, sm], { x.difference(x.finalAccuracy($0[0], p), x.finalAccuracy($0[1], p)) }) {
-                        f.checks.append(check("sequential vs simultaneous K=\(sq[0].blockEnds.count) final-block probe gap [\(p)]", kind: "probe gap sequential - simultaneous", gap,
+                        f.checks.append(check("\(seqName) vs \(simName) final-block probe gap [\(p)]", kind: "probe gap sequential - simultaneous", gap,
                                               .within(regimeGapTolerance), criterion: "|gap| <= \(regimeGapTolerance) (paper < 0.01)", paper: "< 0.01"))
                     }
                 }
@@ -139,10 +136,9 @@ public enum Findings {
             for regime in [Regime.simultaneous, .sequential] {
                 let byK = x.conditions.filter { $0.runs[0].knownRegime == regime }.sorted { $0.runs[0].blockEnds.count < $1.runs[0].blockEnds.count }
                 for (i, a) in byK.enumerated() {
-                    for b in byK[(i + 1)...] where a.runs[0].blockEnds.count < b.runs[0].blockEnds.count {
-                        let (ka, kb) = (a.runs[0].blockEnds.count, b.runs[0].blockEnds.count)
+                    for b in byK[(i + 1)...] where a.runs[0].blockEnds.count < b.runs[0].blockEnds.count && a.runs[0].blockEnds.last == b.runs[0].blockEnds.last {
                         guard let cost = x.replicate([a.runs, b.runs], { x.difference(x.finalAccuracy($0[0], p), x.finalAccuracy($0[1], p)) }) else { continue }
-                        f.checks.append(check("\(regime.rawValue) K=\(ka) -> K=\(kb) final-block probe cost [\(p)]", kind: "probe cost of more blocks", cost, .below(blockCountCostTolerance),
+                        f.checks.append(check("\(a.condition) -> \(b.condition) final-block probe cost [\(p)]", kind: "probe cost of more blocks", cost, .below(blockCountCostTolerance),
                                               criterion: "< \(blockCountCostTolerance)", paper: "< 0.02 (K=4 -> K=6)"))
                     }
                 }
@@ -154,10 +150,10 @@ public enum Findings {
             f.decide()
             return f
         }
-        if !f.checks.contains(where: { $0.name.hasPrefix("sequential vs simultaneous") }) {
+        if !f.checks.contains(where: { $0.kind == "probe gap sequential - simultaneous" }) {
             f.notes.append("sequential vs simultaneous not evaluated: needs both regimes with equal K on one probe set")
         }
-        if !f.checks.contains(where: { $0.name.contains(" -> K=") }) {
+        if !f.checks.contains(where: { $0.kind == "probe cost of more blocks" }) {
             f.notes.append("block-count cost not evaluated: needs blockwise runs of one regime with different K")
         }
         f.notes += x.replicationNotes
@@ -173,12 +169,12 @@ public enum Findings {
             paper: "block-1 probe accuracy BW > E2E: double gratings ~0.86 vs ~0.75 (Small); actions ~0.39 vs ~0.34",
             criterion: "on each of the probe sets \(emergenceProbeSets.joined(separator: ", ")) present with both regimes, every blockwise condition's probe accuracy at its first block boundary minus the E2E accuracy at the same depth > 0, taken per seed (runs paired by seed), its point the mean over seeds. Decided on the 95% interval of each difference over seeds and clips: reproduced when every interval lies above 0, not reproduced when any lies wholly at or below 0, inconclusive otherwise.")
         let sets = emergenceProbeSets.filter { x.probeSets.contains($0) }
-        let e2e = endToEnd(x)
         for p in sets {
             for (condition, bw) in x.conditions where bw[0].isBlockwise {
+                let e2e = x.endToEnd(for: bw)
                 guard let depth = bw[0].blockEnds.first else { continue }
                 guard let diff = x.replicate([bw, e2e], { x.difference(x.accuracy($0[0], p, depth: depth), x.accuracy($0[1], p, depth: depth)) }) else { continue }
-                let means = [bw, e2e].map { runs in Findings.mean(runs.compactMap { x.accuracy($0, p, depth: depth)?.point }) }
+                let means = [0, 1].map { m in x.pairedMean([bw, e2e], member: m) { x.accuracy($0, p, depth: depth)?.point } }
                 f.checks.append(check("block-1 (depth \(depth)) probe accuracy \(condition) minus e2e [\(p)]", kind: "block-1 probe accuracy BW - E2E",
                                       diff, .above(0), criterion: "> 0", paper: p == "actions" ? "+0.05 (0.39 vs 0.34)" : "+0.11 (0.86 vs 0.75)",
                                       detail: "seed means \(fmt(means[0])) vs \(fmt(means[1]))"))
@@ -234,9 +230,10 @@ public enum Findings {
             id: 4, title: "Token-level shifts where pooled metrics agree",
             paper: "within-clip patch similarity (Tiny) BW ~0.24 vs E2E ~0.17-0.21 in blocks 1-3; ~0.67 vs ~0.53 at block 4, while final-block probe accuracies agree",
             criterion: "for every probe set with both regimes and every blockwise condition: max over its block boundaries of |patch_sim_BW - patch_sim_E2E| >= \(patchDifference), while the final-block probe accuracy gap acc_BW - acc_E2E lies within +-\(probeGapTolerance) (finding 1's tolerance); both taken per seed (runs paired by seed; the maximum within each seed and resample), the point the mean over seeds. Decided on 95% intervals over seeds and clips: reproduced when every interval lies on the paper's side, not reproduced when any lies wholly on the other side, inconclusive otherwise.")
-        let e2e = endToEnd(x)
-        for p in x.probeSets where !e2e.isEmpty {
+        for p in x.probeSets {
             for (condition, bw) in x.conditions where bw[0].isBlockwise {
+                let e2e = x.endToEnd(for: bw)
+                guard !e2e.isEmpty else { continue }
                 var deepest: [Int] = []
                 let largest = x.replicate([bw, e2e]) { pair -> Estimate? in
                     let diffs = pair[0].blockEnds.compactMap { d -> (Int, Estimate)? in
@@ -331,15 +328,40 @@ struct RecordIndex {
     /// regime: e2e first, then simultaneous, sequential and other regimes, by K; runs by seed.
     var conditions: [(condition: String, runs: [RunInfo])] { RecordIndex.conditions(of: runs) }
 
-    /// `conditions` of any runs.
+    /// `conditions` of any runs. A condition is named `regime K=n`, with ` L=m` added when conditions of
+    /// different depth would otherwise share the name.
     static func conditions(of runs: [RunInfo]) -> [(condition: String, runs: [RunInfo])] {
         let order: [String: Int] = ["e2e": 0, "simultaneous": 1, "sequential": 2]
-        let grouped = Dictionary(grouping: runs, by: { "\($0.regime)\u{0}\($0.blockEnds)" })
-        return grouped.values.map { rs in
-            (rs[0].condition, rs.sorted { ($0.seed ?? Int.max, $0.run) < ($1.seed ?? Int.max, $1.run) })
+        let grouped = Dictionary(grouping: runs, by: { "\($0.regime)\u{0}\($0.blockEnds)" }).values.map { rs in
+            rs.sorted { ($0.seed ?? Int.max, $0.run) < ($1.seed ?? Int.max, $1.run) }
+        }
+        let shortNames = Dictionary(grouping: grouped, by: { $0[0].condition }).mapValues(\.count)
+        return grouped.map { rs in
+            let name = rs[0].condition
+            return (shortNames[name]! > 1 ? "\(name) L=\(rs[0].blockEnds.last ?? 0)" : name, rs)
         }.sorted {
             (order[$0.runs[0].regime] ?? 3, $0.runs[0].blockEnds.count, $0.condition) < (order[$1.runs[0].regime] ?? 3, $1.runs[0].blockEnds.count, $1.condition)
         }
+    }
+
+    /// The condition name of every run (`conditions(of:)`).
+    static func conditionNames(of runs: [RunInfo]) -> [String: String] {
+        var names: [String: String] = [:]
+        for c in conditions(of: runs) { for r in c.runs { names[r.run] = c.condition } }
+        return names
+    }
+
+    /// The e2e runs a blockwise condition is compared with: the e2e condition of the same depth L, the
+    /// one with the same block count when there are several.
+    func endToEnd(for bw: [RunInfo]) -> [RunInfo] {
+        let depth = bw[0].blockEnds.last
+        let candidates = conditions.filter { $0.runs[0].isEndToEnd && $0.runs[0].blockEnds.last == depth }
+        return (candidates.first { $0.runs[0].blockEnds.count == bw[0].blockEnds.count } ?? candidates.first)?.runs ?? []
+    }
+
+    /// Mean over `lineUp(groups)`'s tuples of `f` of member `member` (the seeds a comparison pairs).
+    func pairedMean(_ groups: [[RunInfo]], member: Int, _ f: (RunInfo) -> Double?) -> Double {
+        Findings.mean(lineUp(groups).compactMap { f($0[member]) })
     }
 
     /// Lines up runs of several groups (conditions) for per-seed comparisons: one tuple per seed that
@@ -385,6 +407,9 @@ struct RecordIndex {
         let listed = cs.map { c in "\(c.condition) (\(c.runs.count) run\(c.runs.count == 1 ? "" : "s"): seeds \(c.runs.map { $0.seed.map(String.init) ?? "?" }.joined(separator: ", ")))" }
         let smallest = cs.map(\.runs.count).min() ?? 0
         var notes = ["conditions: " + listed.joined(separator: "; ")]
+        for c in cs where Set(c.runs.compactMap(\.seed)).count < c.runs.compactMap(\.seed).count {
+            notes.append("\(c.condition) holds runs with the same seed: they are counted as separate trainings, though a repeated seed repeats the same training")
+        }
         if smallest < 2 {
             notes.append("a condition has one training: its checks' intervals cover clip sampling only, not the spread between trainings")
         } else {
@@ -416,30 +441,27 @@ struct Replicated {
     /// The mean over seeds.
     var point: Double
     var interval: SeedReplicates.Interval?
+    /// Whether the interval includes the clip bootstrap (every seed's value has replicates on the same clips).
+    var clipReplicates: Bool
 
     init(_ perSeed: [Seed]) {
         self.perSeed = perSeed
         point = Findings.mean(perSeed.map(\.estimate.point))
         // The clip replicates enter when every seed's value has them, resampled on the same clips.
         let first = perSeed[0].estimate
-        let paired = perSeed.allSatisfy { $0.estimate.replicates != nil && $0.estimate.clipSet == first.clipSet && $0.estimate.replicates?.count == first.replicates?.count }
-        interval = SeedReplicates.interval(points: perSeed.map(\.estimate.point), replicates: paired ? perSeed.map { $0.estimate.replicates! } : nil,
+        clipReplicates = perSeed.allSatisfy {
+            $0.estimate.replicates != nil && $0.estimate.clipSet == first.clipSet && $0.estimate.replicates?.count == first.replicates?.count
+        }
+        interval = SeedReplicates.interval(points: perSeed.map(\.estimate.point), replicates: clipReplicates ? perSeed.map { $0.estimate.replicates! } : nil,
                                            level: Findings.intervalLevel)
     }
 
-    /// f of the seed values of several quantities, seed by seed (they must come from the same tuples).
-    static func combine(_ xs: [Replicated], _ f: ([Double]) -> Double) -> Replicated? {
-        guard let first = xs.first, xs.allSatisfy({ $0.perSeed.map(\.seed) == first.perSeed.map(\.seed) }) else { return nil }
-        return Replicated(first.perSeed.indices.map { i in
-            Seed(seed: first.perSeed[i].seed, runs: first.perSeed[i].runs, estimate: Estimate.combine(xs.map { $0.perSeed[i].estimate }, f))
-        })
-    }
-
-    /// Records S, the per-seed values and what the interval covers in a check.
+    /// Records S, the per-seed values and what the interval covers in a check: `seeds and clips`,
+    /// `seeds only` (no clip replicates, e.g. `--resamples 0`) or `clips only` (one seed).
     func describe(_ c: inout Finding.Check) {
         c.seeds = perSeed.count
         c.perSeed = perSeed.map { .init(seed: $0.seed, runs: $0.runs, value: $0.estimate.point) }
-        c.interval = interval.map { $0.clipsOnly ? "clips only" : "seeds and clips" }
+        c.interval = interval.map { $0.clipsOnly ? "clips only" : clipReplicates ? "seeds and clips" : "seeds only" }
     }
 }
 

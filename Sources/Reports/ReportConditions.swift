@@ -41,12 +41,13 @@ public struct ReportConditions: Sendable {
     public init(table: ReportTable, runs: [RunInfo]) {
         let wanted = Set(ReportConditions.metrics.map(\.name))
         let runMap = Dictionary(runs.map { ($0.run, $0) }, uniquingKeysWith: { a, _ in a })
+        let names = RecordIndex.conditionNames(of: runs)
         struct Key: Hashable { var metric: String, condition: String, probeSet: String, depth: Int?, depthB: Int?, target: String? }
         var groups: [Key: [(RunInfo, MetricRecord)]] = [:]
         var order: [Key] = []
         for r in table.records where wanted.contains(r.metric) && r.head == nil && (r.runB == nil || r.runB == r.run) {
             guard let run = runMap[r.run], run.latestStep == r.step, r.value != nil else { continue }
-            let k = Key(metric: r.metric, condition: run.condition, probeSet: r.probeSet, depth: r.depth, depthB: r.depthB, target: r.target)
+            let k = Key(metric: r.metric, condition: names[run.run] ?? run.condition, probeSet: r.probeSet, depth: r.depth, depthB: r.depthB, target: r.target)
             if groups[k] == nil { order.append(k) }
             groups[k, default: []].append((run, r))
         }

@@ -18,6 +18,7 @@ public enum ReportFigures {
     public static func make(table: ReportTable, runs: [RunInfo], conditions: ReportConditions? = nil) -> [ReportFigure] {
         let conditions = conditions ?? ReportConditions(table: table, runs: runs)
         let conditionOrder = RecordIndex.conditions(of: runs)
+        let conditionNames = RecordIndex.conditionNames(of: runs)
         let runMap = Dictionary(runs.map { ($0.run, $0) }, uniquingKeysWith: { a, _ in a })
         let latest = table.records.filter { runMap[$0.run]?.latestStep == $0.step }
         let probeSets = Array(Set(latest.map(\.probeSet))).filter { !$0.hasSuffix(ReportInputs.onePatchSuffix) }.sorted()
@@ -83,7 +84,7 @@ public enum ReportFigures {
             // per seed when runs are paired by seed), each pair a thin line.
             var cross: [LineChart.Series] = []
             let crossRecords = inSet.filter { $0.metric == Metric.ckaLinearBiased.name && $0.runB != nil && $0.runB != $0.run && $0.depth != nil }
-            let conditionPairs = Dictionary(grouping: crossRecords) { r in "\(runMap[r.run]?.condition ?? r.run) x \(runMap[r.runB!]?.condition ?? r.runB!)" }
+            let conditionPairs = Dictionary(grouping: crossRecords) { r in "\(conditionNames[r.run] ?? r.run) x \(conditionNames[r.runB!] ?? r.runB!)" }
             for (ci, key) in conditionPairs.keys.sorted().enumerated() {
                 let recs = conditionPairs[key]!
                 let pairs = Dictionary(grouping: recs) { "\($0.run) x \($0.runB!)" }

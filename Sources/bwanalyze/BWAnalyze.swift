@@ -27,6 +27,8 @@ struct BWAnalyze: ParsableCommand {
     /// one error line and status 1; a closed pipe ends the process quietly by SIGPIPE, as Unix tools do.
     static func main() {
         signal(SIGPIPE, SIG_DFL)
+        // The structure guard waits for its helpers; an inherited SIGCHLD = SIG_IGN would reap them first.
+        signal(SIGCHLD, SIG_DFL)
         let environment = ProcessInfo.processInfo.environment
         if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             if environment["BWSSL_STRUCTURE_GUARD"] != "off" {

@@ -45,6 +45,8 @@ extension BWTrain {
     /// process (`StructureGuard`), so a damaged file ends as one error line instead of a crash or a hang;
     /// `BWSSL_STRUCTURE_GUARD=off` reads in-process.
     static func main() {
+        // The structure guard waits for its helpers; an inherited SIGCHLD = SIG_IGN would reap them first.
+        signal(SIGCHLD, SIG_DFL)
         let environment = ProcessInfo.processInfo.environment
         if environment["BWSSL_STRUCTURE_GUARD"] != "off", let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
             StructureGuard.helper = [exe, CheckStructure.configuration.commandName!]

@@ -79,11 +79,11 @@ final class FindingsTests: XCTestCase {
         XCTAssertEqual(gap.verdict, "reproduced")
         XCTAssertLessThan(gap.ciLow!, gap.measured)
         XCTAssertGreaterThan(gap.ciHigh!, gap.measured)
-        let cost = one.checks.first { $0.name.contains("K=4 -> K=6") }!
+        let cost = one.checks.first { $0.name.contains("simultaneous K=4 -> simultaneous K=6") }!
         XCTAssertEqual(cost.measured, 0.79 - 0.785, accuracy: 1e-12)
         // Sequential against simultaneous at the same K only (K=6 has no sequential run).
-        XCTAssertEqual(one.checks.filter { $0.name.hasPrefix("sequential vs simultaneous") }.count, 2)
-        let seqSim = one.checks.first { $0.name.hasPrefix("sequential vs simultaneous K=4") }!
+        XCTAssertEqual(one.checks.filter { $0.kind == "probe gap sequential - simultaneous" }.count, 2)
+        let seqSim = one.checks.first { $0.name.hasPrefix("sequential K=4 vs simultaneous K=4") }!
         XCTAssertEqual(seqSim.measured, 0.795 - 0.79, accuracy: 1e-12)
         XCTAssertEqual(seqSim.seeds, 1)
         XCTAssertEqual(seqSim.interval, "clips only", "one training per condition")
@@ -108,13 +108,13 @@ final class FindingsTests: XCTestCase {
         s.finalAccuracy["seq-k4"] = 0.835  // 0.045 from simultaneous K=4, within 0.04 of e2e
         var f = s.evaluate()
         XCTAssertEqual(f[0].reproduced, false)
-        XCTAssertEqual(f[0].checks.filter { !$0.passed }.map { $0.name.hasPrefix("sequential vs simultaneous") }, [true, true])
+        XCTAssertEqual(f[0].checks.filter { !$0.passed }.map { $0.kind == "probe gap sequential - simultaneous" }, [true, true])
 
         s = Scenario()
         s.finalAccuracy["sim-k6"] = 0.765  // K=4 -> K=6 costs 0.025; still within 0.04 of e2e
         f = s.evaluate()
         XCTAssertEqual(f[0].reproduced, false)
-        XCTAssertTrue(f[0].checks.filter { !$0.passed }.allSatisfy { $0.name.contains("K=4 -> K=6") })
+        XCTAssertTrue(f[0].checks.filter { !$0.passed }.allSatisfy { $0.kind == "probe cost of more blocks" })
         XCTAssertEqual(f[0].checks.filter { !$0.passed }.count, 2)
     }
 
@@ -281,7 +281,7 @@ final class FindingsTests: XCTestCase {
         for (p, d) in zip(gap.perSeed!, diffs) { XCTAssertEqual(p.value, d, accuracy: 1e-12) }
         XCTAssertEqual(gap.perSeed?.first?.runs, "simultaneous-s0 - e2e-s0")
         XCTAssertEqual(gap.seeds, 3)
-        XCTAssertEqual(gap.interval, "seeds and clips")
+        XCTAssertEqual(gap.interval, "seeds only", "records without clip replicates")
         let mean = diffs.reduce(0, +) / 3
         let sd = (diffs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 2).squareRoot()
         XCTAssertEqual(gap.measured, mean, accuracy: 1e-12)
@@ -293,6 +293,34 @@ final class FindingsTests: XCTestCase {
         XCTAssertEqual(unpaired.seeds, 3)
         XCTAssertEqual(unpaired.perSeed?.map(\.seed), ["0/10", "1/11", "2/12"])
         XCTAssertEqual(unpaired.measured, mean, accuracy: 1e-12)
+    }
+
+    /// Conditions of the same regime and K but different depth are named apart, each blockwise condition
+    /// is compared with the e2e runs of its own depth, and intervals without clip replicates say so.
+    func testConditionsOfDifferentDepthStayApart() throws {
+        var runs: [RunInfo] = []
+        var records: [MetricRecord] = []
+        for (layers, e2eAcc, bwAcc) in [(4, 0.70, 0.69), (8, 0.90, 0.80)] {
+            for seed in [0, 1] {
+                for (regime, acc) in [("e2e", e2eAcc), ("simultaneous", bwAcc)] {
+                    let run = RunInfo(run: "\(regime)-L\(layers)-s\(seed)", regime: regime, blockEnds: [layers / 2, layers], steps: [1], seed: seed)
+                    runs.append(run)
+                    for d in [layers / 2, layers] {
+                        records.append(MetricRecord(metric: "probe_accuracy_mean_over_targets", run: run.run, file: "f", probeSet: "p", step: 1,
+                                                    depth: d, value: acc + Double(seed) * 0.01))
+                    }
+                }
+            }
+        }
+        let gaps = Findings.evaluate(records: records, runs: runs)[0].checks.filter { $0.kind == "probe gap BW - E2E (final block)" }
+        XCTAssertEqual(gaps.map(\.name).sorted(), ["final-block probe gap simultaneous K=2 L=4 vs e2e [p]", "final-block probe gap simultaneous K=2 L=8 vs e2e [p]"])
+        let deep = try XCTUnwrap(gaps.first { $0.name.contains("L=8") })
+        XCTAssertEqual(deep.measured, -0.10, accuracy: 1e-12, "compared with the e2e runs of depth 8 only")
+        XCTAssertEqual(deep.perSeed?.first?.runs, "simultaneous-L8-s0 - e2e-L8-s0")
+        XCTAssertEqual(deep.interval, "seeds only", "records without clip replicates")
+        let table = ReportConditions(table: ReportTable(records: records, runs: runs), runs: runs)
+        XCTAssertEqual(Set(table.rows.map(\.condition)), ["e2e K=2 L=4", "e2e K=2 L=8", "simultaneous K=2 L=4", "simultaneous K=2 L=8"])
+        XCTAssertTrue(table.rows.allSatisfy { $0.perSeed.count == 2 })
     }
 
     /// numpy's default percentile (linear interpolation), written out independently of `Bootstrap`.
