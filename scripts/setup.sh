@@ -10,6 +10,7 @@ packages=(
   python3-nbformat python3-pandas                 # notebook validation; the exported notebook reloads CSVs with pandas
   python3-torch python3-venv python3-setuptools python3-wheel   # the bwact package's tests (python/), CPU PyTorch
   python3-torchvision                             # timm needs it (the recorder's tests on timm's ViT)
+  python3-scipy python3-matplotlib python3-networkx python3-skimage   # rsatoolbox (RSA cross-check) imports them
   libopenmpi-dev openmpi-bin                      # the MPI build (swift build --traits MPI) and its tests
 )
 

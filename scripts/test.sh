@@ -29,6 +29,11 @@ venv=.build/bwact-venv
 "$venv/bin/pip" install --quiet --no-deps transformers==4.49.0 timm==1.0.31 huggingface-hub==0.36.2 \
   tokenizers==0.21.4 safetensors==0.8.0 regex==2026.12.2 tqdm==4.70.1 filelock==4.3.2 fsspec==2026.9.0 \
   packaging==26.4 hf-xet==1.8.0
+# rsatoolbox, for the RSA cross-check (SimilarityTests): 0.2.0 is the newest that runs on Debian's
+# scikit-learn 1.2 (0.3 imports sklearn.utils.validation.validate_data, new in 1.6); --no-deps keeps
+# Debian's numpy, scipy, scikit-learn, scikit-image, pandas, matplotlib and networkx (setup.sh), and
+# tqdm and joblib come from the pins above and Debian.
+"$venv/bin/pip" install --quiet --no-deps rsatoolbox==0.2.0
 "$venv/bin/pip" install --quiet --no-build-isolation --no-index --no-deps --force-reinstall ./python
 rm -rf python/build python/bwact.egg-info
 export BWACT_PYTHON="$PWD/$venv/bin/python"

@@ -24,6 +24,10 @@ public struct MetricRecord: Codable, Sendable, Equatable {
     /// Bootstrap confidence interval of `value` over clips (see `Bootstrap`); nil when not computed.
     public var ciLow: Double?
     public var ciHigh: Double?
+    /// Permutation-test p-value of a similarity (`SimilarityPermutationTest`) and the permutations
+    /// behind it; nil when not tested (JSON only).
+    public var pValue: Double?
+    public var permutations: Int?
     /// The bootstrap replicates behind the interval, kept in memory for paired comparisons (not written
     /// to CSV or JSON).
     public var replicates: Replicates?
@@ -45,7 +49,7 @@ public struct MetricRecord: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case metric, run, file, probeSet, step, depth, runB, depthB, target, head, value, std, undefined, ciLow, ciHigh
+        case metric, run, file, probeSet, step, depth, runB, depthB, target, head, value, std, undefined, ciLow, ciHigh, pValue, permutations
     }
 
     /// Sets the replicates and, from them, the interval (nil when any replicate is undefined).

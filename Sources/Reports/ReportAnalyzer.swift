@@ -9,10 +9,13 @@ import RepresentationMetrics
 ///
 /// Per (run, probe set) at the run's latest step, over every depth 0…L: probes (3-fold CV) and
 /// retrieval for every target; consecutive linear CKA over layers and over block boundaries;
-/// all-pairs linear CKA and consecutive RBF CKA (paper bandwidth, N ≤ `maxRBFClips`) unless quick;
+/// all-pairs linear CKA, consecutive RBF CKA (paper bandwidth, N ≤ `maxRBFClips`) and the similarity
+/// measures beyond CKA at consecutive block boundaries and between depth 0 and L, unless quick;
 /// spectrum; patch similarity and token shift; attention per head when stored; OccDrop when the
 /// `<set>-onepatch` file of the same run and step exists. Cross-run CKA (matching depths) between
-/// every pair of runs sharing a probe set and step (within one seed when the runs are seed replicates). At every earlier step: probes, consecutive CKA,
+/// every pair of runs sharing a probe set and step (within one seed when the runs are seed replicates),
+/// and the similarity measures at the final block between each blockwise run and its seed's e2e run
+/// (unless quick). At every earlier step: probes, consecutive CKA,
 /// spectrum and token metrics at block depths (learning dynamics).
 public struct ReportAnalyzer: Sendable {
     public var quick = false
@@ -130,6 +133,24 @@ public struct ReportAnalyzer: Sendable {
                 } })
             }
         }
+        // Similarity beyond CKA at the final block between each blockwise run and the e2e runs (of its
+        // seed when the runs are seed replicates, as for cross-run CKA; A blockwise, B e2e: PWCCA's
+        // weights come from the blockwise run), unless quick.
+        if !quick {
+            for a in latestGroups where runs[a.run]!.isBlockwise {
+                for b in latestGroups where runs[b.run]!.isEndToEnd && a.probeSet == b.probeSet && a.step == b.step
+                    && (!withinSeed || runs[a.run]!.seed == runs[b.run]!.seed) && runs[a.run]!.blockEnds.last == runs[b.run]!.blockEnds.last {
+                    guard let last = runs[a.run]!.blockEnds.last else { continue }
+                    jobs.append(Job(label: "final-block similarity \(a.run) x \(b.run) / \(a.probeSet) / step \(a.step)") { JobResult(timing: "similarity") {
+                        var ab = SimilarityAnalysis()
+                        ab.communicator = me.communicator
+                        ab.depthSelection = .list([last])
+                        ab.pairs = .matching
+                        return ReportAnalyzer.attempt("final-block similarity \(a.run) x \(b.run) [\(a.probeSet)]") { try ab.run(a.file, b.file) }
+                    } })
+                }
+            }
+        }
         return jobs
     }
 
@@ -223,6 +244,16 @@ public struct ReportAnalyzer: Sendable {
             // boundaries, so one pass over the file gives them all.
             out.add("all-pairs CKA") {
                 var a = CKAAnalysis(); a.communicator = communicator; a.depthSelection = .layers; a.pairs = .all; a.bootstrap = bootstrap; return try a.run(f)
+            }
+            // Similarity beyond CKA at the pairs the measure-robustness section reads: consecutive block
+            // boundaries (from the embedding) and the embedding against the last depth.
+            let ends = [0] + f.metadata.blockEnds.filter { $0 > 0 && $0 <= f.layerCount }
+            var depthPairs = zip(ends, ends.dropFirst()).map { ($0, $1) }
+            if ends.count > 2 { depthPairs.append((0, ends.last!)) }
+            if !depthPairs.isEmpty {
+                out.add("similarity") {
+                    var a = SimilarityAnalysis(); a.communicator = communicator; a.depthPairs = depthPairs; return try a.run(f)
+                }
             }
             if f.clipCount <= maxRBFClips {
                 out.add("RBF CKA") {

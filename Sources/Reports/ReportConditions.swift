@@ -32,8 +32,10 @@ public struct ReportConditions: Sendable {
         }
     }
 
-    /// The metrics aggregated over seeds: those the findings compare, and the spectrum's effective rank.
+    /// The metrics aggregated over seeds: those the findings compare, the spectrum's effective rank and
+    /// the similarity measures beyond CKA (the measure-robustness section).
     public static let metrics: [Metric] = [.probeAccuracy, .probeAccuracyMeanOverTargets, .retrievalMAP, .ckaLinearBiased, .patchSimilarity, .effectiveRank]
+        + MetricFamily.similarity.metrics
 
     public var rows: [Row]
 

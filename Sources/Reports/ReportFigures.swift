@@ -23,6 +23,13 @@ public enum ReportFigures {
         let latest = table.records.filter { runMap[$0.run]?.latestStep == $0.step }
         let probeSets = Array(Set(latest.map(\.probeSet))).filter { !$0.hasSuffix(ReportInputs.onePatchSuffix) }.sorted()
         var figures: [ReportFigure] = []
+        // Per similarity measure, one chart per probe set (shown side by side after the loop).
+        var similarityPanels: [Metric: [LineChart]] = [:]
+        // Depth pairs that are consecutive block boundaries (from the embedding) of some run.
+        let blockSteps = Set(runs.flatMap { r -> [String] in
+            let ends = [0] + r.blockEnds
+            return zip(ends, ends.dropFirst()).map { "\($0) \($1)" }
+        })
         func name(_ r: RunInfo) -> String { "\(r.run) (\(r.regime))" }
         func blockMarkers(_ rs: [RunInfo]) -> [Double] { Array(Set(rs.flatMap(\.blockEnds))).sorted().map(Double.init) }
 
@@ -79,7 +86,17 @@ public enum ReportFigures {
             lineFigure("\(Metric.patchSimilarity.name)_\(slug)", "Within-clip patch similarity vs depth: \(p)", "mean cosine (unitless)",
                        conditionSeries(.patchSimilarity),
                        caption: "Within-clip patch similarity (tokens layer-normalised and L2-normalised; mean cosine over token pairs of a clip) at every depth, \(perCondition).")
-            // Cross-run CKA at matching depths.
+            for m in MetricFamily.similarity.metrics {
+                let series = conditionSeries(m) { d, db in
+                    guard let d, let db, blockSteps.contains("\(d) \(db)") else { return nil }
+                    return db
+                }
+                guard !series.isEmpty else { continue }
+                var chart = LineChart(title: p, xLabel: "block boundary d (measure between the previous one and d)", yLabel: "\(m.name) (\(m.unit))", series: series)
+                chart.markers = blockMarkers(setRuns)
+                chart.markerLabel = "block boundary"
+                similarityPanels[m, default: []].append(chart)
+            }
             // Cross-run CKA at matching depths, per pair of conditions: the mean over the pairs of runs (one
             // per seed when runs are paired by seed), each pair a thin line.
             var cross: [LineChart.Series] = []
@@ -131,6 +148,14 @@ public enum ReportFigures {
                                                 svg: h.render()))
                 }
             }
+        }
+        for m in MetricFamily.similarity.metrics {
+            guard var panels = similarityPanels[m] else { continue }
+            let title = "\(m.name) between consecutive block boundaries" + (panels.count == 1 ? ": \(panels[0].title)" : ", every probe set")
+            if panels.count == 1 { panels[0].title = title }
+            figures.append(ReportFigure(file: "figures/similarity_\(m.name).svg", title: title,
+                                        caption: "\(m.name) (\(m.convention)) between the clip vectors of consecutive block boundaries (the first from the embedding, depth 0), plotted at the deeper one; one panel per probe set (\(probeSets.joined(separator: ", "))), one line per condition: the mean over its seeds, shaded where it has an interval; thin lines: each seed. Descriptive: the measure-robustness section on the page reads its checks from these records.",
+                                        svg: panels.count == 1 ? panels[0].render() : LineChart.sideBySide(panels.map { $0.render() }, title: title)))
         }
         // The headline: the probe-accuracy figures of every probe set side by side.
         let probeFigures = probeSets.compactMap { p in figures.first { $0.file == probeAccuracyFile(p) } }

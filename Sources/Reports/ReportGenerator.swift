@@ -75,6 +75,10 @@ public struct ReportGenerator: Sendable {
         let table = ReportTable(records: outcome.reports.flatMap(\.records), runs: runs)
         // Finding 0 (the e2e baseline develops depth-wise structure) first: findings 1-4 rest on it.
         let findings = [Findings.baseline(records: table.records, runs: runs)] + Findings.evaluate(records: table.records, runs: runs)
+        let shapes = Dictionary(inputs.groups.map { ("\($0.run)\u{0}\($0.probeSet)", (rows: $0.file.clipCount, features: $0.file.featureCount)) },
+                                uniquingKeysWith: { a, _ in a })
+        let robustness = options.quick ? nil
+            : MeasureRobustness.evaluate(records: table.records, runs: runs, findings: findings) { shapes["\($0)\u{0}\($1)"] }
         let conditions = ReportConditions(table: table, runs: runs)
         let figures = ReportFigures.make(table: table, runs: runs, conditions: conditions)
 
@@ -99,7 +103,7 @@ public struct ReportGenerator: Sendable {
             quick: options.quick, inputs: described, runs: runs, conventions: conventions, parameters: parameters,
             findings: findings, bootstrap: analyzer.bootstrap.map(\.description), chance: ReportSummary.ChanceLevel.from(table.records),
             figures: figures.map(\.file), records: table.records.count,
-            undefinedRecords: table.records.filter { $0.value == nil }.count, notes: notes)
+            undefinedRecords: table.records.filter { $0.value == nil }.count, notes: notes, measureRobustness: robustness)
 
         // Write: the whole report (notebook included) goes to a staging folder, swapped in at the end.
         let out = options.outputDirectory
@@ -112,11 +116,12 @@ public struct ReportGenerator: Sendable {
             try write("COLUMNS.md", table.columnsMarkdown + ReportConditions.columnsMarkdown)
             try write("summary.json", encodeJSON(summary) + "\n")
             try write("findings.json", encodeJSON(findings) + "\n")
+            if let robustness { try write("measure_robustness.json", encodeJSON(robustness) + "\n") }
             for f in figures { try write(f.file, f.svg) }
             let notebookDir = (notebookPath as NSString).deletingLastPathComponent
             let notebook = ReportNotebook(title: options.title,
                                           reportPath: ReportNotebook.relativePath(from: notebookDir.isEmpty ? "." : notebookDir, to: out),
-                                          findings: findings, figures: figures, recordCount: table.records.count,
+                                          findings: findings, robustness: robustness, figures: figures, recordCount: table.records.count,
                                           runCount: Set(table.records.map(\.run)).count)
             try emit(try notebook.render(), to: staged.stagedNotebook)
             let linkFromPage = ReportNotebook.relativePath(from: out, to: notebookDir.isEmpty ? "." : notebookDir)

@@ -116,6 +116,50 @@ public enum ReportHTML {
     }
 
     /// The whole page. Figures are referenced as `<img src="figures/…">` (they are written beside it).
+    /// The rows of the re-run checks (finding, check, measure, criterion, measured, verdict, CKA's verdict).
+    public static func robustnessRows(_ r: MeasureRobustness) -> [[String]] {
+        r.reruns.map { [String($0.finding), $0.check.name, $0.check.criterion, $0.check.measuredText + ($0.check.interval.map { " (\($0))" } ?? ""),
+                        $0.check.verdict, $0.ckaVerdict ?? "n/a"] }
+    }
+
+    public static let robustnessHeader = ["finding", "check", "criterion", "measured [95% interval]", "verdict", "CKA check's verdict"]
+
+    /// The final-block table: one row per condition and probe set, one column per measure (seed means).
+    public static func finalBlockSimilarity(_ r: MeasureRobustness) -> (header: [String], rows: [[String]]) {
+        let measures = r.measures + [Metric.ckaLinearBiased.name]
+        var keys: [String] = []
+        var cells: [String: [String: MeasureRobustness.FinalBlock]] = [:]
+        for f in r.finalBlock {
+            let key = "\(f.condition)\u{0}\(f.probeSet)\u{0}\(f.depth)"
+            if cells[key] == nil { keys.append(key) }
+            cells[key, default: [:]][f.measure] = f
+        }
+        let rows = keys.map { key -> [String] in
+            let parts = key.split(separator: "\u{0}").map(String.init)
+            return [parts[0] + " vs e2e", parts[1], parts[2]] + measures.map { m in
+                cells[key]![m].map { String(format: "%.3f", $0.mean) + ($0.seeds > 1 ? " (\($0.seeds) seeds)" : "") } ?? "n/a"
+            }
+        }
+        return (["comparison", "probe set", "depth"] + measures, rows)
+    }
+
+    static func robustnessSection(_ r: MeasureRobustness) -> String {
+        var s = "<h2>Measure robustness</h2>\n<p>Whether the findings' CKA checks hold under other similarity measures (docs/metrics.md). Finding 3's CKA between the last two block ends and finding 0's CKA between depth 0 and the last depth are re-run with the Procrustes angle and mutual k-NN alignment. Each measure's threshold is the value it takes on synthetic pairs planted at the CKA threshold (X Gaussian with the clips' N and D, Y = X + noise scaled to the CKA level; mean of 5 pairs), fixed before any data is read. The verdict rules are the findings'; the intervals are over seeds only (these measures have no clip bootstrap). These re-runs do not change any finding's verdict.</p>\n"
+        s += htmlTable(["measure", "CKA threshold", "matching value", "N", "D"],
+                       r.thresholds.map { [$0.measure, String(format: "%.2f", $0.ckaLevel), String(format: "%.4f", $0.value), "\($0.rows)", "\($0.features)"] })
+        if r.reruns.isEmpty {
+            s += "<p>No re-runs: \(esc(r.notes.joined(separator: "; ")))</p>\n"
+        } else {
+            s += htmlTable(robustnessHeader, robustnessRows(r))
+        }
+        let fb = finalBlockSimilarity(r)
+        if !fb.rows.isEmpty {
+            s += "<p>Descriptive, no verdict: each measure between a blockwise run and the e2e run of its seed at the final block (A = blockwise for PWCCA's weights), the mean over seeds; procrustes_distance and procrustes_angle are distances (0 = same shape), the others similarities.</p>\n"
+            s += htmlTable(fb.header, fb.rows)
+        }
+        return s
+    }
+
     public static func page(summary: ReportSummary, table: ReportTable, figures: [ReportFigure], notebookLink: String?) -> String {
         var s = """
         <!DOCTYPE html>
@@ -148,6 +192,7 @@ public enum ReportHTML {
         }
         s += "<h2>Findings</h2>\n<p>Each of the paper's four findings is checked at each run's latest step, after finding 0, which asks whether the end-to-end baseline develops depth-wise structure at all (without it, findings 1-4 compare models that learned little). The runs of one condition (regime and K) are trainings with different seeds: every compared quantity is computed per seed (comparisons between conditions pair runs by seed), its point is the mean over the S seeds, and its 95% interval covers the spread between trainings and the clip sampling: mean &plusmn; t(S&minus;1) &middot; &radic;(s&sup2;/S + the clip variance the trainings share), the latter from a bootstrap over clips paired across runs and depths\(summary.bootstrap.map { " (" + esc($0) + ")" } ?? ""). With one seed per condition the interval is the clip bootstrap's alone, which does not cover the spread between trainings. A finding is <span class=\"pass\">reproduced</span> when every check's interval lies on the paper's side of its threshold, <span class=\"fail\">not reproduced</span> when any interval lies wholly on the other side, and <span class=\"unsure\">inconclusive</span> otherwise. The checks, criteria and reasons of each finding are folded below the table.</p>\n"
         s += findingsTable(summary.findings)
+        if let r = summary.measureRobustness { s += robustnessSection(r) }
         s += "<h2>Runs</h2>\n"
         s += htmlTable(["run", "regime", "block ends", "steps", "probe sets", "config SHA-256"],
                        summary.runs.map { [$0.run, $0.regime, $0.blockEnds.map(String.init).joined(separator: ", "),

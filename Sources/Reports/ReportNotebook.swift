@@ -8,14 +8,17 @@ public struct ReportNotebook {
     /// Path of the report directory relative to the notebook's directory (e.g. `.` or `../report`).
     public var reportPath: String
     public var findings: [Finding]
+    public var robustness: MeasureRobustness?
     public var figures: [ReportFigure]
     public var recordCount: Int
     public var runCount: Int
 
-    public init(title: String, reportPath: String, findings: [Finding], figures: [ReportFigure], recordCount: Int, runCount: Int) {
+    public init(title: String, reportPath: String, findings: [Finding], robustness: MeasureRobustness? = nil, figures: [ReportFigure],
+                recordCount: Int, runCount: Int) {
         self.title = title
         self.reportPath = reportPath
         self.findings = findings
+        self.robustness = robustness
         self.figures = figures
         self.recordCount = recordCount
         self.runCount = runCount
@@ -62,6 +65,19 @@ public struct ReportNotebook {
                        "checks": len(f["checks"]), "reasons": "; ".join(f["reasons"])} for f in findings])
         """, outputs: [.init(outputType: "execute_result", metadata: [:],
                              data: ["text/html": lines(ReportHTML.findingsTable(findings)), "text/plain": lines(ReportHTML.findingsText(findings))])])
+        if let r = robustness, !r.reruns.isEmpty {
+            markdown("## Measure robustness\n\nFinding 3's CKA between the last two block ends and finding 0's CKA between depth 0 and the last depth, re-run with the Procrustes angle and mutual k-NN alignment (`measure_robustness.json`). Each threshold is the value the measure takes on synthetic pairs planted at the CKA threshold, with the clips' N and D (" + r.thresholds.map { "\($0.measure) \(String(format: "%.4f", $0.value)) at CKA \(String(format: "%.2f", $0.ckaLevel))" }.joined(separator: ", ") + "); intervals over seeds only. These re-runs do not change any finding's verdict.")
+            let rows = ReportHTML.robustnessRows(r)
+            let text = ([ReportHTML.robustnessHeader] + rows).map { $0.joined(separator: " | ") }.joined(separator: "\n") + "\n"
+            code("""
+            with open(os.path.join(REPORT, "measure_robustness.json")) as f:
+                robustness = json.load(f)
+            pd.DataFrame([{"finding": r["finding"], "check": r["check"]["name"], "criterion": r["check"]["criterion"],
+                           "measured": r["check"]["measured"], "ci_low": r["check"].get("ci_low"), "ci_high": r["check"].get("ci_high"),
+                           "verdict": r["check"]["verdict"], "CKA check's verdict": r.get("cka_verdict")} for r in robustness["reruns"]])
+            """, outputs: [.init(outputType: "execute_result", metadata: [:],
+                                 data: ["text/html": lines(ReportHTML.htmlTable(ReportHTML.robustnessHeader, rows)), "text/plain": lines(text)])])
+        }
         for fig in figures {
             markdown("### \(fig.title)\n\n\(fig.caption)")
             var svg = fig.svg

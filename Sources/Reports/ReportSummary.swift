@@ -83,4 +83,6 @@ public struct ReportSummary: Codable, Sendable {
     public var undefinedRecords: Int
     /// Skipped files, analyses that could not run, warnings of the analyses.
     public var notes: [String]
+    /// Whether the findings' CKA checks hold under other similarity measures (nil in quick mode).
+    public var measureRobustness: MeasureRobustness? = nil
 }

@@ -49,6 +49,13 @@ public enum Metric: String, CaseIterable, Sendable, Codable {
     case occDrop = "occdrop"
     case probeAccuracyFull = "probe_accuracy_full"
     case probeAccuracyOnePatch = "probe_accuracy_one_patch"
+    // Similarity.swift
+    case procrustesDistance = "procrustes_distance"
+    case procrustesAngle = "procrustes_angle"
+    case svcca = "svcca"
+    case pwcca = "pwcca"
+    case rsa = "rsa"
+    case mutualKNN = "mutual_knn"
 
     /// The name in CSV and JSON records.
     public var name: String { rawValue }
@@ -95,6 +102,7 @@ public enum Metric: String, CaseIterable, Sendable, Codable {
         case .tokenShiftCosine, .tokenShiftRelative: return .tokenShift
         case .attentionDistanceSpatial, .attentionDistanceTemporal, .attentionEntropy: return .attention
         case .occDrop, .probeAccuracyFull, .probeAccuracyOnePatch: return .occDrop
+        case .procrustesDistance, .procrustesAngle, .svcca, .pwcca, .rsa, .mutualKNN: return .similarity
         }
     }
 
@@ -111,6 +119,7 @@ public enum Metric: String, CaseIterable, Sendable, Codable {
         case .tokenShift: table = Metric.tokenShiftDefinitions
         case .attention: table = Metric.attentionDefinitions
         case .occDrop: table = Metric.occDropDefinitions
+        case .similarity: table = Metric.similarityDefinitions
         }
         guard let d = table[self] else { preconditionFailure("\(name) has no definition in \(family.sourceFile)") }
         return d
@@ -124,6 +133,10 @@ public enum Metric: String, CaseIterable, Sendable, Codable {
         case .ckaRBFBiased, .ckaRBFDebiased: return ("CKA.rbfGram", "CKA.swift")
         case .ckaLinearMinibatch: return ("MinibatchCKAAccumulator", "LinearCKAAccumulator.swift")
         case .retrievalMAPChance: return ("Retrieval.chanceMeanAveragePrecision", "Retrieval.swift")
+        case .svcca: return ("Similarity.svcca", "Similarity.swift")
+        case .pwcca: return ("Similarity.pwcca", "Similarity.swift")
+        case .rsa: return ("Similarity.rsa", "Similarity.swift")
+        case .mutualKNN: return ("Similarity.mutualKNN", "Similarity.swift")
         default: return (family.function, family.sourceFile)
         }
     }
@@ -155,7 +168,7 @@ public struct MetricDefinition: Sendable, Equatable {
 /// analysis (AnalysisCommands/<analysis>.swift), `bwanalyze` subcommand, unit tests and section of
 /// docs/metrics.md. A test checks every entry against the source tree, the CLI and the docs.
 public enum MetricFamily: String, CaseIterable, Sendable {
-    case cka, spectrum, pairwiseGeometry, retrieval, probe, patchSimilarity, tokenShift, attention, occDrop
+    case cka, spectrum, pairwiseGeometry, retrieval, probe, patchSimilarity, tokenShift, attention, occDrop, similarity
 
     /// The metrics of this family, in catalogue order.
     public var metrics: [Metric] { Metric.allCases.filter { $0.family == self } }
@@ -204,6 +217,9 @@ public enum MetricFamily: String, CaseIterable, Sendable {
             // The command is named after its metric.
             return Home(sourceFile: "OccDrop.swift", function: "OccDrop.evaluate", analysis: "OccDropAnalysis",
                         command: Metric.occDrop.name, unitTests: "OccDropTests.swift")
+        case .similarity:
+            return Home(sourceFile: "Similarity.swift", function: "Similarity.procrustes", analysis: "SimilarityAnalysis",
+                        command: "similarity", unitTests: "SimilarityTests.swift")
         }
     }
 

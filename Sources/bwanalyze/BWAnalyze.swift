@@ -17,7 +17,7 @@ struct BWAnalyze: ParsableCommand {
         `bwanalyze inspect FILE` to see what a file holds and `bwanalyze validate FILE` to check it.
         """,
         version: bwsslVersion,
-        subcommands: [Inspect.self, Validate.self, CKA.self, Spectrum.self, Probe.self, RetrievalCommand.self, OccDrop.self, Tokens.self, Attention.self, Report.self, Bench.self, Fixtures.self, Synth.self, CheckStructure.self, ClipVectors.self]
+        subcommands: [Inspect.self, Validate.self, CKA.self, Similarity.self, Spectrum.self, Probe.self, RetrievalCommand.self, OccDrop.self, Tokens.self, Attention.self, Report.self, Bench.self, Fixtures.self, Synth.self, CheckStructure.self, ClipVectors.self]
     )
 
     /// Runs the command, then checks that standard output was written in full.

@@ -100,6 +100,8 @@ final class DistributedAnalysisTests: XCTestCase {
                 XCTAssertEqual(a.undefined, b.undefined, "\(context): \(a.metric)", file: file, line: line)
                 check(a.metric, "value", a.value, b.value, context, file: file, line: line)
                 check(a.metric, "std", a.std, b.std, context, file: file, line: line)
+                // Permutation p-values: the same permutations on every rank count.
+                XCTAssertEqual(a.pValue, b.pValue, "\(context): \(a.metric) p-value", file: file, line: line)
             }
         }
     }
@@ -123,6 +125,12 @@ final class DistributedAnalysisTests: XCTestCase {
         try assertSameRecords(["tokens", odd, "--depth", "layers"])
         try assertSameRecords(["tokens", two, "--depth", "layers"])
         try assertSameRecords(["attention", fixturePath("attention.h5")])
+    }
+
+    func testSimilarityMatchesOneProcess() throws {
+        try assertSameRecords(["similarity", odd, "--pairs", "all", "--depth", "layers"])
+        try assertSameRecords(["similarity", fixturePath("run-a.h5"), fixturePath("run-b.h5"), "--pairs", "matching", "--depth", "layers",
+                               "--measure", "procrustes_angle,rsa,mutual_knn,cka_linear_biased", "--permutations", "200"])
     }
 
     func testProbesRetrievalAndOccDropAreIdentical() throws {

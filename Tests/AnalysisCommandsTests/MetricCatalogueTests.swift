@@ -23,6 +23,7 @@ final class MetricCatalogueTests: XCTestCase {
         case .tokenShift: return Metric.tokenShiftDefinitions
         case .attention: return Metric.attentionDefinitions
         case .occDrop: return Metric.occDropDefinitions
+        case .similarity: return Metric.similarityDefinitions
         }
     }
 
@@ -63,6 +64,7 @@ final class MetricCatalogueTests: XCTestCase {
             "patch_similarity", "token_shift_cosine", "token_shift_relative",
             "attention_distance_spatial", "attention_distance_temporal", "attention_entropy",
             "occdrop", "probe_accuracy_full", "probe_accuracy_one_patch",
+            "procrustes_distance", "procrustes_angle", "svcca", "pwcca", "rsa", "mutual_knn",
         ])
     }
 

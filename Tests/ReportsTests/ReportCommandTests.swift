@@ -2,6 +2,7 @@ import ActivationStore
 import Foundation
 import Reports
 import TestSupport
+import RepresentationMetrics
 import XCTest
 
 final class ReportCommandTests: XCTestCase {
@@ -204,6 +205,23 @@ final class ReportCommandTests: XCTestCase {
             XCTAssertEqual(p["gamma_per_representation"] != nil, kernel == "rbf", "\(p)")
         }
         XCTAssertEqual(kernels, ["linear", "rbf"])
+
+        // Measure robustness: the similarity measures at the block boundaries of each run and at the final
+        // block between the blockwise and the e2e run, the re-runs of finding 3's CKA check, the page's
+        // section and one figure per measure.
+        for m in MetricFamily.similarity.metrics {
+            XCTAssertTrue(csv.contains("\n\(m.name),fixture-run-b,"), m.name)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.file("figures/similarity_\(m.name).svg")), m.name)
+        }
+        let robustness = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("measure_robustness.json")))) as! [String: Any]
+        let reruns = robustness["reruns"] as! [[String: Any]]
+        XCTAssertEqual(Set(reruns.map { $0["measure"] as! String }), [Metric.procrustesAngle.name, Metric.mutualKNN.name])
+        XCTAssertTrue(reruns.allSatisfy { ($0["cka_check"] as! String).hasPrefix("CKA depth 2 -> 4 of simultaneous") }, "\(reruns)")
+        let finalBlock = robustness["final_block"] as! [[String: Any]]
+        XCTAssertEqual(Set(finalBlock.map { $0["measure"] as! String }), Set((MetricFamily.similarity.metrics + [.ckaLinearBiased]).map(\.name)))
+        XCTAssertNotNil(summary["measure_robustness"])
+        let page = try String(contentsOfFile: dir.file("index.html"), encoding: .utf8)
+        XCTAssertTrue(page.contains("<h2>Measure robustness</h2>"))
     }
 
     func testUnreadableActivationFileIsAnErrorNamingIt() throws {

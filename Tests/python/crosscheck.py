@@ -197,4 +197,26 @@ for r in out["records"]:
     worst = max(worst, abs(r["value"] - ref) / max(abs(ref), 1e-12))
 report(worst <= 1e-6, f"tokens geometry.h5: patch similarity and token shift, max relative difference {worst:.1e}")
 
+# --- similarity beyond CKA: the command's pairing and orientation against the numpy reference ------
+import similarity_reference as sim  # noqa: E402  (Tests/python, beside this script)
+
+measures = {
+    "procrustes_angle": lambda x, y: float(np.arccos(sim.procrustes_similarity(x, y, 1.0))),
+    "procrustes_distance": lambda x, y: float(np.sqrt(2 - 2 * sim.procrustes_similarity(x, y, 1.0))),
+    "svcca": lambda x, y: float(sim.svcca(x, y)),
+    "pwcca": sim.pwcca,
+    "rsa": lambda x, y: sim.spearman(sim.rdm(x, "correlation"), sim.rdm(y, "correlation")),
+    "mutual_knn": sim.mutual_knn,
+}
+for args, label in [(("similarity", f"{FIX}/run-a.h5", "--depth", "layers", "--pairs", "all"), "run-a.h5 all pairs"),
+                    (("similarity", f"{FIX}/run-a.h5", f"{FIX}/run-b.h5", "--depth", "layers"), "run-a.h5 x run-b.h5")]:
+    out = bwanalyze(*args)
+    pb = args[2] if args[2].endswith(".h5") else args[1]
+    worst, count = 0.0, 0
+    for r in out["records"]:
+        ref = measures[r["metric"]](rows(args[1], r["depth"]), rows(pb, r["depth_b"]))
+        worst = max(worst, abs(r["value"] - ref) / max(abs(ref), 1e-12))
+        count += 1
+    report(count > 0 and worst <= 1e-6, f"similarity {label}: {count} values, max relative difference {worst:.1e}")
+
 finish("crosscheck")
