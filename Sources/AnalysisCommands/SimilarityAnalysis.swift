@@ -118,30 +118,46 @@ public struct SimilarityAnalysis {
             plan = try planner.plan(a, b)
         }
         let fits = Set(measures.map(SimilarityAnalysis.fit))
-        // Clip vectors of every representation, on every rank (rows in a's clip order).
-        var collected: [Matrix<Double>] = []
-        for s in plan.sources {
-            collected += try collectClipVectors(s.file, depths: s.depths, maxBatchBytes: maxBatchBytes, communicator: communicator, progress: progress)
-        }
-        let vectors = collected
         let rows = a.clipCount
-        let fitted = vectors.map { _ in Fitted() }
+        let reps = plan.sources.flatMap { s in s.depths.map { (file: s.file, depth: $0) } }
+        let fitted = reps.map { _ in Fitted() }
         let (measures, test, options, maxGramRows) = (self.measures, permutationTest, self.options, self.maxGramRows)
-        // Each rank fits the representations its pairs need, one per core, then computes its pairs.
-        let results = try communicator.distributedMap(results: plan.pairs.count) { mine -> [[Result<PairValue, Error>]] in
-            let needed = Array(Set(mine.flatMap { [plan.pairs[$0].a, plan.pairs[$0].b] })).sorted()
-            _ = Parallel.map(needed.count) { i in
-                SimilarityAnalysis.prepare(vectors[needed[i]], fits: fits, into: fitted[needed[i]], options: options, maxGramRows: maxGramRows)
+        let pairs = plan.pairs
+        let used = Set(pairs.flatMap { [$0.a, $0.b] })
+        var dims = reps.map { $0.file.featureCount }
+        if communicator.size == 1 {
+            // One process: each representation is fitted by the job that reads it, one per core, so the
+            // reading and the decompositions overlap (`DepthStream.readEach`); b's rows follow a's clips.
+            let chosen = reps.indices.filter { used.contains($0) }
+            _ = try DepthStream.readEach(chosen.map { reps[$0] }, progress: progress) { j, x in
+                SimilarityAnalysis.prepare(x, fits: fits, into: fitted[chosen[j]], options: options, maxGramRows: maxGramRows)
             }
-            return mine.map { k in
-                let p = plan.pairs[k]
+        } else {
+            // Several ranks: each pools its share of the clips, the clip vectors are gathered on every
+            // rank, and each rank fits the representations its pairs need.
+            var vectors: [Matrix<Double>] = []
+            for s in plan.sources {
+                vectors += try collectClipVectors(s.file, depths: s.depths, maxBatchBytes: maxBatchBytes, communicator: communicator, progress: progress)
+            }
+            dims = vectors.map(\.cols)
+            let mine = Set(stride(from: communicator.rank, to: pairs.count, by: communicator.size).flatMap { [pairs[$0].a, pairs[$0].b] }).sorted()
+            let shared = vectors
+            _ = Parallel.map(mine.count) { i in
+                SimilarityAnalysis.prepare(shared[mine[i]], fits: fits, into: fitted[mine[i]], options: options, maxGramRows: maxGramRows)
+            }
+        }
+        // The pairs, spread over the ranks and, within a rank, one per core (single-threaded BLAS each);
+        // a permutation test spreads its own permutations instead.
+        let results = try communicator.distributedMap(results: pairs.count) { mine -> [[Result<PairValue, Error>]] in
+            let compute = { @Sendable (k: Int) -> [Result<PairValue, Error>] in
+                let p = pairs[k]
                 let (fa, fb) = (fitted[p.a], fitted[p.b])
                 // Procrustes distance and angle share one statistic and one test.
-                var shared: [Fit: Result<PairValue, Error>] = [:]
+                var shared: Result<PairValue, Error>?
                 return measures.map { m -> Result<PairValue, Error> in
-                    let key: Fit? = (m == .procrustesDistance || m == .procrustesAngle) ? .subspace : nil
+                    let procrustes = m == .procrustesDistance || m == .procrustesAngle
                     let base: Result<PairValue, Error>
-                    if let key, let done = shared[key] {
+                    if procrustes, let done = shared {
                         base = done
                     } else {
                         base = Result {
@@ -151,16 +167,17 @@ public struct SimilarityAnalysis {
                             }
                             return PairValue(value: try SimilarityAnalysis.statistic(m, fa, fb, nil, options: options), p: nil)
                         }
-                        if let key { shared[key] = base }
+                        if procrustes { shared = base }
                     }
                     return base.map { PairValue(value: SimilarityAnalysis.reported(m, $0.value), p: $0.p) }
                 }
             }
+            return test == nil ? Parallel.map(mine.count) { compute(mine[$0]) } : mine.map(compute)
         }
         var parameters: [String: String] = [
             "measures": measures.map(\.name).joined(separator: ","), "pooling": Pooling.mean.rawValue,
             "pairs": depthPairs != nil && b == nil ? "given" : plan.mode.rawValue, "rows": "\(rows)", "precision": "float64",
-            "rank_tolerance": "singular values <= max(N, D) * eps * s_1 dropped",
+            "rank_tolerance": "directions with squared singular value <= max(N, D) * eps * s_1^2 dropped",
         ]
         if fits.contains(.subspace) {
             parameters["alpha"] = "\(options.alpha)"
@@ -188,8 +205,8 @@ public struct SimilarityAnalysis {
             }
         }
         var warnings: [String] = []
-        if rows < 4 * (vectors.map(\.cols).max() ?? 0) {
-            warnings.append("N = \(rows) clips is not well above D = \(vectors.map(\.cols).max() ?? 0): CCA-type measures (svcca, pwcca, procrustes with alpha < 1) tend to 1 when D approaches N")
+        if fits.contains(.subspace), rows < 4 * (dims.max() ?? 0) {
+            warnings.append("N = \(rows) clips is not well above D = \(dims.max() ?? 0): CCA-type measures (svcca, pwcca, procrustes with alpha < 1) tend to 1 when D approaches N")
         }
         var conventions = MetricReport.conventions(measures)
         conventions["pooling_mean"] = "rows are clip vectors: the mean over a clip's tokens"

@@ -16,7 +16,8 @@ def centre(a):
 
 
 def rank_tol(a, s):
-    return max(a.shape) * np.finfo(float).eps * s[0]
+    """Singular values kept: s^2 > max(N, D) * eps * s_1^2 (docs/metrics.md)."""
+    return np.sqrt(max(a.shape) * np.finfo(float).eps) * s[0]
 
 
 # --- Procrustes with partial whitening (netrep's whitening transform, covariance eigendecomposition) ---
