@@ -15,15 +15,17 @@ test:
 test-models:
 	bash scripts/test-models.sh
 
-# Hostile input: 10,000 fresh mutants of the fixtures through validate and two other commands each, a
-# third of them bwtrain's checkpoints and clip files (docs/hostile-input.md). MUTANTS, SEED (default: the clock), JOBS override; ALL=1 runs every command.
+# Hostile input: 3,000 fresh mutants (byte- and structure-level) of the fixtures, of python/bwact files and
+# of a shard index, through validate and one other command each in turn, a third of them bwtrain's
+# checkpoints and clip files (docs/hostile-input.md). MUTANTS, SEED (default: the clock), JOBS and
+# PER_MUTANT (commands besides validate) override; ALL=1 runs every command.
 fuzz:
 	bash scripts/setup.sh
 	swift build -c release --product bwanalyze
 	swift build -c release --product bwtrain
 	/usr/bin/python3 scripts/fuzz.py --binary .build/release/bwanalyze --bwtrain .build/release/bwtrain --fixtures Fixtures \
-		--mutants $${MUTANTS:-10000} --seed $${SEED:-$$(date +%s)} --jobs $${JOBS:-2} \
-		--commands-per-mutant 2 $${ALL:+--all-commands} --keep fuzz-failures
+		--mutants $${MUTANTS:-3000} --seed $${SEED:-$$(date +%s)} --jobs $${JOBS:-2} \
+		--commands-per-mutant $${PER_MUTANT:-1} $${ALL:+--all-commands} --keep fuzz-failures
 
 # The main job: train e2e, simultaneous and sequential at K = 4 and simultaneous at K = 6 on the
 # default preset, once per seed (SEEDS, default 0 1 2), dump activations and write the report

@@ -92,10 +92,19 @@ public enum VirtualSources {
     }
 
     /// (dataset, stored source name, resolved path) for every virtual mapping to another file.
+    ///
+    /// - Throws: `.schema` naming the dataset when a mapping's source is the file itself (`.` or its own
+    ///   path): bwact indexes map only to shard files, and libhdf5 1.10 reading a dataset mapped onto
+    ///   itself recurses until the stack overflows.
     static func sources(of file: HDF5File, path: String) throws -> [(dataset: String, name: String, path: String)] {
         var out: [(String, String, String)] = []
+        let own = URL(fileURLWithPath: path).standardizedFileURL.path
         for ds in datasets(in: file) {
-            for name in try file.virtualSourceNames(ds) ?? [] where name != "." {
+            for name in try file.virtualSourceNames(ds) ?? [] {
+                if name == "." || resolve(name, from: path) == own {
+                    throw ActivationStoreError(.schema, file: path, object: ds,
+                                               "virtual dataset maps into its own file ('\(name)'); bwact indexes map only to shard files")
+                }
                 out.append((ds, name, resolve(name, from: path)))
             }
         }

@@ -24,6 +24,8 @@ public struct ClipFile: Sendable {
 
     private let file: HDF5File
     private let labelValues: [String: [Int]]
+    /// Largest class index + 1 a label may hold (10⁶ classes).
+    public static let maxClassIndex = 1_000_000
 
     static let clipsPath = "/clips"
     static let labelsPath = "/labels"
@@ -82,6 +84,12 @@ public struct ClipFile: Sendable {
                 if let i = values.firstIndex(where: { $0 < 0 }) {
                     throw ActivationStoreError(.schema, file: path, object: object,
                                                "negative class index \(values[i]) at clip \(i); class indices must be ≥ 0")
+                }
+                // The class count is the largest index + 1: an index near Int.max would overflow it, and no
+                // training set has more classes than clips by this margin.
+                if let i = values.firstIndex(where: { $0 >= ClipFile.maxClassIndex }) {
+                    throw ActivationStoreError(.schema, file: path, object: object,
+                                               "class index \(values[i]) at clip \(i) is too large; class indices must be below \(ClipFile.maxClassIndex)")
                 }
                 labels[name] = values
             }

@@ -207,8 +207,30 @@ final class HDF5File: @unchecked Sendable {
         }
     }
 
-    /// Names of the links in a group, in name order; nil if the group does not exist.
+    /// Link names already read, by group path (under the library lock). libhdf5 1.10 can corrupt its heap
+    /// walking a damaged compact link table and crash only on a later walk of the same table; the
+    /// structure guard's helper walks each group once, so the parent walks each group once too.
+    /// The damage noted during the walk is kept with the names and noted again on every later call.
+    private var linkNames: [String: (names: [String]?, damage: String?)] = [:]
+
+    /// Names of the links in a group, in name order; nil if the group does not exist. Read from the file
+    /// once per group and open file.
     func childNames(of path: String) -> [String]? {
+        HDF5Library.sync {
+            if let known = linkNames[path] {
+                if damage == nil { damage = known.damage }
+                return known.names
+            }
+            let before = damage
+            damage = nil
+            let names = readChildNames(of: path)
+            linkNames[path] = (names, damage)
+            if damage == nil { damage = before }
+            return names
+        }
+    }
+
+    private func readChildNames(of path: String) -> [String]? {
         HDF5Library.sync {
             guard isGroup(path) else { return nil }
             let g = H5Gopen2(file.id, path, bw_H5P_DEFAULT())

@@ -246,7 +246,7 @@ public enum StructureGuard {
         // Every root string attribute, whatever the kind of file (a checkpoint's s_* strings among them).
         for name in file.attributeNames() { _ = try? file.readStringAttribute(name) }
         // Training inputs, read in full by the same code the parent will run: a checkpoint (small), or a
-        // clip file's structure, labels and first clip.
+        // clip file's structure, labels and every clip.
         if (try? file.readStringAttribute("format")) == "bwckpt" {
             _ = try? CheckpointFile.read(from: path)
             return HDF5Library.allocationFailed ? outOfMemory : passed
@@ -254,11 +254,16 @@ public enum StructureGuard {
         if file.isDataset(ClipFile.clipsPath) {
             if let clips = try? ClipFile(path: path) {
                 for t in clips.targets { _ = try? clips.labels(t) }
-                if clips.count > 0 { _ = try? clips.pixels(clips: 0..<1) }
+                // Every clip, a few at a time: the parent reads them all for training, and a damaged
+                // layout can crash the read of any range of them.
+                for start in stride(from: 0, to: clips.count, by: 64) { _ = try? clips.pixels(clips: start..<min(start + 64, clips.count)) }
             }
             return HDF5Library.allocationFailed ? outOfMemory : passed
         }
         let inspection = SchemaInspection(file)
+        // A virtual dataset mapped into its own file is refused by the parent before any data read;
+        // reading it here would only recurse inside libhdf5 until the stack overflows.
+        if (try? VirtualSources.sources(of: file, path: path)) == nil { return HDF5Library.allocationFailed ? outOfMemory : passed }
         if file.isDataset(ActivationPaths.clipIDs), (try? file.isStringDataset(ActivationPaths.clipIDs)) == true {
             _ = try? file.readStrings(ActivationPaths.clipIDs)
         }

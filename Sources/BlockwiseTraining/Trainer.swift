@@ -70,12 +70,21 @@ public final class Trainer {
             initial = ckpt.arrays["params"]
             state = ckpt
         }
-        model = try MaskedVideoModel(config: config, initialValues: initial)
+        do {
+            model = try MaskedVideoModel(config: config, initialValues: initial)
+        } catch let e as TrainingError where initial != nil {
+            throw TrainingError("\(directory)/checkpoint.h5: /arrays/params: \(e.description)")
+        }
         optimizer = AdamW(layout: model.layout, config: config)
         if let state {
             guard let m = state.arrays["adam_m"], let v = state.arrays["adam_v"], m.count == model.layout.count, v.count == model.layout.count,
                   let s = state.ints["step"]?.first, let updates = state.ints["adam_updates"] else {
                 throw TrainingError("\(directory)/checkpoint.h5: incomplete checkpoint")
+            }
+            // The step and update counters index batches and bias corrections: out of range they would
+            // trap (negative epochs, overflowing products) instead of failing.
+            guard (0...config.steps).contains(s), updates.count == optimizer.updates.count, updates.allSatisfy({ (0...config.steps).contains($0) }) else {
+                throw TrainingError("\(directory)/checkpoint.h5: /ints/step or /ints/adam_updates out of range (step \(s), the run has \(config.steps) steps)")
             }
             m.withUnsafeBufferPointer { optimizer.m.p.update(from: $0.baseAddress!, count: m.count) }
             v.withUnsafeBufferPointer { optimizer.v.p.update(from: $0.baseAddress!, count: v.count) }

@@ -156,6 +156,34 @@ final class HostileInputTests: XCTestCase {
         var zeroed = good
         if let r = zeroed.range(of: Data("OHDR".utf8), in: 200..<zeroed.count) { zeroed.replaceSubrange(r.lowerBound..<(r.lowerBound + 24), with: Data(count: 24)) }
         try assertRefused(zeroed, "object header zeroed")
+        // Checkpoints that load but hold impossible values (found by the structure fuzzer): a negative step
+        // once trapped in the batch order, a parameter vector of the wrong length gave an error without the
+        // file's name. Written with h5py from the good checkpoint.
+        if let python = debianPython(modules: ["h5py", "numpy"]) {
+            for (edit, what) in [("f['ints/step'][...] = [-1]", "negative step"), ("f['ints/step'][...] = [-(2**63)]", "step at Int64.min"),
+                                 ("v = f['arrays/params'][:1]; del f['arrays/params']; f['arrays/params'] = v", "one parameter")] {
+                let copy = dir.file("edited.h5")
+                try good.write(to: URL(fileURLWithPath: copy))
+                let r = try runProcess(python, ["-c", "import h5py, numpy\nwith h5py.File('\(copy)', 'r+') as f:\n    \(edit)"])
+                XCTAssertEqual(r.status, 0, r.stderr)
+                try assertRefused(try Data(contentsOf: URL(fileURLWithPath: copy)), what)
+            }
+            // A clip file whose label is Int64.max: the class count (largest + 1) once overflowed.
+            let clips = dir.file("clips.h5")
+            let w = try runProcess(python, ["-c", """
+            import h5py, numpy
+            with h5py.File('\(clips)', 'w') as f:
+                f['clips'] = numpy.zeros((8, 16, 32, 32, 3), dtype=numpy.uint8)
+                f['labels/kind'] = numpy.array([2**63 - 1] + [0] * 7, dtype=numpy.int64)
+            """])
+            XCTAssertEqual(w.status, 0, w.stderr)
+            let huge = try runProcess(bwtrain, options + ["--out", dir.file("run3"), "--data", clips])
+            XCTAssertEqual(huge.status, 1, huge.stderr)
+            XCTAssertEqual(huge.stderr.split(separator: "\n").count, 1, huge.stderr)
+            XCTAssertTrue(huge.stderr.contains(clips) && huge.stderr.contains("/labels/kind"), huge.stderr)
+        } else if pythonRequired {
+            XCTFail("/usr/bin/python3 with h5py is required")
+        }
         // The corpus file whose damaged global heap overwrote memory, given as a checkpoint and as clips.
         let hostile = try Data(contentsOf: URL(fileURLWithPath: Self.corpus + "/heap-overflow-vlen-attribute.h5"))
         try hostile.write(to: URL(fileURLWithPath: checkpoint))
