@@ -51,6 +51,12 @@ public enum ActivationValidator {
                     violations.append(SchemaViolation(ActivationPaths.attention(depth), problem))
                 }
             }
+            // The training curve is read by inspect and the report: a damaged chunk of it is a finding too.
+            do { _ = try reader.trainingCurve() } catch let e as ActivationStoreError {
+                violations.append(SchemaViolation(e.object ?? ActivationPaths.trainingStep, e.message))
+            } catch {
+                violations.append(SchemaViolation(ActivationPaths.trainingStep, "\(error)"))
+            }
         }
         return ValidationReport(file: path, violations: violations, nonFiniteCounts: counts)
     }
