@@ -188,6 +188,56 @@ def compare(tmp, values):
     return worst, failures, counts
 
 
+SIMILARITY = ["procrustes_angle", "svcca", "pwcca", "rsa", "mutual_knn"]
+
+
+def similarity_lines(bw, np_ref, file_a, tmp, step, r, keep_going):
+    """Each similarity measure, all pairs over every depth, against all-pairs linear CKA on the same file
+    (the 2x bar), and a 1,000-permutation test of one depth pair per measure; numpy's all-pairs beside."""
+    if "bwanalyze cka" not in r:
+        step("bwanalyze cka", [bw, "cka", file_a, "--depth", "layers", "--pairs", "all", "--format", "csv", "--quiet",
+                               "-o", os.path.join(tmp, "cka.csv")])
+    with h5py_file(file_a) as f:
+        last = len([k for k in f["layers"].keys()]) - 1
+    failures = []
+    for m in SIMILARITY:
+        step(f"bwanalyze similarity {m}", [bw, "similarity", file_a, "--depth", "layers", "--pairs", "all", "--measure", m,
+                                          "--format", "csv", "--quiet", "-o", os.path.join(tmp, f"similarity-{m}.csv")])
+        step(f"numpy similarity {m}", np_ref + ["--similarity", m, file_a, "--values", os.path.join(tmp, f"np-{m}.json")])
+        step(f"bwanalyze permutations {m}", [bw, "similarity", file_a, "--depth", f"{last - 1},{last}", "--measure", m,
+                                            "--permutations", "1000", "--format", "csv", "--quiet", "-o", os.path.join(tmp, f"perm-{m}.csv")])
+        with open(os.path.join(tmp, f"np-{m}.json")) as fh:
+            theirs = json.load(fh)
+        worst = 0.0
+        for row in read_csv(os.path.join(tmp, f"similarity-{m}.csv")):
+            key = f"{row['depth']}-{row['depth_b']}"
+            if row["value"] and key in theirs:
+                worst = max(worst, abs(float(row["value"]) - theirs[key]) / max(abs(theirs[key]), 1e-12))
+        if worst > 1e-8:
+            failures.append(f"{m}: largest relative difference {worst:.3g}")
+        r[f"agreement {m}"] = worst
+    cka = r["bwanalyze cka"][0]
+    print()
+    print(f"{'measure (all pairs, --depth layers)':36s} {'bwanalyze s':>11s} {'x cka':>6s} {'numpy s':>8s} {'bw MB':>6s}"
+          f" {'1000 perms s':>12s} {'max rel diff':>12s}")
+    print("-" * 92)
+    print(f"{'cka_linear_biased (the bar)':36s} {cka:11.2f} {1:6.2f} {'':>8s} {r['bwanalyze cka'][1]:6.0f}")
+    for m in SIMILARITY:
+        b, n, p = r[f"bwanalyze similarity {m}"], r[f"numpy similarity {m}"], r[f"bwanalyze permutations {m}"]
+        print(f"{m:36s} {b[0]:11.2f} {b[0] / cka:6.2f} {n[0]:8.2f} {b[1]:6.0f} {p[0]:12.2f} {r['agreement ' + m]:12.3g}")
+    print("(x cka = bwanalyze similarity / bwanalyze cka, both reading the file themselves; 1000 perms = one depth pair"
+          " with --permutations 1000, its read included)")
+    for line in failures:
+        print(f"  OUTSIDE TOLERANCE: {line}")
+    if failures and not keep_going:
+        sys.exit(1)
+
+
+def h5py_file(path):
+    import h5py
+    return h5py.File(path, "r")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bwanalyze", default=".build/release/bwanalyze")
@@ -195,6 +245,7 @@ def main():
     p.add_argument("--file-b", help="the second file for `cka A B` (default: generate a variant of the first)")
     p.add_argument("--scale", default="full", help="full (1100,128,384), small (300,32,64) or CLIPS,TOKENS,WIDTH")
     p.add_argument("--keep-going", action="store_true", help="exit 0 even if the agreement check fails")
+    p.add_argument("--only", choices=["similarity"], help="run only the similarity lines (and the all-pairs cka line they are measured against)")
     a = p.parse_args()
     clips, tokens, width = SCALES[a.scale] if a.scale in SCALES else map(int, a.scale.split(","))
     bw = os.path.abspath(a.bwanalyze)
@@ -233,6 +284,9 @@ def main():
             r[name] = timed(argv)
             print(f" {r[name][0]:.2f} s, {r[name][1]:.0f} MB", flush=True)
 
+        if a.only == "similarity":
+            similarity_lines(bw, np_ref, file_a, tmp, step, r, a.keep_going)
+            return
         values_path = os.path.join(tmp, "numpy-values.json")
         step("h5py read", np_ref + ["--read", file_a])
         step("numpy suite", np_ref + [file_a, "--values", values_path])
@@ -252,6 +306,7 @@ def main():
         step("bwanalyze cka A B", [bw, "cka", file_a, file_b, "--depth", "layers", "--format", "csv", "--quiet",
                                    "-o", os.path.join(tmp, "cka-ab.csv")])
 
+        similarity_lines(bw, np_ref, file_a, tmp, step, r, True)
         fam = parse_numpy_suite(r["numpy suite"][2])
         np_rss = r["numpy suite"][1]
         none = (None, None)

@@ -33,8 +33,14 @@ the agreement check with bwanalyze). Two other modes, each timed as a whole:
   --read FILE          read every token dataset once (h5py), nothing else: h5py's read GB/s
   --cka-pair A B       load both files and compute linear CKA at matching depths (= `bwanalyze cka A B
                        --depth layers`)
+  --similarity M FILE  load the clip vectors and compute measure M (procrustes_angle, svcca, pwcca, rsa,
+                       mutual_knn) between every pair of depths (= `bwanalyze similarity FILE --depth
+                       layers --pairs all --measure M`), each depth's SVD / RDM ranks / neighbours once,
+                       as a numpy user would write it (docs/metrics.md's conventions); --values writes
+                       them
 
 Usage: /usr/bin/python3 bench/numpy_reference.py FILE [--families cka,probe,...] [--values OUT.json]
+       /usr/bin/python3 bench/numpy_reference.py --similarity MEASURE FILE [--values OUT.json]
        /usr/bin/python3 bench/numpy_reference.py --read FILE
        /usr/bin/python3 bench/numpy_reference.py --cka-pair A B
 """
@@ -313,6 +319,79 @@ def run_cka_pair(a, b):
     print(f"peak RSS {peak_rss_mb():.0f} MB")
 
 
+# similarity beyond CKA (the conventions of docs/metrics.md)
+
+def similarity_prepare(measure, x, k=10):
+    """The per-depth fit: centred SVD basis, centred unit-norm RDM ranks, or sorted neighbour lists."""
+    if measure in ("procrustes_angle", "svcca", "pwcca"):
+        xc = x - x.mean(axis=0)
+        u, s, vt = np.linalg.svd(xc, full_matrices=False)
+        r = int(np.sum(s > np.sqrt(max(x.shape) * np.finfo(float).eps) * s[0]))
+        return u[:, :r], s[:r], vt[:r]
+    if measure == "rsa":
+        z = x - x.mean(axis=1, keepdims=True)
+        z /= np.linalg.norm(z, axis=1, keepdims=True)
+        rdm = (1 - z @ z.T)[np.triu_indices(len(x), k=1)]
+        order = np.argsort(rdm, kind="stable")
+        ranks = np.empty(len(rdm))
+        ranks[order] = np.arange(1, len(rdm) + 1)
+        # average ranks over ties
+        sv = rdm[order]
+        starts = np.flatnonzero(np.r_[True, sv[1:] != sv[:-1]])
+        ends = np.r_[starts[1:], len(sv)]
+        for a, b in zip(starts, ends):
+            if b - a > 1:
+                ranks[order[a:b]] = (a + b - 1) / 2 + 1
+        ranks -= ranks.mean()
+        return ranks / np.linalg.norm(ranks)
+    if measure == "mutual_knn":
+        z = x / np.linalg.norm(x, axis=1, keepdims=True)
+        sim = z @ z.T
+        np.fill_diagonal(sim, -np.inf)
+        return np.sort(np.argsort(-sim, axis=1, kind="stable")[:, :k], axis=1)
+    raise ValueError(measure)
+
+
+def similarity_pair(measure, fa, fb, k=10):
+    if measure == "procrustes_angle":
+        (ua, sa, _), (ub, sb, _) = fa, fb
+        m = (ua * (sa / np.linalg.norm(sa))).T @ (ub * (sb / np.linalg.norm(sb)))
+        return float(np.arccos(min(1.0, np.linalg.svd(m, compute_uv=False).sum())))
+    if measure == "svcca":
+        def keep(s):
+            return int(np.argmax(np.cumsum(s ** 2) / np.sum(s ** 2) >= 0.99 * (1 - 1e-12))) + 1
+        (ua, sa, _), (ub, sb, _) = fa, fb
+        rho = np.clip(np.linalg.svd(ua[:, :keep(sa)].T @ ub[:, :keep(sb)], compute_uv=False), 0, 1)
+        return float(rho.mean())
+    if measure == "pwcca":
+        (ua, sa, va), (ub, _, _) = fa, fb
+        w, rho, _ = np.linalg.svd(ua.T @ ub, full_matrices=False)
+        m = min(len(sa), ub.shape[1])
+        alpha = np.abs(w[:, :m].T @ (sa[:, None] * va)).sum(axis=1)
+        return float((alpha * np.clip(rho[:m], 0, 1)).sum() / alpha.sum())
+    if measure == "rsa":
+        return float(fa @ fb)
+    if measure == "mutual_knn":
+        return float(np.mean([len(np.intersect1d(a, b, assume_unique=True)) for a, b in zip(fa, fb)]) / k)
+    raise ValueError(measure)
+
+
+def run_similarity(measure, path, values_path):
+    t = time.perf_counter()
+    with h5py.File(path, "r") as f:
+        vecs = load_clip_vectors(f)
+    loaded = time.perf_counter() - t
+    depths = sorted(vecs)
+    fits = {d: similarity_prepare(measure, vecs[d]) for d in depths}
+    out = {f"{a}-{b}": similarity_pair(measure, fits[a], fits[b]) for i, a in enumerate(depths) for b in depths[i + 1:]}
+    s = time.perf_counter() - t
+    print(f"{measure}: {len(out)} pairs; load {loaded:.2f} s, total {s:.2f} s")
+    print(f"peak RSS {peak_rss_mb():.0f} MB")
+    if values_path:
+        with open(values_path, "w") as fh:
+            json.dump(out, fh)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("file", nargs="*")
@@ -320,8 +399,11 @@ def main():
     p.add_argument("--values", help="write every computed value to this JSON file")
     p.add_argument("--read", action="store_true", help="only read every token dataset once")
     p.add_argument("--cka-pair", action="store_true", help="linear CKA between two files at matching depths")
+    p.add_argument("--similarity", help="one similarity measure between every pair of depths")
     a = p.parse_args()
-    if a.read:
+    if a.similarity:
+        run_similarity(a.similarity, a.file[0], a.values)
+    elif a.read:
         run_read(a.file[0])
     elif a.cka_pair:
         if len(a.file) != 2:
