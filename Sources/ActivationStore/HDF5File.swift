@@ -221,9 +221,15 @@ final class HDF5File: @unchecked Sendable {
                 if damage == nil { damage = known.damage }
                 return known.names
             }
+            // Past the structure guard: the names of a group its helper listed come from the helper.
+            if let names = preread?.links[path] {
+                linkNames[path] = (names, nil)
+                return names
+            }
             let before = damage
             damage = nil
             let names = readChildNames(of: path)
+            if let names, damage == nil { HDF5File.recorder?.links[path] = names }
             linkNames[path] = (names, damage)
             if damage == nil { damage = before }
             return names

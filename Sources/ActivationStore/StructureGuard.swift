@@ -15,7 +15,8 @@ import Glibc
 /// time limit or out of memory makes the file "damaged".
 ///
 /// The helper writes back what the parent must not read itself (`Preread`): every variable-length
-/// string it read (root attributes, string datasets) and the identity of the file it had open. Those
+/// string it read (root attributes, string datasets), the link names of every group it listed, and the
+/// identity of the file it had open. Those
 /// strings are the reads that can corrupt memory without failing (a global-heap object larger than its
 /// descriptor says is copied whole), so a helper surviving them proves nothing about the parent; the
 /// parent takes them from the helper instead. The parent then opens the file and checks that the file
@@ -49,6 +50,9 @@ public enum StructureGuard {
         public var datasets: [String: [String]] = [:]
         /// Attributes (by name) and datasets (by path) the helper could not read, with the error it met.
         public var failures: [String: Failure] = [:]
+        /// The link names of every group the helper listed, by group path: walking a damaged link table
+        /// can corrupt libhdf5's heap without failing, so the parent takes the names from here.
+        public var links: [String: [String]] = [:]
 
         public init(identity: String? = nil) { self.identity = identity }
 
