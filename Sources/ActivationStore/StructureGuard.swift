@@ -53,6 +53,22 @@ public enum StructureGuard {
         /// The link names of every group the helper listed, by group path: walking a damaged link table
         /// can corrupt libhdf5's heap without failing, so the parent takes the names from here.
         public var links: [String: [String]] = [:]
+        /// The root attributes' names, which exist, the lookup errors met (by name), each attribute's shape
+        /// and type, and integer values: a damaged attribute message can be decoded out of bounds without
+        /// failing, so past the guard the parent decodes none itself that the helper decoded.
+        public var attributeNames: [String]? = nil
+        public var exists: [String: Bool] = [:]
+        public var lookupErrors: [String: String] = [:]
+        public var infos: [String: AttributeInfo] = [:]
+        public var ints: [String: [Int]] = [:]
+
+        /// An attribute's shape and stored type, as the helper found them.
+        public struct AttributeInfo: Codable, Sendable, Equatable {
+            public var shape: [Int]
+            public var typeClass: String
+            public var bytes: Int
+            public var variableString: Bool
+        }
 
         public init(identity: String? = nil) { self.identity = identity }
 
