@@ -26,17 +26,10 @@ extension HDF5File {
     func readStrings(_ path: String) throws -> [String] {
         if let preread {
             if let values = preread.datasets[path] { return values }
-            if let failure = preread.failures[path] { throw failure.error(file: displayName) }
+            try throwPrereadFailure(path)
             throw error(.damaged, path, "was not read by the file's structure check")
         }
-        do {
-            let values = try readStringsFromFile(path)
-            HDF5File.recorder?.datasets[path] = values
-            return values
-        } catch let e as ActivationStoreError {
-            HDF5File.recorder?.failures[path] = .init(e)
-            throw e
-        }
+        return try recorded(path, { try readStringsFromFile(path) }) { $0.datasets[path] = $1 }
     }
 
     private func readStringsFromFile(_ path: String) throws -> [String] {

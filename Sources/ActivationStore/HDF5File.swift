@@ -18,7 +18,7 @@ public enum ElementType: String, Sendable, Codable, CaseIterable {
 
 /// What a dataset or attribute holds, as HDF5 reports it.
 struct StoredType: Equatable {
-    enum Class: Equatable { case float, integer, string, other }
+    enum Class: String, Equatable { case float, integer, string, other }
     var typeClass: Class
     var bytes: Int
     var isVariableString = false
@@ -368,24 +368,40 @@ final class HDF5File: @unchecked Sendable {
 
     // MARK: attributes (on the root group)
 
-    func attributeExists(_ name: String) -> Bool {
-        if let known = preread?.exists[name] { return known }
-        let found = HDF5Library.sync { H5Aexists(file.id, name) > 0 }
-        HDF5File.recorder?.exists[name] = found
-        return found
-    }
+    func attributeExists(_ name: String) -> Bool { lookUpAttribute(name).exists }
 
     /// The HDF5 error met looking up a root attribute (damaged metadata), nil when the lookup worked.
-    func attributeLookupError(_ name: String) -> String? {
-        if let preread, preread.exists[name] != nil || preread.lookupErrors[name] != nil { return preread.lookupErrors[name] }
-        let message: String? = HDF5Library.sync {
-            guard H5Aexists(file.id, name) < 0 else { return nil }
-            return HDF5Library.lastErrorMessage() ?? "unreadable metadata"
+    func attributeLookupError(_ name: String) -> String? { lookUpAttribute(name).error }
+
+    /// One `H5Aexists` of a root attribute (past the guard, the helper's): whether it exists, and the
+    /// error met when the lookup failed.
+    private func lookUpAttribute(_ name: String) -> (exists: Bool, error: String?) {
+        if let preread, let exists = preread.exists[name] { return (exists, preread.lookupErrors[name]) }
+        let (exists, message): (Bool, String?) = HDF5Library.sync {
+            let found = H5Aexists(file.id, name)
+            return (found > 0, found < 0 ? HDF5Library.lastErrorMessage() ?? "unreadable metadata" : nil)
         }
-        if let message { HDF5File.recorder?.lookupErrors[name] = message } else if HDF5File.recorder != nil, HDF5File.recorder?.exists[name] == nil {
-            HDF5File.recorder?.exists[name] = HDF5Library.sync { H5Aexists(file.id, name) > 0 }
+        HDF5File.recorder?.exists[name] = exists
+        if let message { HDF5File.recorder?.lookupErrors[name] = message }
+        return (exists, message)
+    }
+
+    /// Reads through `read` and, in the structure guard's helper, records the value (`store`) or the
+    /// error (under `key` in `failures`) for the parent.
+    func recorded<T>(_ key: String, _ read: () throws -> T, store: (inout StructureGuard.Preread, T) -> Void) throws -> T {
+        do {
+            let value = try read()
+            if HDF5File.recorder != nil { store(&HDF5File.recorder!, value) }
+            return value
+        } catch let e as ActivationStoreError {
+            HDF5File.recorder?.failures[key] = .init(e)
+            throw e
         }
-        return message
+    }
+
+    /// Past the guard: throws the error the helper met under `key`, if it met one.
+    func throwPrereadFailure(_ key: String) throws {
+        if let failure = preread?.failures[key] { throw failure.error(file: displayName) }
     }
 
     private func attributeLabel(_ name: String) -> String { "/ attr \(name)" }
@@ -416,21 +432,13 @@ final class HDF5File: @unchecked Sendable {
 
     func attributeInfo(_ name: String) throws -> (shape: [Int], type: StoredType) {
         let key = "info:" + name
-        if let preread {
-            if let i = preread.infos[name] {
-                let cls: StoredType.Class = i.typeClass == "float" ? .float : i.typeClass == "integer" ? .integer : i.typeClass == "string" ? .string : .other
-                return (i.shape, StoredType(typeClass: cls, bytes: i.bytes, isVariableString: i.variableString))
-            }
-            if let failure = preread.failures[key] { throw failure.error(file: displayName) }
+        if let i = preread?.infos[name] {
+            return (i.shape, StoredType(typeClass: StoredType.Class(rawValue: i.typeClass) ?? .other, bytes: i.bytes, isVariableString: i.variableString))
         }
-        do {
-            let info = try readAttributeInfo(name)
-            HDF5File.recorder?.infos[name] = .init(shape: info.shape, typeClass: "\(info.type.typeClass)", bytes: info.type.bytes,
-                                                   variableString: info.type.isVariableString)
-            return info
-        } catch let e as ActivationStoreError {
-            HDF5File.recorder?.failures[key] = .init(e)
-            throw e
+        try throwPrereadFailure(key)
+        return try recorded(key, { try readAttributeInfo(name) }) { record, info in
+            record.infos[name] = .init(shape: info.shape, typeClass: info.type.typeClass.rawValue, bytes: info.type.bytes,
+                                       variableString: info.type.isVariableString)
         }
     }
 
@@ -463,18 +471,11 @@ final class HDF5File: @unchecked Sendable {
     func readStringAttribute(_ name: String) throws -> String {
         if let preread {
             if let value = preread.attributes[name] { return value }
-            if let failure = preread.failures[name] { throw failure.error(file: displayName) }
+            try throwPrereadFailure(name)
             guard attributeExists(name) else { _ = try openAttribute(name); throw error(.schema, attributeLabel(name), "missing") }
             throw error(.damaged, attributeLabel(name), "was not read by the file's structure check")
         }
-        do {
-            let value = try readStringAttributeFromFile(name)
-            HDF5File.recorder?.attributes[name] = value
-            return value
-        } catch let e as ActivationStoreError {
-            HDF5File.recorder?.failures[name] = .init(e)
-            throw e
-        }
+        return try recorded(name, { try readStringAttributeFromFile(name) }) { $0.attributes[name] = $1 }
     }
 
     private func readStringAttributeFromFile(_ name: String) throws -> String {
@@ -516,18 +517,9 @@ final class HDF5File: @unchecked Sendable {
     /// An integer attribute, scalar or one-dimensional, converted to Int64 (past the guard, the helper's).
     func readIntAttribute(_ name: String) throws -> [Int] {
         let key = "int:" + name
-        if let preread {
-            if let values = preread.ints[name] { return values }
-            if let failure = preread.failures[key] { throw failure.error(file: displayName) }
-        }
-        do {
-            let values = try readIntAttributeFromFile(name)
-            HDF5File.recorder?.ints[name] = values
-            return values
-        } catch let e as ActivationStoreError {
-            HDF5File.recorder?.failures[key] = .init(e)
-            throw e
-        }
+        if let values = preread?.ints[name] { return values }
+        try throwPrereadFailure(key)
+        return try recorded(key, { try readIntAttributeFromFile(name) }) { $0.ints[name] = $1 }
     }
 
     private func readIntAttributeFromFile(_ name: String) throws -> [Int] {
